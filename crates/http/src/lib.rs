@@ -1,1 +1,28 @@
-//! placeholder
+//! HTTP plumbing shared by every transport and server binary, so that none
+//! of them copies it: the body type and JSON answers ([`reply`]), the error
+//! table ([`error`]), query and cursor parsing ([`query`]), the admin token
+//! ([`admin`]), the publish API ([`publish`]), the connection loop with its
+//! graceful shutdown ([`server`]) and the run loop of a binary
+//! ([`standalone`]).
+//!
+//! Requests flow: [`server::serve`] accepts a connection and hands each
+//! request to the binary's router, which calls a transport's handler or
+//! [`standalone::AppContext::common`]; handlers return
+//! `Result<Response, ApiError>` and errors become answers in
+//! [`error::ApiError::into_response`].
+
+pub mod admin;
+pub mod error;
+pub mod publish;
+pub mod query;
+pub mod reply;
+pub mod server;
+pub mod standalone;
+
+pub use admin::AdminToken;
+pub use error::ApiError;
+pub use publish::{PublishLimits, Publisher};
+pub use query::Query;
+pub use reply::{Body, Request, Response, RouteFuture};
+pub use server::{ClientAddr, ConnectionSlot, ServeConfig, Shutdown, serve};
+pub use standalone::{AppContext, CommonArgs, allow, run};

@@ -123,7 +123,13 @@ mod tests {
     #[test]
     fn newcomer_gets_everything_without_reset() {
         let plan = plan_replay(&epoch(), window(10, 20), None);
-        assert_eq!(plan, ReplayPlan { reset: None, after: 0 });
+        assert_eq!(
+            plan,
+            ReplayPlan {
+                reset: None,
+                after: 0
+            }
+        );
     }
 
     #[test]
@@ -157,7 +163,13 @@ mod tests {
     #[test]
     fn cursor_without_epoch_is_taken_as_current() {
         let plan = plan_replay(&epoch(), window(10, 20), Some(&Cursor::new(15, None)));
-        assert_eq!(plan, ReplayPlan { reset: None, after: 15 });
+        assert_eq!(
+            plan,
+            ReplayPlan {
+                reset: None,
+                after: 15
+            }
+        );
     }
 
     #[test]

@@ -136,7 +136,10 @@ impl Hub {
     }
 
     fn with_backend(config: HubConfig, backend: Backend, epoch: Epoch) -> Self {
-        assert!(config.history > 0, "a hub must retain at least one notification");
+        assert!(
+            config.history > 0,
+            "a hub must retain at least one notification"
+        );
         let (live, _) = broadcast::channel(config.history);
         let (newest, _) = watch::channel(0);
         Hub {
@@ -311,6 +314,12 @@ impl Subscription {
             live,
             delivered: newest,
         }
+    }
+
+    /// Whether the first delivery will be a reset: the cursor it was opened
+    /// with could not be honoured.
+    pub fn starts_with_reset(&self) -> bool {
+        matches!(self.pending.front(), Some(Delivery::Reset { .. }))
     }
 
     /// The epoch this subscription reads.

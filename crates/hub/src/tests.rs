@@ -37,7 +37,10 @@ async fn ids_start_at_one_and_increase_by_one() {
         assert_eq!(n.id(), expected);
     }
     assert_eq!(hub.newest_id(), 20);
-    assert_eq!(ids(&hub.since(None).notifications), (13..=20).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&hub.since(None).notifications),
+        (13..=20).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -47,7 +50,10 @@ async fn text_is_trimmed_and_bounded() {
         max_text_bytes: 5,
     });
     assert_eq!(hub.publish("  hi \n").await.unwrap().text(), "hi");
-    assert_eq!(hub.publish(" \t\n ").await.unwrap_err(), PublishError::EmptyText);
+    assert_eq!(
+        hub.publish(" \t\n ").await.unwrap_err(),
+        PublishError::EmptyText
+    );
     assert_eq!(
         hub.publish("123456").await.unwrap_err(),
         PublishError::TextTooLong { len: 6, limit: 5 }
@@ -135,7 +141,13 @@ async fn a_subscriber_that_falls_behind_is_reset_not_buffered() {
     }
     let got = ready(&mut sub).await;
     assert!(
-        matches!(got[0], Delivery::Reset { reason: ResetReason::FellBehind, .. }),
+        matches!(
+            got[0],
+            Delivery::Reset {
+                reason: ResetReason::FellBehind,
+                ..
+            }
+        ),
         "first delivery is the reset: {got:?}"
     );
     let after_reset: Vec<u64> = got[1..]
@@ -185,7 +197,12 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// PROTOCOL.md's rule, written independently of the hub's code.
-fn expected(published: u64, history: u64, after: u64, epoch: EpochChoice) -> (Option<ResetReason>, Vec<u64>) {
+fn expected(
+    published: u64,
+    history: u64,
+    after: u64,
+    epoch: EpochChoice,
+) -> (Option<ResetReason>, Vec<u64>) {
     let oldest = published.saturating_sub(history) + 1;
     let retained: Vec<u64> = (oldest..=published).collect();
     match epoch {

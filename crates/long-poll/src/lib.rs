@@ -1,1 +1,137 @@
-//! placeholder
+//! Long polling: the browser asks "anything new since my cursor?" and the
+//! server holds the request until there is, or until a timeout passes.
+//!
+//! `GET /api/long-poll?after=ID&epoch=E&timeout=S` answers the same body as a
+//! short poll. If something newer than the cursor (or a reset) exists, the
+//! answer is immediate; otherwise the request is held on
+//! [`Hub::wait_newer_than`] — a watch receiver, no timer loop, no CPU while
+//! idle — until a publish wakes it, `S` seconds pass (default 25, max 60), or
+//! the server shuts down. Then it answers with whatever exists, perhaps an
+//! empty list, and the browser asks again with the new cursor. The cursor is
+//! what makes the gap between two polls lossless.
+//!
+//! If the client goes away, hyper drops the held future and with it the
+//! watch receiver: nothing is left behind. [`LongPoll::held`] counts held
+//! requests so that this can be observed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::Method;
+use notify_http::{
+    ApiError, AppContext, Query, Request, Response, RouteFuture, Shutdown, allow, reply,
+};
+use notify_hub::Hub;
+
+/// The path this transport serves.
+pub const PATH: &str = "/api/long-poll";
+
+/// How long a request is held when the client does not say, and the most it
+/// may ask for. Below the 30–120 s idle timeouts common in proxies.
+#[derive(Debug, Clone, Copy)]
+pub struct LongPollTimeout {
+    pub default: Duration,
+    pub max: Duration,
+}
+
+impl Default for LongPollTimeout {
+    fn default() -> Self {
+        LongPollTimeout {
+            default: Duration::from_secs(25),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Answers long polls from one hub.
+#[derive(Debug, Clone)]
+pub struct LongPoll {
+    hub: Hub,
+    shutdown: Shutdown,
+    timeout: LongPollTimeout,
+    held: Arc<AtomicUsize>,
+}
+
+/// Counts a request as held for exactly as long as it is.
+struct Held(Arc<AtomicUsize>);
+
+impl Held {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Held(count.clone())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl LongPoll {
+    pub fn new(hub: Hub, shutdown: Shutdown, timeout: LongPollTimeout) -> Self {
+        LongPoll {
+            hub,
+            shutdown,
+            timeout,
+            held: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Requests being held right now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    pub async fn handle(&self, req: &Request) -> Result<Response, ApiError> {
+        allow(req, &Method::GET, "GET")?;
+        let query = Query::from_uri(req.uri());
+        let cursor = query.cursor()?;
+        let timeout = match query.number_in("timeout", 0..=self.timeout.max.as_secs())? {
+            Some(secs) => Duration::from_secs(secs),
+            None => self.timeout.default,
+        };
+        let since = self.hub.since(cursor.as_ref());
+        if !since.notifications.is_empty() || since.reset.is_some() || timeout.is_zero() {
+            return Ok(reply::poll_answer(&since));
+        }
+        {
+            let _held = Held::new(&self.held);
+            tokio::select! {
+                _ = self.hub.wait_newer_than(since.cursor) => {}
+                _ = tokio::time::sleep(timeout) => {}
+                _ = self.shutdown.started() => {}
+            }
+        }
+        Ok(reply::poll_answer(&self.hub.since(cursor.as_ref())))
+    }
+}
+
+/// The router of the long-poll server run alone: this transport plus the
+/// routes every server has.
+pub fn standalone(
+    ctx: &AppContext,
+    timeout: LongPollTimeout,
+) -> (
+    LongPoll,
+    impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<>,
+) {
+    let poll = LongPoll::new(ctx.hub.clone(), ctx.shutdown.clone(), timeout);
+    let ctx = ctx.clone();
+    let handle = poll.clone();
+    let route = move |req: Request| {
+        let ctx = ctx.clone();
+        let poll = poll.clone();
+        Box::pin(async move {
+            if req.uri().path() == PATH {
+                poll.handle(&req)
+                    .await
+                    .unwrap_or_else(ApiError::into_response)
+            } else {
+                ctx.common(req).await
+            }
+        }) as RouteFuture
+    };
+    (handle, route)
+}

@@ -1,1 +1,55 @@
-//! placeholder
+//! Short polling: the browser asks every few seconds "anything new since my
+//! cursor?" and the server answers at once, usually with an empty list.
+//!
+//! `GET /api/poll?after=ID&epoch=E` →
+//! `200 {"epoch":..,"reset":false,"notifications":[..],"cursor":ID}`.
+//!
+//! This is the whole transport: one read of the hub per request. Its cost is
+//! in the traffic, not the code: N clients polling every I seconds make N/I
+//! requests a second whether or not anything was published, and a
+//! notification waits I/2 on average before anyone asks for it.
+
+use http::Method;
+use notify_http::{ApiError, AppContext, Query, Request, Response, RouteFuture, allow, reply};
+use notify_hub::Hub;
+
+/// The path this transport serves.
+pub const PATH: &str = "/api/poll";
+
+/// Answers short polls from one hub.
+#[derive(Debug, Clone)]
+pub struct ShortPoll {
+    hub: Hub,
+}
+
+impl ShortPoll {
+    pub fn new(hub: Hub) -> Self {
+        ShortPoll { hub }
+    }
+
+    pub fn handle(&self, req: &Request) -> Result<Response, ApiError> {
+        allow(req, &Method::GET, "GET")?;
+        let cursor = Query::from_uri(req.uri()).cursor()?;
+        Ok(reply::poll_answer(&self.hub.since(cursor.as_ref())))
+    }
+}
+
+/// The router of the short-poll server run alone: this transport plus the
+/// routes every server has.
+pub fn standalone(
+    ctx: &AppContext,
+) -> impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<> {
+    let ctx = ctx.clone();
+    let poll = ShortPoll::new(ctx.hub.clone());
+    move |req: Request| {
+        let ctx = ctx.clone();
+        let poll = poll.clone();
+        Box::pin(async move {
+            if req.uri().path() == PATH {
+                poll.handle(&req).unwrap_or_else(ApiError::into_response)
+            } else {
+                ctx.common(req).await
+            }
+        }) as RouteFuture
+    }
+}

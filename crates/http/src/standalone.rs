@@ -1,0 +1,193 @@
+//! What every server binary shares: the common flags, the shared context
+//! (hub, publisher, shutdown) and the run loop that binds, serves, waits for
+//! Ctrl-C or SIGTERM and drains.
+//!
+//! Each transport's binary and the combined server call [`run`] with a
+//! function that builds their router from an [`AppContext`]; the routes every
+//! server has (`/api/notifications`, `/healthz`) are in [`AppContext::common`].
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use notify_hub::{DEFAULT_HISTORY, DEFAULT_MAX_TEXT_BYTES, Hub, HubConfig};
+use tokio::net::TcpListener;
+
+use crate::admin::{ADMIN_TOKEN_ENV, AdminToken, TokenSource};
+use crate::error::ApiError;
+use crate::publish::{PublishLimits, Publisher};
+use crate::reply::{Request, Response, text};
+use crate::server::{ServeConfig, Shutdown, serve};
+
+/// How long shutdown waits for connections to close before giving up.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Flags every server binary accepts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Admin token for publishing; `NOTIFY_ADMIN_TOKEN` wins over it, and
+    /// without either a random one is generated and printed.
+    #[arg(long)]
+    pub admin_token: Option<String>,
+    /// Notifications retained for resume.
+    #[arg(long, default_value_t = DEFAULT_HISTORY, value_parser = clap::value_parser!(usize))]
+    pub history: usize,
+    /// Longest notification text, in bytes after trimming.
+    #[arg(long, default_value_t = DEFAULT_MAX_TEXT_BYTES)]
+    pub max_text_bytes: usize,
+    /// Sustained publishes allowed per second.
+    #[arg(long, default_value_t = NonZeroU32::new(100).expect("non-zero"))]
+    pub publish_rate: NonZeroU32,
+    /// Publishes allowed at once before the rate applies.
+    #[arg(long, default_value_t = NonZeroU32::new(200).expect("non-zero"))]
+    pub publish_burst: NonZeroU32,
+    /// Open connections before new ones get 503.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Seconds a client has to send request headers.
+    #[arg(long, default_value_t = 10)]
+    pub header_read_timeout: u64,
+}
+
+/// What every route can reach: built once, shared by reference.
+#[derive(Debug, Clone)]
+pub struct AppContext {
+    pub hub: Hub,
+    pub publisher: Arc<Publisher>,
+    pub shutdown: Shutdown,
+    pub serve: ServeConfig,
+}
+
+impl AppContext {
+    /// An in-memory hub and a publisher from the flags; the token from the
+    /// environment, the flag, or generated.
+    pub fn from_args(args: &CommonArgs) -> Self {
+        let token = AdminToken::resolve(
+            std::env::var(ADMIN_TOKEN_ENV).ok(),
+            args.admin_token.clone(),
+        );
+        let hub = Hub::in_memory(HubConfig {
+            history: args.history.max(1),
+            max_text_bytes: args.max_text_bytes,
+        });
+        let limits = PublishLimits {
+            rate_per_second: args.publish_rate,
+            burst: args.publish_burst,
+            ..PublishLimits::for_text_limit(args.max_text_bytes)
+        };
+        let serve = ServeConfig {
+            header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
+            max_connections: args.max_connections,
+        };
+        AppContext::new(hub, token, limits, serve)
+    }
+
+    pub fn new(hub: Hub, token: AdminToken, limits: PublishLimits, serve: ServeConfig) -> Self {
+        AppContext {
+            publisher: Publisher::new(hub.clone(), token, limits),
+            hub,
+            shutdown: Shutdown::new(),
+            serve,
+        }
+    }
+
+    /// The routes every server has; anything else is 404.
+    pub async fn common(&self, req: Request) -> Response {
+        let result = match req.uri().path() {
+            "/api/notifications" => match allow(&req, &Method::POST, "POST") {
+                Ok(()) => self.publisher.handle(req).await,
+                Err(err) => Err(err),
+            },
+            "/healthz" => allow(&req, &Method::GET, "GET").map(|()| text(StatusCode::OK, "ok")),
+            _ => Err(ApiError::NotFound),
+        };
+        result.unwrap_or_else(ApiError::into_response)
+    }
+}
+
+/// `Ok` when the request uses `method`; otherwise the 405 naming `allow`.
+pub fn allow(req: &Request, method: &Method, allow: &'static str) -> Result<(), ApiError> {
+    if req.method() == method {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed { allow })
+    }
+}
+
+/// Runs a server until Ctrl-C or SIGTERM, then drains it.
+pub async fn run<B, R, Fut>(name: &str, args: CommonArgs, build: B) -> io::Result<()>
+where
+    B: FnOnce(&AppContext) -> R,
+    R: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    init_tracing();
+    let ctx = AppContext::from_args(&args);
+    let listener = TcpListener::bind(args.addr).await?;
+    let addr = listener.local_addr()?;
+    let route = build(&ctx);
+    let token = ctx.publisher.token();
+    tracing::info!(%addr, epoch = %ctx.hub.epoch(), "{name} listening");
+    println!("{name} listening on http://{addr}/");
+    match token.source() {
+        TokenSource::Generated => println!(
+            "admin token (generated; set {ADMIN_TOKEN_ENV} to choose one): {}",
+            token.reveal()
+        ),
+        TokenSource::Environment => println!("admin token: from {ADMIN_TOKEN_ENV}"),
+        TokenSource::Flag => println!("admin token: from --admin-token"),
+    }
+    let server = tokio::spawn(serve(
+        listener,
+        ctx.serve.clone(),
+        ctx.shutdown.clone(),
+        route,
+    ));
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let clean = ctx.shutdown.drain(SHUTDOWN_GRACE).await;
+    server.abort();
+    if clean {
+        tracing::info!("stopped cleanly");
+    } else {
+        tracing::warn!(
+            left = ctx.shutdown.running_tasks(),
+            "connections still open after the grace period; exiting anyway"
+        );
+    }
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
