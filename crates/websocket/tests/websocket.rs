@@ -1,0 +1,376 @@
+//! The WebSocket transport over real sockets: hello, replay, live frames
+//! each once and in order; handshake rejections; close codes for oversized
+//! frames, client data and shutdown; and a subscriber that never reads.
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use notify_hub::HubConfig;
+use notify_test_support::{
+    Pushed, TestConfig, TestServer, assert_exactly_once_in_order, eventually, raw_http, ws_connect,
+    ws_next, ws_notifications,
+};
+use notify_websocket::{WebSocket, WsConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+async fn server_with(config: TestConfig, ws: WsConfig) -> (TestServer, WebSocket) {
+    let mut handle = None;
+    let server = TestServer::start_with(config, |ctx| {
+        let (socket, route) = notify_websocket::standalone(ctx, ws);
+        handle = Some(socket);
+        route
+    })
+    .await;
+    (server, handle.expect("router built"))
+}
+
+async fn server() -> (TestServer, WebSocket) {
+    server_with(TestConfig::default(), WsConfig::default()).await
+}
+
+fn ids(notifications: &[notify_test_support::WireNotification]) -> Vec<u64> {
+    notifications.iter().map(|n| n.id).collect()
+}
+
+#[tokio::test]
+async fn a_connected_client_gets_all_100_exactly_once_in_order() {
+    let (server, _) = server().await;
+    let mut ws = ws_connect(&server.ws_url("/api/ws")).await.unwrap();
+    let hello = ws_next(&mut ws).await.unwrap();
+    assert_eq!(
+        hello,
+        Some(Pushed::Hello {
+            epoch: server.hub().epoch().to_string(),
+            cursor: 0
+        })
+    );
+    for i in 1..=100 {
+        server.publish(&format!("n{i}")).await.unwrap();
+    }
+    let got = ws_notifications(&mut ws, 100).await.unwrap();
+    assert_exactly_once_in_order(&ids(&got), 1..=100);
+    assert_eq!(got[99].text, "n100");
+}
+
+#[tokio::test]
+async fn resuming_replays_then_goes_live_without_gap_or_duplicate() {
+    let (server, _) = server().await;
+    for i in 1..=10 {
+        server.publish(&format!("n{i}")).await.unwrap();
+    }
+    let epoch = server.hub().epoch().to_string();
+    let mut ws = ws_connect(&server.ws_url(&format!("/api/ws?after=6&epoch={epoch}")))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { epoch, cursor: 6 })
+    );
+    for i in 11..=15 {
+        server.publish(&format!("n{i}")).await.unwrap();
+    }
+    let got = ws_notifications(&mut ws, 9).await.unwrap();
+    assert_exactly_once_in_order(&ids(&got), 7..=15);
+}
+
+#[tokio::test]
+async fn cursors_it_cannot_honour_start_with_a_reset_frame() {
+    let (server, _) = server_with(
+        TestConfig {
+            hub: HubConfig {
+                history: 4,
+                ..HubConfig::default()
+            },
+            ..TestConfig::default()
+        },
+        WsConfig::default(),
+    )
+    .await;
+    for i in 1..=10 {
+        server.publish(&format!("n{i}")).await.unwrap();
+    }
+    let epoch = server.hub().epoch().to_string();
+    for (query, reason) in [
+        (format!("after=2&epoch={epoch}"), "cursor_too_old"),
+        ("after=9&epoch=another".to_string(), "epoch_changed"),
+        (format!("after=11&epoch={epoch}"), "cursor_ahead"),
+    ] {
+        let mut ws = ws_connect(&server.ws_url(&format!("/api/ws?{query}")))
+            .await
+            .unwrap();
+        assert_eq!(
+            ws_next(&mut ws).await.unwrap(),
+            Some(Pushed::Hello {
+                epoch: epoch.clone(),
+                cursor: 0
+            })
+        );
+        assert_eq!(
+            ws_next(&mut ws).await.unwrap(),
+            Some(Pushed::Reset {
+                epoch: epoch.clone(),
+                reason: reason.into()
+            }),
+            "{query}"
+        );
+        assert_exactly_once_in_order(&ids(&ws_notifications(&mut ws, 4).await.unwrap()), 7..=10);
+    }
+}
+
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// A valid upgrade request, with `overrides` replacing or adding headers
+/// and the header named `skip` left out.
+fn upgrade_request(overrides: &[(&str, &str)], skip: &str) -> String {
+    let mut headers = vec![
+        ("Host", "127.0.0.1"),
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", KEY),
+    ];
+    for (name, value) in overrides {
+        match headers.iter_mut().find(|(n, _)| n == name) {
+            Some(header) => header.1 = value,
+            None => headers.push((name, value)),
+        }
+    }
+    let mut request = String::from("GET /api/ws HTTP/1.1\r\n");
+    for (name, value) in headers.iter().filter(|(n, _)| *n != skip) {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request
+}
+
+#[tokio::test]
+async fn a_handshake_without_key_is_refused_with_400() {
+    let (server, ws) = server().await;
+    let answer = raw_http(server.addr, &upgrade_request(&[], "Sec-WebSocket-Key"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["error"], "bad_upgrade");
+    assert!(
+        answer.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Sec-WebSocket-Key")
+    );
+    assert_eq!(ws.open_connections(), 0);
+}
+
+#[tokio::test]
+async fn a_handshake_with_the_wrong_version_is_refused_with_400() {
+    let (server, _) = server().await;
+    let answer = raw_http(
+        server.addr,
+        &upgrade_request(&[("Sec-WebSocket-Version", "8")], ""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 400);
+    assert!(
+        answer
+            .head
+            .to_lowercase()
+            .contains("sec-websocket-version: 13"),
+        "{}",
+        answer.head
+    );
+}
+
+#[tokio::test]
+async fn a_handshake_without_upgrade_headers_is_refused_with_400() {
+    let (server, _) = server().await;
+    let response = server.http.get(server.url("/api/ws")).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_with_403_and_an_allowed_one_accepted() {
+    let (server, _) = server_with(
+        TestConfig::default(),
+        WsConfig {
+            allowed_origins: vec!["http://trusted.test".into()],
+            ..WsConfig::default()
+        },
+    )
+    .await;
+    let foreign = raw_http(
+        server.addr,
+        &upgrade_request(&[("Origin", "http://evil.test")], ""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(foreign.status, 403);
+    assert_eq!(foreign.json()["error"], "origin_not_allowed");
+
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    socket
+        .write_all(upgrade_request(&[("Origin", "http://trusted.test")], "").as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut socket).await;
+    assert!(
+        head.starts_with("HTTP/1.1 101 Switching Protocols"),
+        "{head}"
+    );
+    assert!(
+        head.contains("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{head}"
+    );
+}
+
+/// Reads a response head byte by byte, leaving the frames after it unread.
+async fn read_head(socket: &mut tokio::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(socket.read_u8().await.unwrap());
+    }
+    String::from_utf8(head).unwrap()
+}
+
+#[tokio::test]
+async fn an_oversized_client_frame_closes_with_1009() {
+    let (server, ws_handle) = server().await;
+    let mut ws = ws_connect(&server.ws_url("/api/ws")).await.unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    ws.send(Message::binary(vec![
+        0u8;
+        notify_websocket::MAX_CLIENT_MESSAGE_BYTES
+            + 1
+    ]))
+    .await
+    .unwrap();
+    match ws_next(&mut ws).await.unwrap() {
+        Some(Pushed::Closed { code, .. }) => assert_eq!(code, 1009),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    eventually("the connection is gone", || {
+        ws_handle.open_connections() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_that_sends_data_is_closed_with_1008() {
+    let (server, _) = server().await;
+    let mut ws = ws_connect(&server.ws_url("/api/ws")).await.unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    ws.send(Message::text("hello server")).await.unwrap();
+    match ws_next(&mut ws).await.unwrap() {
+        Some(Pushed::Closed { code, .. }) => assert_eq!(code, 1008),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn shutdown_closes_with_1001() {
+    let (server, _) = server().await;
+    let mut ws = ws_connect(&server.ws_url("/api/ws")).await.unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    let draining = tokio::spawn(async move {
+        let clean = server.shutdown().await;
+        (clean, server)
+    });
+    match ws_next(&mut ws).await.unwrap() {
+        Some(Pushed::Closed { code, reason }) => {
+            assert_eq!(code, 1001);
+            assert_eq!(reason, "server shutting down");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    drop(ws);
+    let (clean, _server) = draining.await.unwrap();
+    assert!(clean, "every connection task finished");
+}
+
+#[tokio::test]
+async fn a_subscriber_that_never_reads_is_dropped_never_silently_skipped() {
+    let (server, ws_handle) = server_with(
+        TestConfig::default(),
+        WsConfig {
+            send_timeout: Duration::from_millis(500),
+            ..WsConfig::default()
+        },
+    )
+    .await;
+    // A small receive buffer so the socket fills quickly.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut socket = socket.connect(server.addr).await.unwrap();
+    socket
+        .write_all(upgrade_request(&[], "").as_bytes())
+        .await
+        .unwrap();
+    eventually("the connection is up", || ws_handle.open_connections() == 1).await;
+    assert_eq!(server.hub().subscriber_count(), 1);
+
+    // Far more than the socket buffers and the retained history hold.
+    let text = "x".repeat(4000);
+    let total = 3000u64;
+    for _ in 0..total {
+        server.hub().publish(&text).await.unwrap();
+    }
+    eventually("the slow client is dropped", || {
+        ws_handle.open_connections() == 0
+    })
+    .await;
+    assert_eq!(
+        server.hub().subscriber_count(),
+        0,
+        "its subscription is released"
+    );
+
+    // Now read what did arrive: a prefix with no gap, unless a reset says so.
+    let head = read_head(&mut socket).await;
+    assert!(head.starts_with("HTTP/1.1 101"));
+    let mut ws =
+        tokio_tungstenite::WebSocketStream::from_raw_socket(socket, Role::Client, None).await;
+    let mut expected_next = 1;
+    let mut frames = 0;
+    let mut reset_seen = false;
+    use futures_util::StreamExt;
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        match notify_test_support::decode_push(text.as_str()).unwrap() {
+            Pushed::Hello { .. } => {}
+            Pushed::Reset { .. } => reset_seen = true,
+            Pushed::Notification(n) => {
+                if !reset_seen {
+                    assert_eq!(n.id, expected_next, "no silent gap");
+                }
+                expected_next = n.id + 1;
+                frames += 1;
+            }
+            Pushed::Closed { .. } => break,
+        }
+    }
+    assert!(
+        frames < total,
+        "the server stopped sending instead of buffering ({frames} frames)"
+    );
+    // The server is still healthy and the notifications still retained.
+    assert_eq!(server.hub().newest_id(), total);
+    let health = server
+        .http
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
