@@ -1,0 +1,311 @@
+//! Every row of PROTOCOL.md's error table, each its own test, against the
+//! combined server over real sockets. Every error answer is JSON with an
+//! `error` code and a human `message`.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use notify_http::{PublishLimits, ServeConfig};
+use notify_server::TransportConfig;
+use notify_test_support::{PATIENCE, TEST_TOKEN, TestConfig, TestServer, raw_http};
+use tokio::io::AsyncWriteExt;
+
+async fn server_with(config: TestConfig) -> TestServer {
+    TestServer::start_with(config, |ctx| {
+        notify_server::router(ctx, TransportConfig::default()).1
+    })
+    .await
+}
+
+async fn server() -> TestServer {
+    server_with(TestConfig::default()).await
+}
+
+/// Asserts the status and the JSON error shape, and returns the body.
+async fn expect_error(response: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+fn publish(server: &TestServer) -> reqwest::RequestBuilder {
+    server.http.post(server.url("/api/notifications"))
+}
+
+async fn nothing_was_published(server: &TestServer) {
+    assert_eq!(
+        server.hub().newest_id(),
+        0,
+        "a refused publish loses nothing and adds nothing"
+    );
+}
+
+#[tokio::test]
+async fn missing_token_is_401() {
+    let server = server().await;
+    let response = publish(&server)
+        .json(&serde_json::json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    expect_error(response, 401, "unauthorized").await;
+    nothing_was_published(&server).await;
+}
+
+#[tokio::test]
+async fn wrong_token_is_401() {
+    let server = server().await;
+    let response = publish(&server)
+        .bearer_auth("not-the-token")
+        .json(&serde_json::json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 401, "unauthorized").await;
+    nothing_was_published(&server).await;
+}
+
+#[tokio::test]
+async fn body_not_json_is_400() {
+    let server = server().await;
+    let response = publish(&server)
+        .bearer_auth(TEST_TOKEN)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 400, "invalid_body").await;
+    nothing_was_published(&server).await;
+}
+
+#[tokio::test]
+async fn missing_text_is_400() {
+    let server = server().await;
+    let response = publish(&server)
+        .bearer_auth(TEST_TOKEN)
+        .json(&serde_json::json!({"message": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(response, 400, "invalid_body").await;
+    assert!(body["message"].as_str().unwrap().contains("text"), "{body}");
+    nothing_was_published(&server).await;
+}
+
+#[tokio::test]
+async fn empty_text_is_400() {
+    let server = server().await;
+    let response = publish(&server)
+        .bearer_auth(TEST_TOKEN)
+        .json(&serde_json::json!({"text": "   \n\t "}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 400, "empty_text").await;
+    nothing_was_published(&server).await;
+}
+
+#[tokio::test]
+async fn bad_query_parameter_is_400() {
+    let server = server().await;
+    for path in [
+        "/api/poll?after=minus-one",
+        "/api/long-poll?after=1&epoch=%00",
+        "/api/ws?after=x",
+    ] {
+        let response = server.http.get(server.url(path)).send().await.unwrap();
+        // /api/ws refuses the missing upgrade first; the others name the parameter.
+        if path.starts_with("/api/ws") {
+            assert_eq!(response.status(), 400);
+            continue;
+        }
+        let body = expect_error(response, 400, "bad_query").await;
+        assert!(body["message"].as_str().unwrap().contains('`'), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn declared_body_over_the_limit_is_413_before_reading() {
+    let server = server().await;
+    let limit = PublishLimits::for_text_limit(notify_hub::DEFAULT_MAX_TEXT_BYTES).max_body_bytes;
+    let response = publish(&server)
+        .bearer_auth(TEST_TOKEN)
+        .header("content-type", "application/json")
+        .body(vec![b' '; limit + 1])
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 413, "too_large").await;
+    nothing_was_published(&server).await;
+}
+
+#[tokio::test]
+async fn streamed_body_over_the_limit_is_413() {
+    let server = server().await;
+    let limit = PublishLimits::for_text_limit(notify_hub::DEFAULT_MAX_TEXT_BYTES).max_body_bytes;
+    // Chunked: no Content-Length to refuse up front, so the limit applies
+    // while reading.
+    let chunk = "a".repeat(limit + 10);
+    let request = format!(
+        "POST /api/notifications HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TEST_TOKEN}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    let answer = raw_http(server.addr, &request).await.unwrap();
+    assert_eq!(answer.status, 413);
+    assert_eq!(answer.json()["error"], "too_large");
+    nothing_was_published(&server).await;
+}
+
+#[tokio::test]
+async fn text_over_the_limit_is_413() {
+    let server = server().await;
+    let response = publish(&server)
+        .bearer_auth(TEST_TOKEN)
+        .json(&serde_json::json!({"text": "é".repeat(2049)}))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(response, 413, "too_large").await;
+    assert!(body["message"].as_str().unwrap().contains("4096"), "{body}");
+    nothing_was_published(&server).await;
+}
+
+#[tokio::test]
+async fn content_type_not_json_is_415() {
+    let server = server().await;
+    let response = publish(&server)
+        .bearer_auth(TEST_TOKEN)
+        .header("content-type", "text/plain")
+        .body(r#"{"text": "hi"}"#)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 415, "unsupported_media_type").await;
+    nothing_was_published(&server).await;
+}
+
+#[tokio::test]
+async fn too_many_publishes_is_429_with_retry_after() {
+    let two = NonZeroU32::new(2).unwrap();
+    let mut config = TestConfig::default();
+    config.limits.rate_per_second = NonZeroU32::new(1).unwrap();
+    config.limits.burst = two;
+    let server = server_with(config).await;
+    server.publish("one").await.unwrap();
+    server.publish("two").await.unwrap();
+    let response = publish(&server)
+        .bearer_auth(TEST_TOKEN)
+        .json(&serde_json::json!({"text": "three"}))
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=2).contains(&retry_after),
+        "retry after {retry_after} s"
+    );
+    expect_error(response, 429, "rate_limited").await;
+    assert_eq!(server.hub().newest_id(), 2);
+}
+
+#[tokio::test]
+async fn too_many_connections_is_503() {
+    let mut config = TestConfig::default();
+    config.serve = ServeConfig {
+        max_connections: 1,
+        ..ServeConfig::default()
+    };
+    let server = server_with(config).await;
+    // The one allowed connection, held open.
+    let _holder = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let answer = raw_http(server.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.json()["error"], "too_many_connections");
+}
+
+#[tokio::test]
+async fn websocket_from_a_foreign_origin_is_403() {
+    let server = server().await;
+    let request = "GET /api/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Origin: https://elsewhere.example\r\n\r\n";
+    let answer = raw_http(server.addr, request).await.unwrap();
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.json()["error"], "origin_not_allowed");
+}
+
+#[tokio::test]
+async fn unknown_path_is_404() {
+    let server = server().await;
+    let response = server
+        .http
+        .get(server.url("/api/nothing-here"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn wrong_method_is_405_with_allow() {
+    let server = server().await;
+    for (method, path, allow) in [
+        (reqwest::Method::GET, "/api/notifications", "POST"),
+        (reqwest::Method::POST, "/api/poll", "GET"),
+        (reqwest::Method::DELETE, "/api/long-poll", "GET"),
+        (reqwest::Method::PUT, "/healthz", "GET"),
+    ] {
+        let response = server
+            .http
+            .request(method, server.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["allow"], allow, "{path}");
+        expect_error(response, 405, "method_not_allowed").await;
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_408() {
+    let mut config = TestConfig::default();
+    config.limits.body_timeout = Duration::from_millis(300);
+    let server = server_with(config).await;
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    socket
+        .write_all(
+            format!(
+                "POST /api/notifications HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TEST_TOKEN}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 40\r\n\r\n{{\"text\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(PATIENCE, socket.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"error\":\"body_timeout\""), "{text}");
+    nothing_was_published(&server).await;
+}

@@ -1,0 +1,211 @@
+//! The combined server as an operator sees it: the publish answer, the index
+//! and health pages, a graceful shutdown with clients of every transport
+//! connected, and sockets that never send a request.
+
+use std::time::Duration;
+
+use notify_http::ServeConfig;
+use notify_server::{TransportConfig, Transports};
+use notify_test_support::{
+    PATIENCE, Pushed, TestConfig, TestServer, eventually, raw_http, ws_connect, ws_next,
+    ws_notifications,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn server_with(config: TestConfig) -> (TestServer, Transports) {
+    let mut handles = None;
+    let server = TestServer::start_with(config, |ctx| {
+        let (transports, route) = notify_server::router(ctx, TransportConfig::default());
+        handles = Some(transports);
+        route
+    })
+    .await;
+    (server, handles.expect("router built"))
+}
+
+#[tokio::test]
+async fn publishing_answers_201_with_id_time_and_epoch() {
+    let (server, _) = server_with(TestConfig::default()).await;
+    let response = server
+        .http
+        .post(server.url("/api/notifications"))
+        .bearer_auth(notify_test_support::TEST_TOKEN)
+        .json(&serde_json::json!({"text": "  Maintenance at 22:00 "}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["id"], 1);
+    assert_eq!(body["epoch"], server.hub().epoch().as_str());
+    let at = body["published_at"].as_str().unwrap();
+    assert!(humantime_like(at), "{at}");
+    let poll = server.poll("/api/poll").await.unwrap();
+    assert_eq!(
+        poll.notifications[0].text, "Maintenance at 22:00",
+        "trimmed"
+    );
+    assert_eq!(poll.notifications[0].published_at, at);
+}
+
+/// `2026-11-24T21:30:00.123Z`: RFC 3339, UTC, milliseconds.
+fn humantime_like(at: &str) -> bool {
+    let b = at.as_bytes();
+    b.len() == 24 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && b[23] == b'Z'
+}
+
+#[tokio::test]
+async fn every_transport_delivers_the_same_notification() {
+    let (server, transports) = server_with(TestConfig::default()).await;
+    let mut ws = ws_connect(&server.ws_url("/api/ws")).await.unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    let held = {
+        let http = server.http.clone();
+        let url = server.url("/api/long-poll?after=0&timeout=60");
+        tokio::spawn(async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        })
+    };
+    eventually("the long poll is held", || transports.long_poll.held() == 1).await;
+    server.publish("to all").await.unwrap();
+    assert_eq!(
+        ws_notifications(&mut ws, 1).await.unwrap()[0].text,
+        "to all"
+    );
+    assert_eq!(held.await.unwrap()["notifications"][0]["text"], "to all");
+    assert_eq!(
+        server
+            .poll("/api/poll?after=0")
+            .await
+            .unwrap()
+            .notifications[0]
+            .text,
+        "to all"
+    );
+}
+
+#[tokio::test]
+async fn health_and_index_pages() {
+    let (server, _) = server_with(TestConfig::default()).await;
+    let health = server
+        .http
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok");
+    let index = server.http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = index.text().await.unwrap();
+    for endpoint in [
+        "/api/poll",
+        "/api/long-poll",
+        "/api/ws",
+        "/api/notifications",
+    ] {
+        assert!(html.contains(endpoint), "index links {endpoint}");
+    }
+}
+
+#[tokio::test]
+async fn shutdown_answers_held_polls_closes_websockets_and_stops_accepting() {
+    let (server, transports) = server_with(TestConfig::default()).await;
+    server.publish("before").await.unwrap();
+    let mut ws = ws_connect(&server.ws_url("/api/ws?after=1")).await.unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    let epoch = server.hub().epoch().to_string();
+    let held = {
+        let http = server.http.clone();
+        let url = server.url(&format!("/api/long-poll?after=1&epoch={epoch}&timeout=60"));
+        tokio::spawn(async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        })
+    };
+    eventually("the long poll is held", || transports.long_poll.held() == 1).await;
+    let addr = server.addr;
+
+    let clean = tokio::time::timeout(PATIENCE, async {
+        let (clean, ws_end, poll) = tokio::join!(server.shutdown(), ws_next(&mut ws), held);
+        let poll = poll.unwrap();
+        assert_eq!(
+            poll["notifications"],
+            serde_json::json!([]),
+            "answered with what exists"
+        );
+        assert_eq!(poll["cursor"], 1);
+        assert!(matches!(
+            ws_end.unwrap(),
+            Some(Pushed::Closed { code: 1001, .. })
+        ));
+        clean
+    })
+    .await
+    .expect("shutdown finishes within the test's patience");
+    assert!(clean, "every connection task finished");
+    assert_eq!(transports.websocket.open_connections(), 0);
+    // The listener is closed with the accept loop: nothing new is served.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let refused = raw_http(addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert!(refused.is_err(), "no answer after shutdown: {refused:?}");
+}
+
+#[tokio::test]
+async fn silent_and_slowloris_sockets_are_closed_and_others_still_served() {
+    let mut config = TestConfig::default();
+    config.serve = ServeConfig {
+        header_read_timeout: Duration::from_millis(500),
+        ..ServeConfig::default()
+    };
+    let (server, _) = server_with(config).await;
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut slowloris = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slowloris
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        .await
+        .unwrap();
+
+    // Meanwhile the server answers everyone else.
+    let health = server
+        .http
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    for (name, socket) in [("silent", &mut silent), ("slowloris", &mut slowloris)] {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(PATIENCE, socket.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the {name} socket is closed by the server");
+        let answer = String::from_utf8_lossy(&rest);
+        assert!(
+            !answer.contains("200 OK"),
+            "the {name} socket got no answer: {answer}"
+        );
+    }
+}
