@@ -88,14 +88,14 @@ impl Publisher {
         }
         require_json(req.headers())?;
         let limit = self.limits.max_body_bytes as u64;
-        if let Some(len) = declared_length(req.headers())? {
-            if len > limit {
-                return Err(ApiError::TooLarge {
-                    what: "request body",
-                    len,
-                    limit,
-                });
-            }
+        if let Some(len) = declared_length(req.headers())?
+            && len > limit
+        {
+            return Err(ApiError::TooLarge {
+                what: "request body",
+                len,
+                limit,
+            });
         }
         let body = Limited::new(req.into_body(), self.limits.max_body_bytes);
         let bytes = match tokio::time::timeout(self.limits.body_timeout, body.collect()).await {

@@ -200,12 +200,19 @@ impl Hub {
     }
 
     /// Hands a notification whose id the backend assigned to this process's
-    /// subscribers. Ids must arrive in order; one already seen is ignored.
+    /// subscribers. Ids must arrive in increasing order; one already seen is
+    /// ignored. A jump past the next id (a process joining late, or a feed
+    /// that lost messages) empties the local ring, so that history stays
+    /// contiguous and subscribers behind the jump are reset, never skipped.
     pub fn deliver_local(&self, notification: Arc<Notification>) {
         let mut local = self.lock();
-        if notification.id() > local.newest {
-            self.deliver_locked(&mut local, notification);
+        if notification.id() <= local.newest {
+            return;
         }
+        if notification.id() != local.newest + 1 {
+            local.retained.clear();
+        }
+        self.deliver_locked(&mut local, notification);
     }
 
     fn deliver_locked(&self, local: &mut LocalView, notification: Arc<Notification>) {

@@ -2,7 +2,7 @@
 //! publishes and cursors yields exactly the notifications after the cursor,
 //! in order, and a reset exactly where the protocol names one.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
 
@@ -167,6 +167,35 @@ async fn dropping_a_subscription_unsubscribes() {
     assert_eq!(hub.subscriber_count(), 1);
     drop(sub);
     assert_eq!(hub.subscriber_count(), 0);
+}
+
+#[tokio::test]
+async fn delivered_ids_are_deduplicated_and_jumps_reset_subscribers() {
+    let hub = hub(8);
+    let mut sub = hub.subscribe(None);
+    let at = SystemTime::now();
+    for id in [1, 2, 2, 1, 3] {
+        hub.deliver_local(Arc::new(Notification::new(id, format!("n{id}"), at)));
+    }
+    let ids_of = |got: &[Delivery]| -> Vec<Option<u64>> {
+        got.iter()
+            .map(|d| match d {
+                Delivery::Notification(n) => Some(n.id()),
+                Delivery::Reset { .. } => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        ids_of(&ready(&mut sub).await),
+        vec![Some(1), Some(2), Some(3)]
+    );
+    // 4 and 5 never arrive here: history restarts at 6 and the subscriber
+    // is told it missed something.
+    hub.deliver_local(Arc::new(Notification::new(6, "n6".into(), at)));
+    assert_eq!(ids_of(&ready(&mut sub).await), vec![None, Some(6)]);
+    assert_eq!(ids(&hub.since(None).notifications), vec![6]);
+    let resumed = hub.since(Some(&Cursor::new(3, None)));
+    assert_eq!(resumed.reset, Some(ResetReason::CursorTooOld));
 }
 
 #[derive(Debug, Clone)]

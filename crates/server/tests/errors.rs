@@ -223,10 +223,12 @@ async fn too_many_publishes_is_429_with_retry_after() {
 
 #[tokio::test]
 async fn too_many_connections_is_503() {
-    let mut config = TestConfig::default();
-    config.serve = ServeConfig {
-        max_connections: 1,
-        ..ServeConfig::default()
+    let config = TestConfig {
+        serve: ServeConfig {
+            max_connections: 1,
+            ..ServeConfig::default()
+        },
+        ..TestConfig::default()
     };
     let server = server_with(config).await;
     // The one allowed connection, held open.

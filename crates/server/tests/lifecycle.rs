@@ -176,10 +176,12 @@ async fn shutdown_answers_held_polls_closes_websockets_and_stops_accepting() {
 
 #[tokio::test]
 async fn silent_and_slowloris_sockets_are_closed_and_others_still_served() {
-    let mut config = TestConfig::default();
-    config.serve = ServeConfig {
-        header_read_timeout: Duration::from_millis(500),
-        ..ServeConfig::default()
+    let config = TestConfig {
+        serve: ServeConfig {
+            header_read_timeout: Duration::from_millis(500),
+            ..ServeConfig::default()
+        },
+        ..TestConfig::default()
     };
     let (server, _) = server_with(config).await;
     let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();

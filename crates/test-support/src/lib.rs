@@ -299,10 +299,10 @@ pub async fn raw_http(addr: SocketAddr, request: &str) -> anyhow::Result<RawResp
     let read_one = async {
         let mut chunk = [0u8; 4096];
         loop {
-            if let Ok(answer) = parse_raw(&raw) {
-                if answer.is_complete() {
-                    return Ok(answer);
-                }
+            if let Ok(answer) = parse_raw(&raw)
+                && answer.is_complete()
+            {
+                return Ok(answer);
             }
             let n = socket.read(&mut chunk).await?;
             if n == 0 {
