@@ -374,3 +374,83 @@ async fn a_subscriber_that_never_reads_is_dropped_never_silently_skipped() {
         .unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn a_client_that_misses_two_pings_is_closed_with_1008() {
+    let (server, ws_handle) = server_with(
+        TestConfig::default(),
+        WsConfig {
+            ping_interval: Duration::from_millis(200),
+            ..WsConfig::default()
+        },
+    )
+    .await;
+    // A raw client that reads nothing, so it answers no ping.
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    socket
+        .write_all(upgrade_request(&[], "").as_bytes())
+        .await
+        .unwrap();
+    eventually("the connection is up", || ws_handle.open_connections() == 1).await;
+    eventually("the silent client is dropped", || {
+        ws_handle.open_connections() == 0
+    })
+    .await;
+
+    let head = read_head(&mut socket).await;
+    assert!(head.starts_with("HTTP/1.1 101"));
+    // Read the frames as bytes: a WebSocket client library would try to
+    // answer the queued pings on a connection the server already closed.
+    let mut raw = Vec::new();
+    socket.read_to_end(&mut raw).await.unwrap();
+    let frames = server_frames(&raw);
+    let opcodes: Vec<u8> = frames.iter().map(|(op, _)| *op).collect();
+    assert_eq!(opcodes, vec![0x1, 0x9, 0x9, 0x8], "hello, two pings, close");
+    let close = &frames[3].1;
+    assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1008);
+    assert_eq!(&close[2..], b"missed two pings");
+}
+
+/// Splits unmasked server frames into (opcode, payload) (RFC 6455 §5.2).
+fn server_frames(mut raw: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while raw.len() >= 2 {
+        let opcode = raw[0] & 0x0f;
+        let (len, header) = match raw[1] & 0x7f {
+            126 => (u16::from_be_bytes([raw[2], raw[3]]) as usize, 4),
+            127 => panic!("no frame here is that large"),
+            n => (n as usize, 2),
+        };
+        frames.push((opcode, raw[header..header + len].to_vec()));
+        raw = &raw[header + len..];
+    }
+    frames
+}
+
+#[tokio::test]
+async fn a_client_that_answers_pings_stays_connected() {
+    let (server, ws_handle) = server_with(
+        TestConfig::default(),
+        WsConfig {
+            ping_interval: Duration::from_millis(100),
+            ..WsConfig::default()
+        },
+    )
+    .await;
+    let mut ws = ws_connect(&server.ws_url("/api/ws")).await.unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    // Reading lets tungstenite answer each ping with a pong; ten intervals
+    // later the connection still delivers.
+    let reader = tokio::spawn(async move {
+        let got = ws_notifications(&mut ws, 1).await.unwrap();
+        (got, ws)
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(ws_handle.open_connections(), 1);
+    server.publish("still here").await.unwrap();
+    let (got, _ws) = reader.await.unwrap();
+    assert_eq!(got[0].text, "still here");
+}
