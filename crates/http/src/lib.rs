@@ -2,8 +2,8 @@
 //! of them copies it: the body type and JSON answers ([`reply`]), the error
 //! table ([`error`]), query and cursor parsing ([`query`]), the admin token
 //! ([`admin`]), the publish API ([`publish`]), the connection loop with its
-//! graceful shutdown ([`server`]) and the run loop of a binary
-//! ([`standalone`]).
+//! graceful shutdown ([`server`]), the run loop of a binary
+//! ([`standalone`]) and the lab's record of raw exchanges ([`wire`]).
 //!
 //! Requests flow: [`server::serve`] accepts a connection and hands each
 //! request to the binary's router, which calls a transport's handler or
@@ -18,6 +18,7 @@ pub mod query;
 pub mod reply;
 pub mod server;
 pub mod standalone;
+pub mod wire;
 
 pub use admin::AdminToken;
 pub use error::ApiError;
@@ -26,3 +27,4 @@ pub use query::Query;
 pub use reply::{Body, Request, Response, RouteFuture};
 pub use server::{ClientAddr, ConnectionSlot, ServeConfig, Shutdown, serve};
 pub use standalone::{AppContext, CommonArgs, allow, run};
+pub use wire::{RequestHead, WireLog};

@@ -7,8 +7,10 @@
 use std::convert::Infallible;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
 use http::{HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::Frame;
 use notify_hub::Since;
 
 /// The body of every answer: a whole buffer, or a stream for SSE.
@@ -45,6 +47,25 @@ pub fn text(status: StatusCode, body: &'static str) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    response
+}
+
+/// A `text/event-stream` answer whose body is `events`, each item one or
+/// more complete events; the answer lasts as long as the stream.
+pub fn event_stream<S>(events: S) -> Response
+where
+    S: Stream<Item = Bytes> + Send + 'static,
+{
+    let body = StreamBody::new(events.map(|event| Ok::<_, Infallible>(Frame::data(event))));
+    let mut response = hyper::Response::new(body.boxed_unsync());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Tells buffering reverse proxies (nginx) to pass events through at once.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
 }
 

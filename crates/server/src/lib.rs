@@ -2,18 +2,21 @@
 //! one origin, over one hub.
 //!
 //! [`router`] builds the transports from the shared [`AppContext`] and maps
-//! paths to them; anything not a transport's goes to
-//! [`AppContext::common`] (publish, `/healthz`, 404). The binary in
-//! `main.rs` only parses flags and calls [`notify_http::run`] with it.
+//! paths to them; anything not a transport's or a page's goes to
+//! [`AppContext::common`] (publish, `/healthz`, 404). Exchanges on the
+//! transports' paths and the publish path are recorded in the [`WireLog`]
+//! for the lab's wire view, which reads them from `GET /api/wire`. The binary
+//! in `main.rs` only parses flags and calls [`notify_http::run`].
 
-use http::{HeaderValue, Method, StatusCode, header};
-use notify_http::{ApiError, AppContext, Request, Response, RouteFuture, allow, reply};
+pub mod pages;
+
+use http::Method;
+use notify_http::{
+    ApiError, AppContext, Request, RequestHead, Response, RouteFuture, WireLog, allow, reply,
+};
 use notify_long_poll::{LongPoll, LongPollTimeout};
 use notify_short_poll::ShortPoll;
 use notify_websocket::{WebSocket, WsConfig};
-
-/// The index page, embedded so the binary serves it from any directory.
-const INDEX_HTML: &str = include_str!("../../../web/index.html");
 
 /// Settings of the transports that have any.
 #[derive(Debug, Clone, Default)]
@@ -22,12 +25,24 @@ pub struct TransportConfig {
     pub long_poll: LongPollTimeout,
 }
 
-/// Handles on the transports, for tests and, later, metrics.
+/// Handles on the transports and the wire log, for tests and metrics.
 #[derive(Debug, Clone)]
 pub struct Transports {
     pub short_poll: ShortPoll,
     pub long_poll: LongPoll,
     pub websocket: WebSocket,
+    pub wire: WireLog,
+}
+
+/// The name the wire view files an exchange under, for recorded paths.
+fn recorded_as(path: &str) -> Option<&'static str> {
+    match path {
+        notify_short_poll::PATH => Some("short-poll"),
+        notify_long_poll::PATH => Some("long-poll"),
+        notify_websocket::PATH => Some("websocket"),
+        "/api/notifications" => Some("publish"),
+        _ => None,
+    }
 }
 
 /// Builds every transport on `ctx` and the router that serves them.
@@ -42,6 +57,7 @@ pub fn router(
         short_poll: ShortPoll::new(ctx.hub.clone()),
         long_poll: LongPoll::new(ctx.hub.clone(), ctx.shutdown.clone(), config.long_poll),
         websocket: WebSocket::new(ctx.hub.clone(), ctx.shutdown.clone(), config.websocket),
+        wire: WireLog::new(),
     };
     let handles = transports.clone();
     let ctx = ctx.clone();
@@ -49,25 +65,32 @@ pub fn router(
         let ctx = ctx.clone();
         let t = transports.clone();
         Box::pin(async move {
-            let result = match req.uri().path() {
-                notify_short_poll::PATH => t.short_poll.handle(&req),
-                notify_long_poll::PATH => t.long_poll.handle(&req).await,
-                notify_websocket::PATH => t.websocket.handle(req),
-                "/" => index(&req),
-                _ => return ctx.common(req).await,
-            };
-            result.unwrap_or_else(ApiError::into_response)
+            let recorded =
+                recorded_as(req.uri().path()).map(|name| (name, RequestHead::capture(&req)));
+            let response = route(&ctx, &t, req).await;
+            if let Some((name, head)) = recorded {
+                t.wire.record(name, head, &response);
+            }
+            response
         }) as RouteFuture
     };
     (handles, route)
 }
 
-fn index(req: &Request) -> Result<Response, ApiError> {
-    allow(req, &Method::GET, "GET")?;
-    let mut response = reply::text(StatusCode::OK, INDEX_HTML);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    Ok(response)
+async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
+    let result = match req.uri().path() {
+        notify_short_poll::PATH => t.short_poll.handle(&req),
+        notify_long_poll::PATH => t.long_poll.handle(&req).await,
+        notify_websocket::PATH => t.websocket.handle(req),
+        "/" => pages::lab(&req, &ctx.hub),
+        "/admin" => pages::admin(&req, &ctx.hub),
+        "/api/time" => pages::time(&req),
+        "/api/wire" => allow(&req, &Method::GET, "GET")
+            .map(|()| reply::event_stream(t.wire.events(ctx.shutdown.clone()))),
+        _ => match pages::static_file(&req) {
+            Some(result) => result,
+            None => return ctx.common(req).await,
+        },
+    };
+    result.unwrap_or_else(ApiError::into_response)
 }

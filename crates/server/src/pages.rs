@@ -1,0 +1,197 @@
+//! The pages and their assets: the side-by-side lab (`/`), the admin page
+//! (`/admin`), the static files under `/static/`, and `/api/time`, which the
+//! lab uses to correct latency for the browser's clock offset.
+//!
+//! Templates are askama files in `web/templates/`, compiled into the binary;
+//! the JavaScript and CSS in `web/static/` are embedded with `include_str!`,
+//! so the binary serves everything itself, from any working directory, with
+//! no build step and no CDN.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use askama::Template;
+use http::{HeaderValue, Method, StatusCode, header};
+use notify_http::{ApiError, Request, Response, allow, reply};
+use notify_hub::Hub;
+
+/// One pane of the lab: a transport, where its code lives on each side.
+#[derive(Debug)]
+pub struct Pane {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub summary: &'static str,
+    pub source: &'static str,
+    pub module: &'static str,
+}
+
+/// The lab's panes, in the order the page shows them.
+pub const PANES: &[Pane] = &[
+    Pane {
+        id: "short-poll",
+        title: "Short polling",
+        summary: "Asks every few seconds whether anything is new; most answers are empty.",
+        source: "crates/short-poll/src/lib.rs",
+        module: "web/static/transports/short-poll.js",
+    },
+    Pane {
+        id: "long-poll",
+        title: "Long polling",
+        summary: "Asks once; the server holds the request until something is published or the timeout passes.",
+        source: "crates/long-poll/src/lib.rs",
+        module: "web/static/transports/long-poll.js",
+    },
+    Pane {
+        id: "websocket",
+        title: "WebSocket",
+        summary: "One handshake (101 Switching Protocols), then the server pushes a frame per notification.",
+        source: "crates/websocket/src/lib.rs",
+        module: "web/static/transports/websocket.js",
+    },
+];
+
+#[derive(Template)]
+#[template(path = "lab.html")]
+struct LabPage<'a> {
+    page: &'static str,
+    epoch: &'a str,
+    panes: &'static [Pane],
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage<'a> {
+    page: &'static str,
+    epoch: &'a str,
+    max_text_bytes: usize,
+}
+
+/// The files under `/static/`, embedded: (path, content type, content).
+const STATIC_FILES: &[(&str, &str, &str)] = &[
+    (
+        "/static/lab.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../web/static/lab.css"),
+    ),
+    (
+        "/static/lab.js",
+        JS,
+        include_str!("../../../web/static/lab.js"),
+    ),
+    (
+        "/static/admin.js",
+        JS,
+        include_str!("../../../web/static/admin.js"),
+    ),
+    (
+        "/static/clock.js",
+        JS,
+        include_str!("../../../web/static/clock.js"),
+    ),
+    (
+        "/static/transports/cursor.js",
+        JS,
+        include_str!("../../../web/static/transports/cursor.js"),
+    ),
+    (
+        "/static/transports/short-poll.js",
+        JS,
+        include_str!("../../../web/static/transports/short-poll.js"),
+    ),
+    (
+        "/static/transports/long-poll.js",
+        JS,
+        include_str!("../../../web/static/transports/long-poll.js"),
+    ),
+    (
+        "/static/transports/websocket.js",
+        JS,
+        include_str!("../../../web/static/transports/websocket.js"),
+    ),
+];
+
+/// Browsers refuse to run an ES module served with another type.
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Scripts and styles come from this origin only, and nothing inline runs:
+/// a notification that sneaks markup into the page still cannot execute.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+pub fn lab(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
+    allow(req, &Method::GET, "GET")?;
+    let page = LabPage {
+        page: "lab",
+        epoch: hub.epoch().as_str(),
+        panes: PANES,
+    };
+    Ok(html(page.render()))
+}
+
+pub fn admin(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
+    allow(req, &Method::GET, "GET")?;
+    let page = AdminPage {
+        page: "admin",
+        epoch: hub.epoch().as_str(),
+        max_text_bytes: hub.config().max_text_bytes,
+    };
+    Ok(html(page.render()))
+}
+
+fn html(rendered: askama::Result<String>) -> Response {
+    // Rendering fails only on a formatting error inside a template, which
+    // the page tests would catch; answer it as a server error regardless.
+    let (status, body) = match rendered {
+        Ok(body) => (StatusCode::OK, body),
+        Err(err) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("template error: {err}"),
+        ),
+    };
+    let mut response = hyper::Response::new(reply::full(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// A file under `/static/`, or `None` when there is no such file.
+pub fn static_file(req: &Request) -> Option<Result<Response, ApiError>> {
+    let (_, content_type, content) = STATIC_FILES
+        .iter()
+        .find(|(path, _, _)| *path == req.uri().path())?;
+    Some(allow(req, &Method::GET, "GET").map(|()| {
+        let mut response = hyper::Response::new(reply::full(*content));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        // Revalidate every time: learners edit these files and reload.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        response
+    }))
+}
+
+/// `{"now_ms": <server clock, ms since the Unix epoch>}`.
+pub fn time(req: &Request) -> Result<Response, ApiError> {
+    allow(req, &Method::GET, "GET")?;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    Ok(reply::json(
+        StatusCode::OK,
+        format!("{{\"now_ms\":{now_ms}}}").into(),
+    ))
+}

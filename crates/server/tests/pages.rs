@@ -1,0 +1,193 @@
+//! The pages the combined server serves to browsers, checked over real
+//! sockets: the lab and admin pages, their embedded assets, the time
+//! endpoint, and the wire stream with secrets redacted. What the pages do in
+//! a browser is tested in headless Chromium (web/e2e).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use notify_server::TransportConfig;
+use notify_test_support::{PATIENCE, TEST_TOKEN, TestConfig, TestServer};
+
+async fn server() -> TestServer {
+    TestServer::start_with(TestConfig::default(), |ctx| {
+        notify_server::router(ctx, TransportConfig::default()).1
+    })
+    .await
+}
+
+async fn get(server: &TestServer, path: &str) -> reqwest::Response {
+    server.http.get(server.url(path)).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_lab_has_a_pane_per_transport_and_loads_its_module() {
+    let server = server().await;
+    let response = get(&server, "/").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let html = response.text().await.unwrap();
+    for pane in ["short-poll", "long-poll", "websocket"] {
+        assert!(html.contains(&format!("id=\"pane-{pane}\"")), "pane {pane}");
+        assert!(
+            html.contains(&format!("web/static/transports/{pane}.js")),
+            "module named for {pane}"
+        );
+    }
+    assert!(html.contains(r#"<script type="module" src="/static/lab.js">"#));
+    assert!(
+        html.contains(server.hub().epoch().as_str()),
+        "shows the epoch"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_page_has_the_publish_form() {
+    let server = server().await;
+    let html = get(&server, "/admin").await.text().await.unwrap();
+    assert!(html.contains(r#"<form id="publish""#));
+    assert!(html.contains(r#"maxlength="4096""#));
+    assert!(html.contains(r#"src="/static/admin.js""#));
+}
+
+#[tokio::test]
+async fn every_script_the_pages_import_is_served_as_javascript() {
+    let server = server().await;
+    let mut pending = vec!["/static/lab.js".to_owned(), "/static/admin.js".to_owned()];
+    let mut seen = Vec::new();
+    while let Some(path) = pending.pop() {
+        if seen.contains(&path) {
+            continue;
+        }
+        let response = get(&server, &path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/javascript; charset=utf-8",
+            "{path}"
+        );
+        let source = response.text().await.unwrap();
+        // Follow `from "./x.js"` imports relative to the file.
+        let dir = &path[..path.rfind('/').unwrap()];
+        for import in source.split("from \"").skip(1) {
+            let target = &import[..import.find('"').unwrap()];
+            let resolved = match target.strip_prefix("./") {
+                Some(rest) => format!("{dir}/{rest}"),
+                None => panic!("{path} imports {target}: only relative imports are served"),
+            };
+            pending.push(resolved);
+        }
+        seen.push(path);
+    }
+    assert!(seen.len() >= 6, "followed the imports: {seen:?}");
+    let css = get(&server, "/static/lab.css").await;
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert_eq!(get(&server, "/static/missing.js").await.status(), 404);
+}
+
+#[tokio::test]
+async fn time_is_the_server_clock_in_milliseconds() {
+    let server = server().await;
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let body: serde_json::Value = get(&server, "/api/time").await.json().await.unwrap();
+    let after = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let now = body["now_ms"].as_u64().unwrap();
+    assert!(
+        (before..=after).contains(&now),
+        "{before} <= {now} <= {after}"
+    );
+}
+
+/// Reads server-sent events from `response` until one satisfies `wanted`.
+async fn wait_for_event(
+    response: &mut reqwest::Response,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut buffer = String::new();
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let chunk = response
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                if let Some(data) = event.strip_prefix("data: ") {
+                    let record: serde_json::Value = serde_json::from_str(data.trim_end()).unwrap();
+                    if wanted(&record) {
+                        return record;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("the wanted record arrives")
+}
+
+#[tokio::test]
+async fn the_wire_stream_shows_exchanges_with_the_token_redacted() {
+    let server = server().await;
+    let mut wire = get(&server, "/api/wire").await;
+    assert_eq!(wire.headers()["content-type"], "text/event-stream");
+    server.publish("watched").await.unwrap();
+    let record = wait_for_event(&mut wire, |r| r["transport"] == "publish").await;
+    let request = record["request"].as_str().unwrap();
+    assert!(
+        request.starts_with("POST /api/notifications HTTP/1.1\r\n"),
+        "{request}"
+    );
+    assert!(request.contains("authorization: <redacted>"), "{request}");
+    assert!(
+        !request.contains(TEST_TOKEN),
+        "the token never reaches the wire view"
+    );
+    assert!(
+        record["response"]
+            .as_str()
+            .unwrap()
+            .starts_with("HTTP/1.1 201 Created\r\n")
+    );
+
+    // A held long poll is recorded when answered, with how long it was held.
+    let epoch = server.hub().epoch().to_string();
+    let held = server
+        .poll(&format!("/api/long-poll?after=1&epoch={epoch}&timeout=1"))
+        .await
+        .unwrap();
+    assert!(held.notifications.is_empty());
+    let record = wait_for_event(&mut wire, |r| r["transport"] == "long-poll").await;
+    assert!(
+        record["held_ms"].as_u64().unwrap() >= Duration::from_millis(900).as_millis() as u64,
+        "{record}"
+    );
+}
+
+#[tokio::test]
+async fn a_page_opened_later_gets_the_recent_exchanges() {
+    let server = server().await;
+    server.poll("/api/poll").await.unwrap();
+    let mut wire = get(&server, "/api/wire").await;
+    let record = wait_for_event(&mut wire, |r| r["transport"] == "short-poll").await;
+    assert!(
+        record["request"]
+            .as_str()
+            .unwrap()
+            .starts_with("GET /api/poll HTTP/1.1")
+    );
+}

@@ -1,0 +1,116 @@
+// The lab page in headless Chromium: every pane receives what is published,
+// counters show each transport's cost, text stays text, and a dropped
+// connection resumes from its cursor with nothing missing.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { TRANSPORTS, counter, launchBrowser, openLab, publish, screenshot, shownIds, startServer } from "./support.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test("every pane shows a published notification and its counters move", async () => {
+  const { page, errors } = await openLab(browser, server.base);
+  await page.selectOption("#pane-short-poll [data-control=interval]", "500");
+  const id = await publish(server.base, "Maintenance at 22:00");
+  for (const transport of TRANSPORTS) {
+    const item = page.locator(`#pane-${transport} [data-role=received] li[data-id="${id}"]`);
+    await item.waitFor();
+    assert.match(await item.textContent(), /^Maintenance at 22:00/);
+    assert.ok((await counter(page, transport, "notifications")) >= 1, transport);
+    assert.ok((await counter(page, transport, "bytes")) > 0, transport);
+    assert.notEqual(await page.locator(`#pane-${transport} [data-counter=last-latency]`).textContent(), "–");
+  }
+
+  // Short polling keeps asking; WebSocket asked once.
+  const before = await counter(page, "short-poll", "requests");
+  await page.waitForFunction(
+    (n) => Number(document.querySelector("#pane-short-poll [data-counter=requests]").textContent) >= n + 3,
+    before,
+  );
+  assert.ok((await counter(page, "short-poll", "empty")) >= 2, "most short polls come back empty");
+  assert.equal(await counter(page, "websocket", "requests"), 1);
+  assert.equal(await counter(page, "websocket", "empty"), 0);
+
+  // The wire view shows the handshake as the server answered it.
+  await page.click("#pane-websocket details.wire summary");
+  const wire = page.locator("#pane-websocket [data-role=wire] li").last();
+  await wire.waitFor();
+  const exchange = await wire.textContent();
+  assert.match(exchange, /GET \/api\/ws/);
+  assert.match(exchange, /HTTP\/1\.1 101 Switching Protocols/);
+  assert.match(exchange, /sec-websocket-accept: /);
+
+  await screenshot(page, "lab.png");
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("the lab fits a phone screen", async () => {
+  const { page } = await openLab(browser, server.base, { width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal scrolling (${overflow}px too wide)`);
+  await screenshot(page, "lab-phone.png");
+  await page.close();
+});
+
+test("markup in a notification is shown as text and never runs", async () => {
+  const { page } = await openLab(browser, server.base);
+  let dialogs = 0;
+  page.on("dialog", async (dialog) => {
+    dialogs += 1;
+    await dialog.dismiss();
+  });
+  const hostile = "<img src=x onerror=alert(1)>";
+  const id = await publish(server.base, hostile);
+  for (const transport of TRANSPORTS) {
+    const item = page.locator(`#pane-${transport} [data-role=received] li[data-id="${id}"]`);
+    await item.waitFor();
+    assert.equal(await item.evaluate((li) => li.firstChild.textContent), hostile, transport);
+    assert.equal(await page.locator(`#pane-${transport} [data-role=received] img`).count(), 0, transport);
+  }
+  await page.waitForTimeout(300);
+  assert.equal(dialogs, 0, "no script ran");
+  await page.close();
+});
+
+test("a dropped connection resumes from its cursor with nothing missing", async () => {
+  const { page } = await openLab(browser, server.base);
+  for (const transport of TRANSPORTS) {
+    await page.click(`#pane-${transport} [data-action=drop]`);
+    await page.locator(`#pane-${transport} [data-role=status][data-state=dropped]`).waitFor();
+  }
+  const missed = [];
+  for (const n of [1, 2, 3]) missed.push(await publish(server.base, `while dropped ${n}`));
+  await page.waitForTimeout(700);
+  for (const transport of TRANSPORTS) {
+    const ids = await shownIds(page, transport);
+    assert.ok(!ids.includes(missed[0]), `${transport} received nothing while dropped`);
+  }
+  for (const transport of TRANSPORTS) {
+    await page.click(`#pane-${transport} [data-action=pause]`); // now labelled Resume
+  }
+  for (const transport of TRANSPORTS) {
+    await page.locator(`#pane-${transport} [data-role=received] li[data-id="${missed[2]}"]`).waitFor();
+    const ids = await shownIds(page, transport);
+    for (const id of missed) assert.equal(ids.filter((x) => x === id).length, 1, `${transport} shows #${id} once`);
+    const sorted = [...ids].sort((a, b) => b - a);
+    assert.deepEqual(ids, sorted, `${transport} shows them in order`);
+    assert.equal(
+      await page.locator(`#pane-${transport} [data-role=received] li.reset`).count(),
+      0,
+      `${transport} needed no reset`,
+    );
+  }
+  await page.close();
+});

@@ -1,0 +1,101 @@
+// What the browser tests share: start the real server binary on a free
+// loopback port, publish through the real API, and drive Debian's Chromium.
+
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const ARTIFACTS = join(ROOT, "test-artifacts");
+export const TOKEN = "e2e-admin-token";
+
+/** Starts target/debug/notify-server on 127.0.0.1:0 and waits for its address. */
+export async function startServer(extraArgs = []) {
+  const binary = process.env.NOTIFY_SERVER_BIN ?? join(ROOT, "target/debug/notify-server");
+  const child = spawn(binary, ["--addr", "127.0.0.1:0", ...extraArgs], {
+    env: { ...process.env, NOTIFY_ADMIN_TOKEN: TOKEN, RUST_LOG: "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const base = await new Promise((resolveBase, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 20_000);
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      const match = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+\/)/);
+      if (match) {
+        clearTimeout(timer);
+        resolveBase(match[1]);
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`server exited with ${code}: ${out}`)));
+  });
+  return {
+    base,
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((done) => child.once("exit", done));
+    },
+  };
+}
+
+/** Headless Chromium from the distribution, with no network of its own. */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+/** Publishes through POST /api/notifications; returns the new id. */
+export async function publish(base, text) {
+  const response = await fetch(new URL("/api/notifications", base), {
+    method: "POST",
+    headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ text }),
+  });
+  const body = await response.json();
+  if (response.status !== 201) throw new Error(`publish answered ${response.status}: ${JSON.stringify(body)}`);
+  return body.id;
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
+}
+
+export const TRANSPORTS = ["short-poll", "long-poll", "websocket"];
+
+/** The number a pane's counter shows. */
+export async function counter(page, transport, name) {
+  const text = await page.locator(`#pane-${transport} [data-counter=${name}]`).textContent();
+  return Number(text.replaceAll(",", ""));
+}
+
+/** The ids a pane shows, top (newest) to bottom. */
+export async function shownIds(page, transport) {
+  return page
+    .locator(`#pane-${transport} [data-role=received] li[data-id]`)
+    .evaluateAll((items) => items.map((item) => Number(item.dataset.id)));
+}
+
+/** Opens the lab and waits until every pane is connected. */
+export async function openLab(browser, base, viewport = { width: 1400, height: 1000 }) {
+  const page = await browser.newPage({ viewport });
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  await page.goto(base);
+  for (const transport of TRANSPORTS) {
+    await page.locator(`#pane-${transport} [data-role=status][data-state=live]`).waitFor();
+  }
+  return { page, errors };
+}

@@ -1,0 +1,171 @@
+// The lab page: one client per pane, each a different transport to the same
+// hub, with live counters and the raw HTTP exchanges the server recorded.
+// Each transport's client is a small module in ./transports/, readable next
+// to its Rust server; this file only wires them to the page.
+
+import { ShortPollClient } from "./transports/short-poll.js";
+import { LongPollClient } from "./transports/long-poll.js";
+import { WebSocketClient } from "./transports/websocket.js";
+import { measureClockOffset } from "./clock.js";
+
+const MAX_RECEIVED_SHOWN = 100;
+const MAX_WIRE_SHOWN = 30;
+
+const CLIENTS = {
+  "short-poll": (onEvent, pane) =>
+    new ShortPollClient({ onEvent, interval: Number(pane.querySelector("[data-control=interval]").value) }),
+  "long-poll": (onEvent, pane) =>
+    new LongPollClient({ onEvent, timeout: Number(pane.querySelector("[data-control=timeout]").value) }),
+  websocket: (onEvent) => new WebSocketClient({ onEvent }),
+};
+
+class Pane {
+  constructor(element, clockOffset) {
+    this.element = element;
+    this.clockOffset = clockOffset;
+    // Server time when this pane started: older notifications are history
+    // replayed to a newcomer, not deliveries whose delay means anything.
+    this.startedAt = Date.now() + clockOffset;
+    this.counts = { requests: 0, empty: 0, bytes: 0, notifications: 0, delivered: 0, latencySum: 0, lastLatency: null };
+    this.received = element.querySelector("[data-role=received]");
+    this.status = element.querySelector("[data-role=status]");
+    this.pauseButton = element.querySelector("[data-action=pause]");
+    this.client = CLIENTS[element.dataset.transport]((event) => this.onEvent(event), element);
+    this.running = false;
+
+    this.pauseButton.addEventListener("click", () => (this.running ? this.stop() : this.start()));
+    element.querySelector("[data-action=drop]").addEventListener("click", () => {
+      this.client.drop();
+      this.setRunning(false);
+    });
+    element.querySelector("[data-control=interval]")?.addEventListener("change", (e) => {
+      this.client.setInterval(Number(e.target.value));
+    });
+    element.querySelector("[data-control=timeout]")?.addEventListener("change", (e) => {
+      this.client.setTimeout(Number(e.target.value));
+    });
+  }
+
+  start() {
+    this.client.start();
+    this.setRunning(true);
+  }
+
+  stop() {
+    this.client.stop();
+    this.setRunning(false);
+  }
+
+  setRunning(running) {
+    this.running = running;
+    this.pauseButton.textContent = running ? "Pause" : "Resume";
+  }
+
+  onEvent(event) {
+    switch (event.type) {
+      case "status":
+        this.status.textContent = event.text;
+        this.status.dataset.state = event.state;
+        break;
+      case "request":
+        this.counts.requests += 1;
+        break;
+      case "response":
+        this.counts.bytes += event.bytes;
+        if (event.empty) this.counts.empty += 1;
+        break;
+      case "notification":
+        this.showNotification(event.notification);
+        break;
+      case "reset":
+        this.showReset(event.reason);
+        break;
+    }
+    this.render();
+  }
+
+  showNotification(notification) {
+    const publishedAt = Date.parse(notification.published_at);
+    const latency = Date.now() + this.clockOffset - publishedAt;
+    const fromHistory = publishedAt < this.startedAt;
+    this.counts.notifications += 1;
+    if (!fromHistory) {
+      this.counts.delivered += 1;
+      this.counts.latencySum += latency;
+      this.counts.lastLatency = latency;
+    }
+
+    const item = document.createElement("li");
+    item.dataset.id = String(notification.id);
+    // Text, never HTML: a notification is data, whatever it contains.
+    item.append(document.createTextNode(notification.text));
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = fromHistory
+      ? `#${notification.id} · from history, published before this page opened`
+      : `#${notification.id} · ${formatMs(latency)} after publish`;
+    item.append(meta);
+    this.prepend(item);
+  }
+
+  showReset(reason) {
+    const item = document.createElement("li");
+    item.className = "reset";
+    item.textContent = `reset (${reason}): some notifications may be missing; what follows is what the server still has`;
+    this.prepend(item);
+  }
+
+  prepend(item) {
+    this.received.prepend(item);
+    while (this.received.children.length > MAX_RECEIVED_SHOWN) this.received.lastElementChild.remove();
+  }
+
+  render() {
+    const c = this.counts;
+    const set = (name, value) => {
+      this.element.querySelector(`[data-counter=${name}]`).textContent = value;
+    };
+    set("requests", c.requests);
+    set("empty", c.empty);
+    set("bytes", c.bytes.toLocaleString("en"));
+    set("notifications", c.notifications);
+    set("last-latency", c.lastLatency === null ? "–" : formatMs(c.lastLatency));
+    set("mean-latency", c.delivered === 0 ? "–" : formatMs(c.latencySum / c.delivered));
+  }
+}
+
+function formatMs(ms) {
+  return ms < 1000 ? `${Math.max(0, Math.round(ms))} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+/** Shows the exchanges the server recorded, newest first, in their pane. */
+function followWire() {
+  const lists = new Map();
+  for (const list of document.querySelectorAll("[data-role=wire]")) {
+    const transport = list.dataset.transport ?? list.closest("[data-transport]").dataset.transport;
+    lists.set(transport, list);
+  }
+  const source = new EventSource("/api/wire");
+  source.onmessage = (event) => {
+    const record = JSON.parse(event.data);
+    const list = lists.get(record.transport);
+    if (!list) return;
+    const item = document.createElement("li");
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    const held = record.held_ms >= 100 ? ` · held ${formatMs(record.held_ms)}` : "";
+    meta.textContent = `${record.at}${held}`;
+    const request = document.createElement("pre");
+    request.textContent = record.request;
+    const response = document.createElement("pre");
+    response.textContent = record.response;
+    item.append(meta, request, response);
+    list.prepend(item);
+    while (list.children.length > MAX_WIRE_SHOWN) list.lastElementChild.remove();
+  };
+}
+
+const clockOffset = await measureClockOffset();
+const panes = [...document.querySelectorAll(".pane")].map((element) => new Pane(element, clockOffset));
+followWire();
+for (const pane of panes) pane.start();

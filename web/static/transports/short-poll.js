@@ -1,0 +1,62 @@
+// Short polling, the browser side of crates/short-poll/src/lib.rs.
+//
+// Every `interval` ms: GET /api/poll?after=<cursor>&epoch=<epoch>. The
+// server answers at once, usually with an empty list. Simple, works through
+// anything, and costs a request per client per interval whether or not
+// anything happened; a notification waits interval/2 on average.
+
+import { Cursor, applyPollAnswer, byteLength, sleep } from "./cursor.js";
+
+export class ShortPollClient {
+  constructor({ onEvent, interval = 2000 }) {
+    this.onEvent = onEvent;
+    this.interval = interval;
+    this.cursor = new Cursor();
+    this.controller = null;
+  }
+
+  setInterval(ms) {
+    this.interval = ms;
+  }
+
+  start() {
+    if (this.controller) return;
+    const controller = new AbortController();
+    this.controller = controller;
+    this.onEvent({ type: "status", state: "live", text: `polling every ${this.interval / 1000} s` });
+    this.#loop(controller.signal);
+  }
+
+  /** Stops polling; the cursor is kept for the next start. */
+  stop(state = "paused") {
+    this.controller?.abort();
+    this.controller = null;
+    this.onEvent({ type: "status", state, text: state });
+  }
+
+  /** Aborts the request in flight, if any, and stops. */
+  drop() {
+    this.stop("dropped");
+  }
+
+  async #loop(signal) {
+    while (!signal.aborted) {
+      await this.#pollOnce(signal);
+      await sleep(this.interval, signal);
+    }
+  }
+
+  async #pollOnce(signal) {
+    try {
+      this.onEvent({ type: "request" });
+      const response = await fetch(`/api/poll?${this.cursor.query()}`, { signal, cache: "no-store" });
+      const text = await response.text();
+      if (!response.ok) throw new Error(`${response.status}: ${text}`);
+      const body = JSON.parse(text);
+      this.onEvent({ type: "response", bytes: byteLength(text), empty: body.notifications.length === 0 });
+      applyPollAnswer(this.cursor, body, this.onEvent);
+    } catch (error) {
+      if (!signal.aborted) this.onEvent({ type: "status", state: "error", text: error.message });
+    }
+  }
+}

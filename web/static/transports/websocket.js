@@ -1,0 +1,76 @@
+// WebSocket push, the browser side of crates/websocket/src/lib.rs.
+//
+// One HTTP request upgrades to a WebSocket (101 Switching Protocols); then
+// the server pushes a text frame per notification. The first frame is
+// {"type":"hello"}, a {"type":"reset"} frame says the cursor could not be
+// honoured, and frames without a `type` are notifications. If the socket
+// closes unexpectedly the client reconnects with its cursor, so nothing
+// published meanwhile is lost.
+
+import { Cursor, byteLength } from "./cursor.js";
+
+const MAX_BACKOFF_MS = 10_000;
+
+export class WebSocketClient {
+  constructor({ onEvent }) {
+    this.onEvent = onEvent;
+    this.cursor = new Cursor();
+    this.socket = null;
+    this.running = false;
+    this.backoff = 500;
+    this.retryTimer = null;
+  }
+
+  start() {
+    if (this.running) return;
+    this.running = true;
+    this.#connect();
+  }
+
+  /** Closes the socket; the cursor is kept for the next start. */
+  stop(state = "paused") {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    const socket = this.socket;
+    this.socket = null;
+    socket?.close(1000, state);
+    this.onEvent({ type: "status", state, text: state });
+  }
+
+  /** Closes the socket now, as a lost connection would. */
+  drop() {
+    this.stop("dropped");
+  }
+
+  #connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}/api/ws?${this.cursor.query()}`);
+    this.socket = socket;
+    this.onEvent({ type: "request" });
+    this.onEvent({ type: "status", state: "connecting", text: "handshake…" });
+
+    socket.onmessage = (event) => {
+      this.onEvent({ type: "response", bytes: byteLength(event.data), empty: false });
+      const message = JSON.parse(event.data);
+      if (message.type === "hello") {
+        this.cursor.epoch ??= message.epoch;
+        this.backoff = 500;
+        this.onEvent({ type: "status", state: "live", text: "connected" });
+      } else if (message.type === "reset") {
+        this.cursor.reset(message.epoch);
+        this.onEvent({ type: "reset", reason: message.reason, epoch: message.epoch });
+      } else if (this.cursor.accept(message)) {
+        this.onEvent({ type: "notification", notification: message });
+      }
+    };
+
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return; // closed on purpose by stop()
+      this.socket = null;
+      const wait = this.backoff;
+      this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
+      this.onEvent({ type: "status", state: "error", text: `closed (${event.code}); reconnecting in ${wait / 1000} s` });
+      this.retryTimer = setTimeout(() => this.running && this.#connect(), wait);
+    };
+  }
+}
