@@ -6,6 +6,8 @@
 import { ShortPollClient } from "./transports/short-poll.js";
 import { LongPollClient } from "./transports/long-poll.js";
 import { WebSocketClient } from "./transports/websocket.js";
+import { SseClient } from "./transports/sse.js";
+import { AutoClient } from "./transports/auto.js";
 import { measureClockOffset } from "./clock.js";
 
 const MAX_RECEIVED_SHOWN = 100;
@@ -17,6 +19,13 @@ const CLIENTS = {
   "long-poll": (onEvent, pane) =>
     new LongPollClient({ onEvent, timeout: Number(pane.querySelector("[data-control=timeout]").value) }),
   websocket: (onEvent) => new WebSocketClient({ onEvent }),
+  sse: (onEvent) => new SseClient({ onEvent }),
+  auto: (onEvent, pane) => {
+    const refused = new Set(
+      [...pane.querySelectorAll("[data-refuse]:checked")].map((box) => box.dataset.refuse),
+    );
+    return new AutoClient({ onEvent, refused });
+  },
 };
 
 class Pane {
@@ -44,6 +53,9 @@ class Pane {
     element.querySelector("[data-control=timeout]")?.addEventListener("change", (e) => {
       this.client.setTimeout(Number(e.target.value));
     });
+    for (const box of element.querySelectorAll("[data-refuse]")) {
+      box.addEventListener("change", () => this.client.setRefused(box.dataset.refuse, box.checked));
+    }
   }
 
   start() {
@@ -66,6 +78,8 @@ class Pane {
       case "status":
         this.status.textContent = event.text;
         this.status.dataset.state = event.state;
+        // The auto pane says which transport it is on.
+        if (event.state === "live" && event.transport) this.element.dataset.using = event.transport;
         break;
       case "request":
         this.counts.requests += 1;
@@ -75,7 +89,7 @@ class Pane {
         if (event.empty) this.counts.empty += 1;
         break;
       case "notification":
-        this.showNotification(event.notification);
+        this.showNotification(event.notification, event.transport);
         break;
       case "reset":
         this.showReset(event.reason);
@@ -84,7 +98,7 @@ class Pane {
     this.render();
   }
 
-  showNotification(notification) {
+  showNotification(notification, via) {
     const publishedAt = Date.parse(notification.published_at);
     const latency = Date.now() + this.clockOffset - publishedAt;
     const fromHistory = publishedAt < this.startedAt;
@@ -101,9 +115,10 @@ class Pane {
     item.append(document.createTextNode(notification.text));
     const meta = document.createElement("span");
     meta.className = "meta";
+    const how = via ? ` via ${via}` : "";
     meta.textContent = fromHistory
-      ? `#${notification.id} · from history, published before this page opened`
-      : `#${notification.id} · ${formatMs(latency)} after publish`;
+      ? `#${notification.id}${how} · from history, published before this page opened`
+      : `#${notification.id}${how} · ${formatMs(latency)} after publish`;
     item.append(meta);
     this.prepend(item);
   }

@@ -20,7 +20,7 @@ pub enum ApiError {
     InvalidBody(String),
     #[error("the notification text is empty")]
     EmptyText,
-    #[error("bad query parameter `{param}`: {reason}")]
+    #[error("bad parameter `{param}`: {reason}")]
     BadQuery { param: &'static str, reason: String },
     #[error("not a valid WebSocket upgrade: {0}")]
     BadUpgrade(&'static str),

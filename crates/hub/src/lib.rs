@@ -294,6 +294,7 @@ pub enum Delivery {
 #[derive(Debug)]
 pub struct Subscription {
     hub: Hub,
+    replay_from: NotificationId,
     pending: VecDeque<Delivery>,
     live: broadcast::Receiver<Arc<Notification>>,
     /// Every id up to this one was delivered (or lies before a reset).
@@ -307,6 +308,7 @@ impl Subscription {
         live: broadcast::Receiver<Arc<Notification>>,
         newest: NotificationId,
     ) -> Self {
+        let replay_from = since.notifications.first().map_or(newest, |n| n.id() - 1);
         let mut pending = VecDeque::with_capacity(since.notifications.len() + 1);
         if let Some(reason) = since.reset {
             pending.push_back(Delivery::Reset {
@@ -317,10 +319,19 @@ impl Subscription {
         pending.extend(since.notifications.into_iter().map(Delivery::Notification));
         Subscription {
             hub,
+            replay_from,
             pending,
             live,
             delivered: newest,
         }
+    }
+
+    /// The cursor the replay starts from: the id just before the first
+    /// notification this subscription replays (the newest id when there is
+    /// nothing to replay). A client that resumes from it, in this epoch,
+    /// loses nothing and is not reset again.
+    pub fn replay_from(&self) -> NotificationId {
+        self.replay_from
     }
 
     /// Whether the first delivery will be a reset: the cursor it was opened

@@ -161,6 +161,37 @@ async fn a_subscriber_that_falls_behind_is_reset_not_buffered() {
 }
 
 #[tokio::test]
+async fn a_subscription_says_where_its_replay_starts() {
+    let hub = hub(4);
+    assert_eq!(hub.subscribe(None).replay_from(), 0);
+    for i in 1..=10 {
+        hub.publish(&format!("{i}")).await.unwrap();
+    }
+    let epoch = Some(hub.epoch().clone());
+    assert_eq!(
+        hub.subscribe(None).replay_from(),
+        6,
+        "a newcomer replays 7..=10"
+    );
+    assert_eq!(
+        hub.subscribe(Some(&Cursor::new(8, epoch.clone())))
+            .replay_from(),
+        8
+    );
+    assert_eq!(
+        hub.subscribe(Some(&Cursor::new(10, epoch.clone())))
+            .replay_from(),
+        10
+    );
+    let reset = hub.subscribe(Some(&Cursor::new(2, epoch.clone())));
+    assert!(reset.starts_with_reset());
+    assert_eq!(reset.replay_from(), 6);
+    // Resuming from there is exact: no reset, the same replay.
+    let again = hub.subscribe(Some(&Cursor::new(6, epoch)));
+    assert!(!again.starts_with_reset());
+}
+
+#[tokio::test]
 async fn dropping_a_subscription_unsubscribes() {
     let hub = hub(4);
     let sub = hub.subscribe(None);

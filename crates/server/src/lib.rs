@@ -16,6 +16,7 @@ use notify_http::{
 };
 use notify_long_poll::{LongPoll, LongPollTimeout};
 use notify_short_poll::ShortPoll;
+use notify_sse::{Sse, SseConfig};
 use notify_websocket::{WebSocket, WsConfig};
 
 /// Settings of the transports that have any.
@@ -23,6 +24,7 @@ use notify_websocket::{WebSocket, WsConfig};
 pub struct TransportConfig {
     pub websocket: WsConfig,
     pub long_poll: LongPollTimeout,
+    pub sse: SseConfig,
 }
 
 /// Handles on the transports and the wire log, for tests and metrics.
@@ -31,6 +33,7 @@ pub struct Transports {
     pub short_poll: ShortPoll,
     pub long_poll: LongPoll,
     pub websocket: WebSocket,
+    pub sse: Sse,
     pub wire: WireLog,
 }
 
@@ -40,6 +43,7 @@ fn recorded_as(path: &str) -> Option<&'static str> {
         notify_short_poll::PATH => Some("short-poll"),
         notify_long_poll::PATH => Some("long-poll"),
         notify_websocket::PATH => Some("websocket"),
+        notify_sse::PATH => Some("sse"),
         "/api/notifications" => Some("publish"),
         _ => None,
     }
@@ -57,6 +61,7 @@ pub fn router(
         short_poll: ShortPoll::new(ctx.hub.clone()),
         long_poll: LongPoll::new(ctx.hub.clone(), ctx.shutdown.clone(), config.long_poll),
         websocket: WebSocket::new(ctx.hub.clone(), ctx.shutdown.clone(), config.websocket),
+        sse: Sse::new(ctx.hub.clone(), ctx.shutdown.clone(), config.sse),
         wire: WireLog::new(),
     };
     let handles = transports.clone();
@@ -82,6 +87,7 @@ async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
         notify_short_poll::PATH => t.short_poll.handle(&req),
         notify_long_poll::PATH => t.long_poll.handle(&req).await,
         notify_websocket::PATH => t.websocket.handle(req),
+        notify_sse::PATH => t.sse.handle(&req),
         "/" => pages::lab(&req, &ctx.hub),
         "/admin" => pages::admin(&req, &ctx.hub),
         "/api/time" => pages::time(&req),

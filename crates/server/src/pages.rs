@@ -47,6 +47,20 @@ pub const PANES: &[Pane] = &[
         source: "crates/websocket/src/lib.rs",
         module: "web/static/transports/websocket.js",
     },
+    Pane {
+        id: "sse",
+        title: "Server-Sent Events",
+        summary: "One response that never ends; the browser's EventSource reads an event per notification and resumes by itself.",
+        source: "crates/sse/src/lib.rs",
+        module: "web/static/transports/sse.js",
+    },
+    Pane {
+        id: "auto",
+        title: "Auto (with fallback)",
+        summary: "Tries WebSocket, then SSE, then long polling, then short polling, keeping one cursor across switches. Refuse transports to watch it fall back.",
+        source: "all of the above",
+        module: "web/static/transports/auto.js",
+    },
 ];
 
 #[derive(Template)]
@@ -65,48 +79,29 @@ struct AdminPage<'a> {
     max_text_bytes: usize,
 }
 
-/// The files under `/static/`, embedded: (path, content type, content).
+/// One file of `web/static/`, embedded: (its URL path, type, content).
+macro_rules! asset {
+    ($file:literal, $content_type:expr) => {
+        (
+            concat!("/static/", $file),
+            $content_type,
+            include_str!(concat!("../../../web/static/", $file)),
+        )
+    };
+}
+
+/// The files under `/static/`.
 const STATIC_FILES: &[(&str, &str, &str)] = &[
-    (
-        "/static/lab.css",
-        "text/css; charset=utf-8",
-        include_str!("../../../web/static/lab.css"),
-    ),
-    (
-        "/static/lab.js",
-        JS,
-        include_str!("../../../web/static/lab.js"),
-    ),
-    (
-        "/static/admin.js",
-        JS,
-        include_str!("../../../web/static/admin.js"),
-    ),
-    (
-        "/static/clock.js",
-        JS,
-        include_str!("../../../web/static/clock.js"),
-    ),
-    (
-        "/static/transports/cursor.js",
-        JS,
-        include_str!("../../../web/static/transports/cursor.js"),
-    ),
-    (
-        "/static/transports/short-poll.js",
-        JS,
-        include_str!("../../../web/static/transports/short-poll.js"),
-    ),
-    (
-        "/static/transports/long-poll.js",
-        JS,
-        include_str!("../../../web/static/transports/long-poll.js"),
-    ),
-    (
-        "/static/transports/websocket.js",
-        JS,
-        include_str!("../../../web/static/transports/websocket.js"),
-    ),
+    asset!("lab.css", "text/css; charset=utf-8"),
+    asset!("lab.js", JS),
+    asset!("admin.js", JS),
+    asset!("clock.js", JS),
+    asset!("transports/cursor.js", JS),
+    asset!("transports/short-poll.js", JS),
+    asset!("transports/long-poll.js", JS),
+    asset!("transports/websocket.js", JS),
+    asset!("transports/sse.js", JS),
+    asset!("transports/auto.js", JS),
 ];
 
 /// Browsers refuse to run an ES module served with another type.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use notify_http::ServeConfig;
 use notify_server::{TransportConfig, Transports};
 use notify_test_support::{
-    PATIENCE, Pushed, TestConfig, TestServer, eventually, raw_http, ws_connect, ws_next,
+    PATIENCE, Pushed, SseReader, TestConfig, TestServer, eventually, raw_http, ws_connect, ws_next,
     ws_notifications,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,6 +54,28 @@ fn humantime_like(at: &str) -> bool {
     b.len() == 24 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && b[23] == b'Z'
 }
 
+async fn held_long_poll(
+    server: &TestServer,
+    query: &str,
+) -> tokio::task::JoinHandle<serde_json::Value> {
+    let http = server.http.clone();
+    let url = server.url(&format!("/api/long-poll?{query}"));
+    tokio::spawn(async move { http.get(url).send().await.unwrap().json().await.unwrap() })
+}
+
+async fn sse_after_hello(server: &TestServer, query: &str) -> SseReader {
+    let response = server
+        .http
+        .get(server.url(&format!("/api/sse?{query}")))
+        .send()
+        .await
+        .unwrap();
+    let mut reader = SseReader::new(response);
+    let (event, _, _) = reader.next_event().await.unwrap().expect("hello");
+    assert_eq!(event, "hello");
+    reader
+}
+
 #[tokio::test]
 async fn every_transport_delivers_the_same_notification() {
     let (server, transports) = server_with(TestConfig::default()).await;
@@ -62,25 +84,15 @@ async fn every_transport_delivers_the_same_notification() {
         ws_next(&mut ws).await.unwrap(),
         Some(Pushed::Hello { .. })
     ));
-    let held = {
-        let http = server.http.clone();
-        let url = server.url("/api/long-poll?after=0&timeout=60");
-        tokio::spawn(async move {
-            http.get(url)
-                .send()
-                .await
-                .unwrap()
-                .json::<serde_json::Value>()
-                .await
-                .unwrap()
-        })
-    };
+    let mut sse = sse_after_hello(&server, "").await;
+    let held = held_long_poll(&server, "after=0&timeout=60").await;
     eventually("the long poll is held", || transports.long_poll.held() == 1).await;
     server.publish("to all").await.unwrap();
     assert_eq!(
         ws_notifications(&mut ws, 1).await.unwrap()[0].text,
         "to all"
     );
+    assert_eq!(sse.notifications(1).await.unwrap()[0].1.text, "to all");
     assert_eq!(held.await.unwrap()["notifications"][0]["text"], "to all");
     assert_eq!(
         server
@@ -107,7 +119,7 @@ async fn health_page() {
 }
 
 #[tokio::test]
-async fn shutdown_answers_held_polls_closes_websockets_and_stops_accepting() {
+async fn shutdown_answers_held_polls_ends_streams_closes_websockets_and_stops_accepting() {
     let (server, transports) = server_with(TestConfig::default()).await;
     server.publish("before").await.unwrap();
     let mut ws = ws_connect(&server.ws_url("/api/ws?after=1")).await.unwrap();
@@ -116,24 +128,14 @@ async fn shutdown_answers_held_polls_closes_websockets_and_stops_accepting() {
         Some(Pushed::Hello { .. })
     ));
     let epoch = server.hub().epoch().to_string();
-    let held = {
-        let http = server.http.clone();
-        let url = server.url(&format!("/api/long-poll?after=1&epoch={epoch}&timeout=60"));
-        tokio::spawn(async move {
-            http.get(url)
-                .send()
-                .await
-                .unwrap()
-                .json::<serde_json::Value>()
-                .await
-                .unwrap()
-        })
-    };
+    let mut sse = sse_after_hello(&server, &format!("after=1&epoch={epoch}")).await;
+    let held = held_long_poll(&server, &format!("after=1&epoch={epoch}&timeout=60")).await;
     eventually("the long poll is held", || transports.long_poll.held() == 1).await;
     let addr = server.addr;
 
     let clean = tokio::time::timeout(PATIENCE, async {
-        let (clean, ws_end, poll) = tokio::join!(server.shutdown(), ws_next(&mut ws), held);
+        let (clean, ws_end, sse_end, poll) =
+            tokio::join!(server.shutdown(), ws_next(&mut ws), sse.next(), held);
         let poll = poll.unwrap();
         assert_eq!(
             poll["notifications"],
@@ -145,12 +147,14 @@ async fn shutdown_answers_held_polls_closes_websockets_and_stops_accepting() {
             ws_end.unwrap(),
             Some(Pushed::Closed { code: 1001, .. })
         ));
+        assert_eq!(sse_end.unwrap(), None, "the event stream ends");
         clean
     })
     .await
     .expect("shutdown finishes within the test's patience");
     assert!(clean, "every connection task finished");
     assert_eq!(transports.websocket.open_connections(), 0);
+    assert_eq!(transports.sse.open_streams(), 0);
     // The listener is closed with the accept loop: nothing new is served.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let refused = raw_http(addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await;

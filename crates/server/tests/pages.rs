@@ -34,7 +34,7 @@ async fn the_lab_has_a_pane_per_transport_and_loads_its_module() {
         .to_owned();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let html = response.text().await.unwrap();
-    for pane in ["short-poll", "long-poll", "websocket"] {
+    for pane in ["short-poll", "long-poll", "websocket", "sse", "auto"] {
         assert!(html.contains(&format!("id=\"pane-{pane}\"")), "pane {pane}");
         assert!(
             html.contains(&format!("web/static/transports/{pane}.js")),

@@ -341,3 +341,111 @@ fn parse_raw(raw: &[u8]) -> anyhow::Result<RawResponse> {
         body: body.to_owned(),
     })
 }
+
+/// One server-sent event: its `event:` name (default `message`), `id:` and
+/// `data:`; or a comment line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseItem {
+    Event {
+        event: String,
+        id: Option<String>,
+        data: String,
+    },
+    Comment(String),
+}
+
+/// Reads server-sent events off a streaming response.
+#[derive(Debug)]
+pub struct SseReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        SseReader {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event or comment within [`PATIENCE`]; `None` when the
+    /// stream ends.
+    pub async fn next(&mut self) -> anyhow::Result<Option<SseItem>> {
+        tokio::time::timeout(PATIENCE, self.next_now())
+            .await
+            .context("no event within the test's patience")?
+    }
+
+    async fn next_now(&mut self) -> anyhow::Result<Option<SseItem>> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(item) = parse_sse_block(&block) {
+                    return Ok(Some(item));
+                }
+                continue;
+            }
+            match self.response.chunk().await? {
+                Some(chunk) => self.buffer.push_str(std::str::from_utf8(&chunk)?),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The next event that is not a comment.
+    pub async fn next_event(&mut self) -> anyhow::Result<Option<(String, Option<String>, String)>> {
+        loop {
+            match self.next().await? {
+                Some(SseItem::Event { event, id, data }) => return Ok(Some((event, id, data))),
+                Some(SseItem::Comment(_)) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads `count` notification events; fails on any other event.
+    pub async fn notifications(
+        &mut self,
+        count: usize,
+    ) -> anyhow::Result<Vec<(String, WireNotification)>> {
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            match self.next_event().await? {
+                Some((event, Some(id), data)) if event == "message" => {
+                    out.push((id, serde_json::from_str(&data)?))
+                }
+                other => bail!("expected a notification event, got {other:?}"),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Parses one blank-line-terminated block; `None` for a block of only
+/// `retry:` lines.
+fn parse_sse_block(block: &str) -> Option<SseItem> {
+    let (mut event, mut id, mut data, mut comment) = (None, None, Vec::new(), None);
+    for line in block.lines() {
+        if let Some(text) = line.strip_prefix(':') {
+            comment = Some(text.trim().to_owned());
+        } else if let Some((field, value)) = line.split_once(':') {
+            let value = value.strip_prefix(' ').unwrap_or(value).to_owned();
+            match field {
+                "event" => event = Some(value),
+                "id" => id = Some(value),
+                "data" => data.push(value),
+                _ => {}
+            }
+        }
+    }
+    if !data.is_empty() || event.is_some() {
+        Some(SseItem::Event {
+            event: event.unwrap_or_else(|| "message".into()),
+            id,
+            data: data.join("\n"),
+        })
+    } else {
+        comment.map(SseItem::Comment)
+    }
+}

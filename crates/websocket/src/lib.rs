@@ -118,12 +118,9 @@ impl WebSocket {
         // Subscribe now, before answering 101: nothing published from here
         // on can be missed, however long the upgrade takes.
         let subscription = self.hub.subscribe(cursor.as_ref());
-        // The hello names where the replay starts: the client's cursor, or 0
-        // when a reset follows.
-        let hello_cursor = match cursor {
-            Some(c) if !subscription.starts_with_reset() => c.after,
-            _ => 0,
-        };
+        // The hello names where the replay starts: resuming from it loses
+        // nothing, whatever happens to this connection.
+        let hello_cursor = subscription.replay_from();
         let slot = req.extensions_mut().remove::<Arc<ConnectionSlot>>();
         let on_upgrade = hyper::upgrade::on(&mut req);
         let this = self.clone();

@@ -11,10 +11,12 @@ import { Cursor, applyPollAnswer, byteLength, sleep } from "./cursor.js";
 const MAX_BACKOFF_MS = 10_000;
 
 export class LongPollClient {
-  constructor({ onEvent, timeout = 25 }) {
+  /** Options as for ShortPollClient, with `timeout` in seconds instead of an interval. */
+  constructor({ onEvent, timeout = 25, cursor = new Cursor(), base = "" }) {
     this.onEvent = onEvent;
     this.timeout = timeout;
-    this.cursor = new Cursor();
+    this.cursor = cursor;
+    this.base = base;
     this.controller = null;
   }
 
@@ -43,16 +45,17 @@ export class LongPollClient {
 
   async #loop(signal) {
     let backoff = 500;
+    this.onEvent({ type: "status", state: "connecting", text: "first request…" });
     while (!signal.aborted) {
       try {
-        this.onEvent({ type: "status", state: "live", text: `held up to ${this.timeout} s` });
         this.onEvent({ type: "request" });
         const query = `${this.cursor.query()}&timeout=${this.timeout}`;
-        const response = await fetch(`/api/long-poll?${query}`, { signal, cache: "no-store" });
+        const response = await fetch(`${this.base}/api/long-poll?${query}`, { signal, cache: "no-store" });
         const text = await response.text();
         if (!response.ok) throw new Error(`${response.status}: ${text}`);
         const body = JSON.parse(text);
         this.onEvent({ type: "response", bytes: byteLength(text), empty: body.notifications.length === 0 });
+        this.onEvent({ type: "status", state: "live", text: `held up to ${this.timeout} s` });
         applyPollAnswer(this.cursor, body, this.onEvent);
         backoff = 500;
       } catch (error) {

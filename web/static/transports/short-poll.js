@@ -8,10 +8,16 @@
 import { Cursor, applyPollAnswer, byteLength, sleep } from "./cursor.js";
 
 export class ShortPollClient {
-  constructor({ onEvent, interval = 2000 }) {
+  /**
+   * onEvent: receives the events described in cursor.js.
+   * cursor: shared with other clients (the auto client) or a new one.
+   * base: a path prefix for the endpoint ("" normally).
+   */
+  constructor({ onEvent, interval = 2000, cursor = new Cursor(), base = "" }) {
     this.onEvent = onEvent;
     this.interval = interval;
-    this.cursor = new Cursor();
+    this.cursor = cursor;
+    this.base = base;
     this.controller = null;
   }
 
@@ -23,7 +29,7 @@ export class ShortPollClient {
     if (this.controller) return;
     const controller = new AbortController();
     this.controller = controller;
-    this.onEvent({ type: "status", state: "live", text: `polling every ${this.interval / 1000} s` });
+    this.onEvent({ type: "status", state: "connecting", text: "first poll…" });
     this.#loop(controller.signal);
   }
 
@@ -49,11 +55,12 @@ export class ShortPollClient {
   async #pollOnce(signal) {
     try {
       this.onEvent({ type: "request" });
-      const response = await fetch(`/api/poll?${this.cursor.query()}`, { signal, cache: "no-store" });
+      const response = await fetch(`${this.base}/api/poll?${this.cursor.query()}`, { signal, cache: "no-store" });
       const text = await response.text();
       if (!response.ok) throw new Error(`${response.status}: ${text}`);
       const body = JSON.parse(text);
       this.onEvent({ type: "response", bytes: byteLength(text), empty: body.notifications.length === 0 });
+      this.onEvent({ type: "status", state: "live", text: `polling every ${this.interval / 1000} s` });
       applyPollAnswer(this.cursor, body, this.onEvent);
     } catch (error) {
       if (!signal.aborted) this.onEvent({ type: "status", state: "error", text: error.message });

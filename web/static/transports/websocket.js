@@ -12,9 +12,12 @@ import { Cursor, byteLength } from "./cursor.js";
 const MAX_BACKOFF_MS = 10_000;
 
 export class WebSocketClient {
-  constructor({ onEvent }) {
+  /** Options as for ShortPollClient; `reconnect: false` leaves reconnecting to the caller. */
+  constructor({ onEvent, cursor = new Cursor(), base = "", reconnect = true }) {
     this.onEvent = onEvent;
-    this.cursor = new Cursor();
+    this.cursor = cursor;
+    this.base = base;
+    this.reconnect = reconnect;
     this.socket = null;
     this.running = false;
     this.backoff = 500;
@@ -44,7 +47,7 @@ export class WebSocketClient {
 
   #connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}/api/ws?${this.cursor.query()}`);
+    const socket = new WebSocket(`${scheme}://${location.host}${this.base}/api/ws?${this.cursor.query()}`);
     this.socket = socket;
     this.onEvent({ type: "request" });
     this.onEvent({ type: "status", state: "connecting", text: "handshake…" });
@@ -67,6 +70,11 @@ export class WebSocketClient {
     socket.onclose = (event) => {
       if (this.socket !== socket) return; // closed on purpose by stop()
       this.socket = null;
+      if (!this.reconnect) {
+        this.running = false;
+        this.onEvent({ type: "status", state: "error", text: `closed (${event.code})` });
+        return;
+      }
       const wait = this.backoff;
       this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
       this.onEvent({ type: "status", state: "error", text: `closed (${event.code}); reconnecting in ${wait / 1000} s` });

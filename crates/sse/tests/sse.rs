@@ -1,0 +1,205 @@
+//! The SSE transport over real sockets: every notification once and in
+//! order, resume by `Last-Event-ID` (which wins over `?after=`), resets,
+//! keep-alive comments, a clean end on shutdown, and nothing left behind
+//! when a client goes away.
+
+use std::time::Duration;
+
+use notify_hub::HubConfig;
+use notify_sse::{Sse, SseConfig};
+use notify_test_support::{
+    SseItem, SseReader, TestConfig, TestServer, assert_exactly_once_in_order, eventually,
+};
+
+async fn server_with(config: TestConfig, sse: SseConfig) -> (TestServer, Sse) {
+    let mut handle = None;
+    let server = TestServer::start_with(config, |ctx| {
+        let (sse, route) = notify_sse::standalone(ctx, sse);
+        handle = Some(sse);
+        route
+    })
+    .await;
+    (server, handle.expect("router built"))
+}
+
+async fn server() -> (TestServer, Sse) {
+    server_with(TestConfig::default(), SseConfig::default()).await
+}
+
+async fn open(server: &TestServer, query: &str, last_event_id: Option<&str>) -> SseReader {
+    let mut request = server.http.get(server.url(&format!("/api/sse{query}")));
+    if let Some(id) = last_event_id {
+        request = request.header("Last-Event-ID", id);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    SseReader::new(response)
+}
+
+/// Reads the hello event and returns its id.
+async fn hello(reader: &mut SseReader, epoch: &str) -> String {
+    let (event, id, data) = reader.next_event().await.unwrap().expect("a hello");
+    assert_eq!(event, "hello");
+    let data: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(data["epoch"], epoch);
+    id.expect("hello carries an id")
+}
+
+#[tokio::test]
+async fn a_connected_client_gets_all_100_exactly_once_in_order() {
+    let (server, _) = server().await;
+    let epoch = server.hub().epoch().to_string();
+    let mut reader = open(&server, "", None).await;
+    assert_eq!(hello(&mut reader, &epoch).await, format!("{epoch}:0"));
+    for i in 1..=100 {
+        server.publish(&format!("n{i}")).await.unwrap();
+    }
+    let got = reader.notifications(100).await.unwrap();
+    let ids: Vec<u64> = got.iter().map(|(_, n)| n.id).collect();
+    assert_exactly_once_in_order(&ids, 1..=100);
+    for (event_id, n) in &got {
+        assert_eq!(event_id, &format!("{epoch}:{}", n.id), "id: <epoch>:<id>");
+    }
+}
+
+#[tokio::test]
+async fn resuming_by_last_event_id_loses_nothing_and_wins_over_after() {
+    let (server, _) = server().await;
+    for i in 1..=10 {
+        server.publish(&format!("n{i}")).await.unwrap();
+    }
+    let epoch = server.hub().epoch().to_string();
+    // As EventSource reconnects: the original URL, a newer Last-Event-ID.
+    let mut reader = open(&server, "?after=2", Some(&format!("{epoch}:6"))).await;
+    assert_eq!(hello(&mut reader, &epoch).await, format!("{epoch}:6"));
+    for i in 11..=12 {
+        server.publish(&format!("n{i}")).await.unwrap();
+    }
+    let ids: Vec<u64> = reader
+        .notifications(6)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n.id)
+        .collect();
+    assert_exactly_once_in_order(&ids, 7..=12);
+
+    let mut by_query = open(&server, &format!("?after=9&epoch={epoch}"), None).await;
+    hello(&mut by_query, &epoch).await;
+    let ids: Vec<u64> = by_query
+        .notifications(3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n.id)
+        .collect();
+    assert_exactly_once_in_order(&ids, 10..=12);
+}
+
+#[tokio::test]
+async fn cursors_it_cannot_honour_start_with_a_reset_event() {
+    let (server, _) = server_with(
+        TestConfig {
+            hub: HubConfig {
+                history: 3,
+                ..HubConfig::default()
+            },
+            ..TestConfig::default()
+        },
+        SseConfig::default(),
+    )
+    .await;
+    for i in 1..=8 {
+        server.publish(&format!("n{i}")).await.unwrap();
+    }
+    let epoch = server.hub().epoch().to_string();
+    for (last_event_id, reason) in [
+        (format!("{epoch}:1"), "cursor_too_old"),
+        ("another:8".to_string(), "epoch_changed"),
+        (format!("{epoch}:9"), "cursor_ahead"),
+    ] {
+        let mut reader = open(&server, "", Some(&last_event_id)).await;
+        // Resuming from the hello's id would not reset again.
+        assert_eq!(hello(&mut reader, &epoch).await, format!("{epoch}:5"));
+        let (event, _, data) = reader.next_event().await.unwrap().unwrap();
+        assert_eq!(event, "reset", "{last_event_id}");
+        let data: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(data["reason"], reason);
+        let ids: Vec<u64> = reader
+            .notifications(3)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n.id)
+            .collect();
+        assert_exactly_once_in_order(&ids, 6..=8);
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_last_event_id_is_400() {
+    let (server, _) = server().await;
+    let response = server
+        .http
+        .get(server.url("/api/sse"))
+        .header("Last-Event-ID", "garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "bad_query");
+    assert!(body["message"].as_str().unwrap().contains("Last-Event-ID"));
+}
+
+#[tokio::test]
+async fn the_stream_sets_retry_and_sends_keep_alive_comments_when_idle() {
+    let (server, _) = server_with(
+        TestConfig::default(),
+        SseConfig {
+            keep_alive: Duration::from_millis(100),
+            retry: Duration::from_millis(1500),
+        },
+    )
+    .await;
+    let mut response = server
+        .http
+        .get(server.url("/api/sse"))
+        .send()
+        .await
+        .unwrap();
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(first.starts_with(b"retry: 1500\n\n"), "{first:?}");
+    let mut reader = SseReader::new(response);
+    match reader.next().await.unwrap() {
+        Some(SseItem::Comment(text)) => assert_eq!(text, "keep-alive"),
+        other => panic!("expected a keep-alive comment, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn shutdown_ends_the_stream_cleanly() {
+    let (server, sse) = server().await;
+    let mut reader = open(&server, "", None).await;
+    hello(&mut reader, &server.hub().epoch().to_string()).await;
+    let (clean, end) = tokio::join!(server.shutdown(), reader.next());
+    assert_eq!(end.unwrap(), None, "the body ends");
+    assert!(clean);
+    assert_eq!(sse.open_streams(), 0);
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_leaves_no_stream_behind() {
+    let (server, sse) = server().await;
+    let mut reader = open(&server, "", None).await;
+    hello(&mut reader, &server.hub().epoch().to_string()).await;
+    assert_eq!(sse.open_streams(), 1);
+    assert_eq!(server.hub().subscriber_count(), 1);
+    drop(reader);
+    // hyper notices when it next writes; a publish makes it write.
+    server.publish("anyone there?").await.unwrap();
+    eventually("the stream is dropped", || sse.open_streams() == 0).await;
+    assert_eq!(server.hub().subscriber_count(), 0);
+}

@@ -1,0 +1,70 @@
+// The auto client in headless Chromium: it uses WebSocket while it can, and
+// as transports are refused one by one it falls back to SSE, long polling
+// and short polling, receiving every notification once, in order, across
+// the switches.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { launchBrowser, openLab, publish, screenshot, shownIds, startServer } from "./support.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function waitUntilUsing(page, transport) {
+  await page.locator(`#pane-auto[data-using="${transport}"] [data-role=status][data-state=live]`).waitFor();
+}
+
+async function receivedVia(page, id, transport) {
+  const item = page.locator(`#pane-auto [data-role=received] li[data-id="${id}"]`);
+  await item.waitFor();
+  assert.match(await item.locator(".meta").textContent(), new RegExp(`via ${transport}\\b`));
+}
+
+test("the auto client falls back transport by transport without loss or duplicate", async () => {
+  const { page, errors } = await openLab(browser, server.base);
+  await waitUntilUsing(page, "websocket");
+  const published = [];
+  published.push(await publish(server.base, "on websocket"));
+  await receivedVia(page, published.at(-1), "websocket");
+
+  for (const [refuse, next] of [
+    ["websocket", "sse"],
+    ["sse", "long-poll"],
+    ["long-poll", "short-poll"],
+  ]) {
+    await page.check(`#pane-auto [data-refuse="${refuse}"]`);
+    // Published while the client is switching: the shared cursor brings it.
+    published.push(await publish(server.base, `while leaving ${refuse}`));
+    await waitUntilUsing(page, next);
+    published.push(await publish(server.base, `on ${next}`));
+    await receivedVia(page, published.at(-1), next);
+  }
+
+  // Everything published arrived exactly once, newest first.
+  const ids = await shownIds(page, "auto");
+  const expected = [...published].reverse();
+  assert.deepEqual(
+    ids.filter((id) => published.includes(id)),
+    expected,
+  );
+  assert.equal(await page.locator("#pane-auto [data-role=received] li.reset").count(), 0);
+  await screenshot(page, "lab-fallback.png");
+
+  // Allowing WebSocket again moves the client back to it.
+  await page.uncheck('#pane-auto [data-refuse="websocket"]');
+  await waitUntilUsing(page, "websocket");
+  const back = await publish(server.base, "back on websocket");
+  await receivedVia(page, back, "websocket");
+  assert.deepEqual(errors, []);
+  await page.close();
+});

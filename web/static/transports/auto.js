@@ -1,0 +1,132 @@
+// A client that picks the best transport that works, as socket.io, SignalR
+// and Centrifugo do: WebSocket, then Server-Sent Events, then long polling,
+// then short polling. All of them share one cursor, so a switch neither
+// loses nor repeats a notification.
+//
+// A transport that fails before it is live is skipped for the next one; a
+// connection that is lost after being live makes the client start again from
+// the best transport, after an exponential backoff with jitter (so that a
+// thousand browsers that lost the same server do not return in lockstep).
+//
+// `refused` names transports to treat as blocked, as a proxy that breaks
+// WebSocket would: their requests go to a path the server refuses, so the
+// failure the client sees is a real one.
+
+import { Cursor } from "./cursor.js";
+import { WebSocketClient } from "./websocket.js";
+import { SseClient } from "./sse.js";
+import { LongPollClient } from "./long-poll.js";
+import { ShortPollClient } from "./short-poll.js";
+
+export const ORDER = ["websocket", "sse", "long-poll", "short-poll"];
+const REFUSED_PREFIX = "/refused";
+const FIRST_BACKOFF_MS = 500;
+const MAX_BACKOFF_MS = 15_000;
+
+const FACTORIES = {
+  websocket: (options) => new WebSocketClient({ ...options, reconnect: false }),
+  sse: (options) => new SseClient({ ...options, reconnect: false }),
+  "long-poll": (options) => new LongPollClient({ ...options, timeout: 25 }),
+  "short-poll": (options) => new ShortPollClient({ ...options, interval: 2000 }),
+};
+
+export class AutoClient {
+  constructor({ onEvent, refused = new Set() }) {
+    this.onEvent = onEvent;
+    this.refused = refused;
+    this.cursor = new Cursor();
+    this.client = null;
+    this.transport = null;
+    this.running = false;
+    this.backoff = FIRST_BACKOFF_MS;
+    this.retryTimer = null;
+  }
+
+  /** The transport in use, or null. */
+  get current() {
+    return this.transport;
+  }
+
+  start() {
+    if (this.running) return;
+    this.running = true;
+    this.#tryFrom(0);
+  }
+
+  stop(state = "paused") {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    this.#closeCurrent();
+    this.onEvent({ type: "status", state, text: state });
+  }
+
+  drop() {
+    this.stop("dropped");
+  }
+
+  /** Refuses or allows a transport; if it is the one in use, switches now. */
+  setRefused(transport, refused) {
+    if (refused) this.refused.add(transport);
+    else this.refused.delete(transport);
+    if (this.running && (transport === this.transport || !refused)) {
+      this.#closeCurrent();
+      this.#tryFrom(0);
+    }
+  }
+
+  #closeCurrent() {
+    const client = this.client;
+    this.client = null;
+    this.transport = null;
+    client?.stop("paused");
+  }
+
+  #tryFrom(index) {
+    if (!this.running) return;
+    if (index >= ORDER.length) {
+      // Nothing worked: wait, then start again from the best.
+      const wait = jitter(this.backoff);
+      this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
+      this.onEvent({ type: "status", state: "error", text: `no transport works; retrying in ${(wait / 1000).toFixed(1)} s` });
+      this.retryTimer = setTimeout(() => this.#tryFrom(0), wait);
+      return;
+    }
+    const transport = ORDER[index];
+    let live = false;
+    const onEvent = (event) => {
+      if (this.client !== client) return; // a client we already left
+      if (event.type !== "status") {
+        this.onEvent({ ...event, transport });
+        return;
+      }
+      if (event.state === "live") {
+        live = true;
+        this.backoff = FIRST_BACKOFF_MS;
+        this.onEvent({ type: "status", state: "live", text: `on ${transport}`, transport });
+      } else if (event.state === "error") {
+        this.#closeCurrent();
+        if (live) {
+          // Lost after working: back to the best transport, after a pause.
+          const wait = jitter(this.backoff);
+          this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
+          this.onEvent({ type: "status", state: "connecting", text: `${transport} lost; retrying in ${(wait / 1000).toFixed(1)} s` });
+          this.retryTimer = setTimeout(() => this.#tryFrom(0), wait);
+        } else {
+          this.onEvent({ type: "status", state: "connecting", text: `${transport} failed; trying the next` });
+          this.#tryFrom(index + 1);
+        }
+      }
+    };
+    const base = this.refused.has(transport) ? REFUSED_PREFIX : "";
+    const client = FACTORIES[transport]({ onEvent, cursor: this.cursor, base });
+    this.client = client;
+    this.transport = transport;
+    this.onEvent({ type: "status", state: "connecting", text: `trying ${transport}…`, transport });
+    client.start();
+  }
+}
+
+/** Full jitter: a random wait between half and all of `ms`. */
+function jitter(ms) {
+  return ms / 2 + Math.random() * (ms / 2);
+}
