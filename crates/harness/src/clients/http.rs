@@ -1,0 +1,99 @@
+//! A keep-alive HTTP/1.1 connection, as a browser keeps one per tab and
+//! origin, built on hyper's client connection over a [`CountingStream`].
+//! It reconnects when the server closed it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+
+use crate::counting::{ByteCounters, CountingStream};
+
+#[derive(Debug)]
+pub struct HttpConnection {
+    addr: SocketAddr,
+    counters: Arc<ByteCounters>,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl HttpConnection {
+    pub fn new(addr: SocketAddr, counters: Arc<ByteCounters>) -> Self {
+        HttpConnection {
+            addr,
+            counters,
+            sender: None,
+        }
+    }
+
+    async fn sender(&mut self) -> anyhow::Result<&mut SendRequest<Full<Bytes>>> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let stream = CountingStream::connect(self.addr, self.counters.clone()).await?;
+            let (sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            self.sender = Some(sender);
+        }
+        let sender = self.sender.as_mut().expect("just connected");
+        sender.ready().await?;
+        Ok(sender)
+    }
+
+    /// Sends a request and returns the response with its body unread.
+    pub async fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> anyhow::Result<hyper::Response<Incoming>> {
+        let sender = self.sender().await?;
+        match sender.send_request(request).await {
+            Ok(response) => Ok(response),
+            Err(err) => {
+                self.sender = None;
+                Err(err.into())
+            }
+        }
+    }
+
+    /// `GET path` with the body read whole.
+    pub async fn get(&mut self, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
+        let response = self.send(get_request(self.addr, path)).await?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .context("reading the body")?
+            .to_bytes();
+        Ok((status, body))
+    }
+
+    /// `POST path` with a JSON body and a bearer token, the body read whole.
+    pub async fn post_json(
+        &mut self,
+        path: &str,
+        token: &str,
+        json: String,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let request = Request::post(path)
+            .header(header::HOST, self.addr.to_string())
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(json)))?;
+        let response = self.send(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+}
+
+pub fn get_request(addr: SocketAddr, path: &str) -> Request<Full<Bytes>> {
+    Request::get(path)
+        .header(header::HOST, addr.to_string())
+        .body(Full::new(Bytes::new()))
+        .expect("a valid request")
+}

@@ -1,0 +1,35 @@
+//! A long-polling client: `GET /api/long-poll` again as soon as each answer
+//! arrives, as `web/static/transports/long-poll.js` does.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::http::HttpConnection;
+use super::short_poll::poll_once;
+use super::{ClientContext, ClientOutcome, RECONNECT_DELAY, Recorder};
+use crate::Transport;
+
+pub async fn run(ctx: ClientContext, timeout: Duration) -> ClientOutcome {
+    let mut recorder = Recorder::new(Transport::LongPoll, &ctx);
+    let mut http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
+    let mut cursor = ctx.start.clone();
+    loop {
+        let path = format!(
+            "/api/long-poll?{}&timeout={}",
+            cursor.query(),
+            timeout.as_secs()
+        );
+        let result = tokio::select! {
+            _ = ctx.stop.cancelled() => break,
+            result = poll_once(&mut http, &path, &ctx, &mut cursor, &mut recorder) => result,
+        };
+        if result.is_err() {
+            ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+            tokio::select! {
+                _ = ctx.stop.cancelled() => break,
+                _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+            }
+        }
+    }
+    recorder.finish()
+}

@@ -1,0 +1,200 @@
+//! Simulated clients, one module per transport, each doing what the
+//! browser module of the same name does: keep a cursor, ask or listen, and
+//! reconnect from the cursor if the connection is lost.
+//!
+//! Every client counts its requests and bytes into its transport's
+//! [`TransportStats`] and hands each notification to a [`Recorder`], which
+//! knows which notifications belong to this run (their text carries the
+//! run's tag and a sequence number), when each was scheduled, and checks
+//! that each arrives exactly once and in order.
+
+pub mod http;
+pub mod long_poll;
+pub mod short_poll;
+pub mod sse;
+pub mod websocket;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::Transport;
+use crate::counting::ByteCounters;
+
+/// Counters shared by every client of one transport.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    pub requests: AtomicU64,
+    pub empty: AtomicU64,
+    pub errors: AtomicU64,
+    pub bytes: Arc<ByteCounters>,
+}
+
+impl TransportStats {
+    pub fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What every client of a run shares.
+#[derive(Debug)]
+pub struct RunShared {
+    /// Texts of this run's notifications are `"<tag> #<seq>"`.
+    pub tag: String,
+    pub total: u64,
+    /// Publishes per second; `None` for a burst.
+    pub rate: Option<f64>,
+    /// When publishing began: notification `seq` is scheduled at
+    /// `start + seq / rate`.
+    pub start: OnceLock<Instant>,
+    /// Clients whose first connection or answer arrived.
+    pub ready: AtomicUsize,
+    /// Clients that have received all `total` notifications.
+    pub complete: AtomicUsize,
+}
+
+impl RunShared {
+    pub fn new(tag: String, total: u64, rate: Option<f64>) -> Self {
+        RunShared {
+            tag,
+            total,
+            rate,
+            start: OnceLock::new(),
+            ready: AtomicUsize::new(0),
+            complete: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn text(&self, seq: u64) -> String {
+        format!("{} #{seq}", self.tag)
+    }
+
+    /// The instant notification `seq` was scheduled to be published.
+    pub fn scheduled(&self, seq: u64) -> Option<Instant> {
+        let start = *self.start.get()?;
+        Some(match self.rate {
+            Some(rate) => start + Duration::from_secs_f64(seq as f64 / rate),
+            None => start,
+        })
+    }
+
+    fn seq_of(&self, text: &str) -> Option<u64> {
+        text.strip_prefix(self.tag.as_str())?
+            .strip_prefix(" #")?
+            .parse()
+            .ok()
+    }
+}
+
+/// Where a client is in the hub's history.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    pub epoch: String,
+    pub after: u64,
+}
+
+impl Cursor {
+    pub fn query(&self) -> String {
+        format!("after={}&epoch={}", self.after, self.epoch)
+    }
+}
+
+/// Everything one client needs.
+#[derive(Debug, Clone)]
+pub struct ClientContext {
+    pub addr: SocketAddr,
+    pub stats: Arc<TransportStats>,
+    pub run: Arc<RunShared>,
+    pub start: Cursor,
+    pub stop: CancellationToken,
+    /// A test-only fault: this client drops one notification, so that the
+    /// harness's own loss detection can be shown to work.
+    pub lossy: bool,
+}
+
+/// A notification as it arrives on the wire.
+#[derive(Debug, Deserialize)]
+pub struct WireNotification {
+    pub id: u64,
+    pub text: String,
+}
+
+/// What a client saw, for the report.
+#[derive(Debug)]
+pub struct ClientOutcome {
+    pub transport: Transport,
+    /// Sequence numbers of this run's notifications, in arrival order.
+    pub received: Vec<u64>,
+    /// Microseconds from scheduled publish to arrival.
+    pub latency: Histogram<u64>,
+    pub resets: u64,
+}
+
+/// Records what a client receives.
+#[derive(Debug)]
+pub struct Recorder {
+    run: Arc<RunShared>,
+    outcome: ClientOutcome,
+    lossy: bool,
+    ready: bool,
+}
+
+impl Recorder {
+    pub fn new(transport: Transport, ctx: &ClientContext) -> Self {
+        Recorder {
+            run: ctx.run.clone(),
+            outcome: ClientOutcome {
+                transport,
+                received: Vec::new(),
+                latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .expect("valid histogram bounds"),
+                resets: 0,
+            },
+            lossy: ctx.lossy,
+            ready: false,
+        }
+    }
+
+    /// The client is connected (or has its first answer): count it once.
+    pub fn ready(&mut self) {
+        if !self.ready {
+            self.ready = true;
+            self.run.ready.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn notification(&mut self, text: &str) {
+        let now = Instant::now();
+        let Some(seq) = self.run.seq_of(text) else {
+            return; // not this run's
+        };
+        if self.lossy && seq == self.run.total / 2 {
+            return; // the injected fault
+        }
+        if let Some(scheduled) = self.run.scheduled(seq) {
+            let micros = now.saturating_duration_since(scheduled).as_micros() as u64;
+            self.outcome.latency.saturating_record(micros.max(1));
+        }
+        self.outcome.received.push(seq);
+        if self.outcome.received.len() as u64 == self.run.total {
+            self.run.complete.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.outcome.resets += 1;
+    }
+
+    pub fn finish(self) -> ClientOutcome {
+        self.outcome
+    }
+}
+
+/// How long a client waits before reconnecting after losing its connection.
+pub const RECONNECT_DELAY: Duration = Duration::from_millis(100);

@@ -1,0 +1,69 @@
+//! A short-polling client: `GET /api/poll` every `interval`, on one
+//! keep-alive connection, as `web/static/transports/short-poll.js` does.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::http::HttpConnection;
+use super::{ClientContext, ClientOutcome, Cursor, Recorder, WireNotification};
+use crate::Transport;
+
+/// A short or long poll answer.
+#[derive(Debug, Deserialize)]
+pub struct PollAnswer {
+    pub epoch: String,
+    pub reset: bool,
+    pub notifications: Vec<WireNotification>,
+    pub cursor: u64,
+}
+
+/// Applies one poll to the recorder and the cursor; `Err` when the request
+/// failed (the caller waits and tries again).
+pub async fn poll_once(
+    http: &mut HttpConnection,
+    path: &str,
+    ctx: &ClientContext,
+    cursor: &mut Cursor,
+    recorder: &mut Recorder,
+) -> anyhow::Result<()> {
+    ctx.stats.request();
+    let (status, body) = http.get(path).await?;
+    anyhow::ensure!(status.is_success(), "{path} answered {status}");
+    let answer: PollAnswer = serde_json::from_slice(&body)?;
+    recorder.ready();
+    if answer.reset {
+        recorder.reset();
+    }
+    if answer.notifications.is_empty() {
+        ctx.stats.empty.fetch_add(1, Ordering::Relaxed);
+    }
+    for n in &answer.notifications {
+        recorder.notification(&n.text);
+    }
+    cursor.epoch = answer.epoch;
+    cursor.after = answer.cursor;
+    Ok(())
+}
+
+pub async fn run(ctx: ClientContext, interval: Duration) -> ClientOutcome {
+    let mut recorder = Recorder::new(Transport::ShortPoll, &ctx);
+    let mut http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
+    let mut cursor = ctx.start.clone();
+    loop {
+        let path = format!("/api/poll?{}", cursor.query());
+        let result = tokio::select! {
+            _ = ctx.stop.cancelled() => break,
+            result = poll_once(&mut http, &path, &ctx, &mut cursor, &mut recorder) => result,
+        };
+        if result.is_err() {
+            ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        tokio::select! {
+            _ = ctx.stop.cancelled() => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+    recorder.finish()
+}

@@ -1,0 +1,159 @@
+//! `cargo run --release -p notify-harness -- <scenario>`: runs a named
+//! scenario (or one described by flags) and writes the table, a JSON file
+//! and an HTML report with charts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use notify_harness::scenarios::{self, Scenario};
+use notify_harness::{Publish, RunConfig, Target, Transport, html};
+
+#[derive(Debug, Parser)]
+#[command(about = "Compare the transports: requests, bytes and latency, measured against theory")]
+struct Args {
+    /// A named scenario: quiet, busy, burst, interval-sweep or smoke; or
+    /// `custom` with the flags below.
+    scenario: String,
+    /// Where the report files go.
+    #[arg(long, default_value = "target/harness")]
+    out: PathBuf,
+    /// Start the server as a child process from this binary (so its CPU and
+    /// memory are measured) instead of in-process.
+    #[arg(long, conflicts_with = "target")]
+    server_bin: Option<PathBuf>,
+    /// A server already running at this loopback URL.
+    #[arg(long)]
+    target: Option<String>,
+    /// Its admin token (or set NOTIFY_ADMIN_TOKEN).
+    #[arg(long, env = "NOTIFY_ADMIN_TOKEN", requires = "target")]
+    admin_token: Option<String>,
+    /// Its process id, to read its CPU time and memory.
+    #[arg(long, requires = "target")]
+    server_pid: Option<u32>,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+
+    /// custom: clients per transport (N).
+    #[arg(long, default_value_t = 20)]
+    clients: usize,
+    /// custom: notifications (M).
+    #[arg(long, default_value_t = 20)]
+    notifications: u64,
+    /// custom: publishes per second (R); 0 for a burst.
+    #[arg(long, default_value_t = 2.0)]
+    rate: f64,
+    /// custom: short-poll interval in seconds (I).
+    #[arg(long, default_value_t = 2.0)]
+    interval: f64,
+    /// custom: long-poll timeout in whole seconds (T).
+    #[arg(long, default_value_t = 25)]
+    timeout: u64,
+    /// custom: transports to run (default all).
+    #[arg(long, value_delimiter = ',')]
+    transports: Vec<Transport>,
+}
+
+/// Bounds on custom runs, so a typo cannot start an unbounded load.
+const MAX_CLIENTS: usize = 5_000;
+const MAX_NOTIFICATIONS: u64 = 100_000;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let scenario = match scenarios::named(&args.scenario) {
+        Some(scenario) => scenario,
+        None if args.scenario == "custom" => custom(&args)?,
+        None => bail!(
+            "no scenario {:?}; try one of {:?} or custom",
+            args.scenario,
+            scenarios::NAMES
+        ),
+    };
+    let target = match (&args.target, &args.server_bin) {
+        (Some(url), _) => Target::url(
+            url,
+            args.admin_token
+                .clone()
+                .context("--target needs --admin-token or NOTIFY_ADMIN_TOKEN")?,
+            args.server_pid,
+        )?,
+        (None, Some(binary)) => Target::Process {
+            binary: binary.clone(),
+        },
+        (None, None) => Target::InProcess,
+    };
+
+    println!("{}: {}", scenario.name, scenario.description);
+    let mut reports = Vec::new();
+    for config in &scenario.runs {
+        let report = notify_harness::run(config, &target, !args.quiet).await?;
+        println!("{}", report.table());
+        reports.push(report);
+    }
+
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let json = args.out.join(format!("{}.json", scenario.name));
+    std::fs::write(&json, serde_json::to_string_pretty(&reports)?)?;
+    let page = args.out.join(format!("{}.html", scenario.name));
+    std::fs::write(
+        &page,
+        html::render(scenario.name, scenario.description, &reports)?,
+    )?;
+    println!("wrote {} and {}", json.display(), page.display());
+
+    let failures: Vec<String> = reports
+        .iter()
+        .filter_map(|r| r.verify().err())
+        .map(|e| e.to_string())
+        .collect();
+    if !failures.is_empty() {
+        for failure in &failures {
+            eprintln!("{failure}");
+        }
+        bail!(
+            "{} run(s) lost, repeated or reordered notifications",
+            failures.len()
+        );
+    }
+    Ok(())
+}
+
+fn custom(args: &Args) -> anyhow::Result<Scenario> {
+    if args.clients == 0 || args.clients > MAX_CLIENTS {
+        bail!("--clients must be 1..={MAX_CLIENTS}");
+    }
+    if args.notifications == 0 || args.notifications > MAX_NOTIFICATIONS {
+        bail!("--notifications must be 1..={MAX_NOTIFICATIONS}");
+    }
+    if !(1..=60).contains(&args.timeout) || args.interval <= 0.0 || args.rate < 0.0 {
+        bail!("--timeout must be 1..=60, --interval and --rate positive");
+    }
+    let publish = if args.rate == 0.0 {
+        Publish::Burst
+    } else {
+        Publish::Rate(args.rate)
+    };
+    Ok(Scenario {
+        name: "custom",
+        description: "A run described by flags.",
+        runs: vec![RunConfig {
+            name: "custom".into(),
+            clients: args.clients,
+            transports: if args.transports.is_empty() {
+                Transport::ALL.to_vec()
+            } else {
+                args.transports.clone()
+            },
+            poll_interval: Duration::from_secs_f64(args.interval),
+            long_poll_timeout: Duration::from_secs(args.timeout),
+            notifications: args.notifications,
+            publish,
+            drain: Duration::from_secs(args.timeout + 15),
+            lossy: None,
+        }],
+    })
+}

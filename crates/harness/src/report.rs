@@ -1,0 +1,381 @@
+//! What a run measured, next to what theory predicts, and the checks that
+//! make a run fail loudly: every client of every transport must have every
+//! notification exactly once and in order.
+//!
+//! The theory, for N clients over D seconds with M notifications:
+//! - short poll: about N·D/I requests, and a notification waits I/2 on
+//!   average before someone asks;
+//! - long poll: about N·(M + D/T) requests — one per notification (fewer when
+//!   notifications come faster than a round trip, since one answer then
+//!   carries several) plus one per timeout;
+//! - WebSocket and SSE: one request per client (the handshake, the stream),
+//!   and latency of about one trip through the server.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::Transport;
+use crate::clients::{ClientOutcome, TransportStats};
+use crate::run::{Publish, RunConfig};
+use crate::target::ProcessUsage;
+
+/// One run, as reported and saved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub name: String,
+    pub target: String,
+    pub clients_per_transport: usize,
+    pub notifications: u64,
+    pub publish: Publish,
+    pub poll_interval_s: f64,
+    pub long_poll_timeout_s: f64,
+    pub duration_s: f64,
+    /// Set when the drain deadline passed before every client had everything.
+    pub incomplete: bool,
+    pub transports: Vec<TransportReport>,
+    /// The server process's CPU time during the run and its memory at the
+    /// end, where it was a separate process.
+    pub server: Option<ProcessUsage>,
+}
+
+/// One transport's figures in one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransportReport {
+    pub transport: Transport,
+    pub clients: usize,
+    pub requests: u64,
+    pub requests_per_client_per_minute: f64,
+    pub requests_per_delivered: f64,
+    pub empty_responses: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub bytes_per_delivered: f64,
+    pub delivered: u64,
+    pub missing: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    pub resets: u64,
+    pub errors: u64,
+    pub latency_ms: Latency,
+    /// (percentile, milliseconds) points for the latency chart.
+    pub latency_curve: Vec<(f64, f64)>,
+    pub theory: Theory,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Latency {
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// What the simple model predicts for this run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Theory {
+    pub requests: f64,
+    pub requests_formula: String,
+    pub mean_latency_ms: Option<f64>,
+    pub latency_formula: String,
+}
+
+impl Theory {
+    pub fn of(transport: Transport, config: &RunConfig, duration: Duration) -> Self {
+        let n = config.clients as f64;
+        let d = duration.as_secs_f64();
+        let m = config.notifications as f64;
+        match transport {
+            Transport::ShortPoll => {
+                let i = config.poll_interval.as_secs_f64();
+                Theory {
+                    requests: n * d / i,
+                    requests_formula: format!("N·D/I = {n}·{d:.1}/{i}"),
+                    mean_latency_ms: Some(i * 1000.0 / 2.0),
+                    latency_formula: "I/2".into(),
+                }
+            }
+            Transport::LongPoll => {
+                let t = config.long_poll_timeout.as_secs_f64();
+                Theory {
+                    requests: n * (m + d / t),
+                    requests_formula: format!("N·(M + D/T) = {n}·({m} + {d:.1}/{t})"),
+                    mean_latency_ms: None,
+                    latency_formula: "one round trip".into(),
+                }
+            }
+            Transport::WebSocket | Transport::Sse => Theory {
+                requests: n,
+                requests_formula: format!(
+                    "N = {n} (one {} per client)",
+                    if transport == Transport::Sse {
+                        "stream"
+                    } else {
+                        "handshake"
+                    }
+                ),
+                mean_latency_ms: None,
+                latency_formula: "one trip through the server".into(),
+            },
+        }
+    }
+}
+
+impl TransportReport {
+    pub fn build(
+        transport: Transport,
+        config: &RunConfig,
+        duration: Duration,
+        stats: &TransportStats,
+        outcomes: &[&ClientOutcome],
+    ) -> Self {
+        let mut latency =
+            Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds");
+        let (mut delivered, mut missing, mut duplicated, mut out_of_order, mut resets) =
+            (0, 0, 0, 0, 0);
+        for outcome in outcomes {
+            latency.add(&outcome.latency).expect("same bounds");
+            let check = Check::of(&outcome.received, config.notifications);
+            delivered += outcome.received.len() as u64;
+            missing += check.missing;
+            duplicated += check.duplicated;
+            out_of_order += check.out_of_order;
+            resets += outcome.resets;
+        }
+        let requests = stats.requests.load(Ordering::Relaxed);
+        let bytes_up = stats.bytes.up.load(Ordering::Relaxed);
+        let bytes_down = stats.bytes.down.load(Ordering::Relaxed);
+        let per_delivered = |x: u64| {
+            if delivered == 0 {
+                0.0
+            } else {
+                x as f64 / delivered as f64
+            }
+        };
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        let latency_curve = [0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 100.0]
+            .iter()
+            .map(|p| (*p, ms(latency.value_at_percentile(*p))))
+            .collect();
+        TransportReport {
+            transport,
+            clients: outcomes.len(),
+            requests,
+            requests_per_client_per_minute: requests as f64
+                / outcomes.len().max(1) as f64
+                / duration.as_secs_f64()
+                * 60.0,
+            requests_per_delivered: per_delivered(requests),
+            empty_responses: stats.empty.load(Ordering::Relaxed),
+            bytes_up,
+            bytes_down,
+            bytes_per_delivered: per_delivered(bytes_up + bytes_down),
+            delivered,
+            missing,
+            duplicated,
+            out_of_order,
+            resets,
+            errors: stats.errors.load(Ordering::Relaxed),
+            latency_ms: Latency {
+                mean: latency.mean() / 1000.0,
+                p50: ms(latency.value_at_quantile(0.50)),
+                p90: ms(latency.value_at_quantile(0.90)),
+                p99: ms(latency.value_at_quantile(0.99)),
+                max: ms(latency.max()),
+            },
+            latency_curve,
+            theory: Theory::of(transport, config, duration),
+        }
+    }
+}
+
+/// The exactly-once, in-order check of one client's arrivals.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Check {
+    pub missing: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+}
+
+impl Check {
+    /// `received` should be exactly `0, 1, …, total - 1`.
+    pub fn of(received: &[u64], total: u64) -> Self {
+        let mut seen = vec![false; total as usize];
+        let mut check = Check::default();
+        for (i, seq) in received.iter().enumerate() {
+            match seen.get_mut(*seq as usize) {
+                Some(flag) if *flag => check.duplicated += 1,
+                Some(flag) => *flag = true,
+                None => check.duplicated += 1, // not a seq this run published
+            }
+            if i > 0 && *seq <= received[i - 1] {
+                check.out_of_order += 1;
+            }
+        }
+        check.missing = seen.iter().filter(|s| !**s).count() as u64;
+        check
+    }
+}
+
+impl RunReport {
+    pub fn new(
+        config: &RunConfig,
+        target: String,
+        duration: Duration,
+        transports: Vec<TransportReport>,
+        server: Option<ProcessUsage>,
+    ) -> Self {
+        RunReport {
+            name: config.name.clone(),
+            target,
+            clients_per_transport: config.clients,
+            notifications: config.notifications,
+            publish: config.publish,
+            poll_interval_s: config.poll_interval.as_secs_f64(),
+            long_poll_timeout_s: config.long_poll_timeout.as_secs_f64(),
+            duration_s: duration.as_secs_f64(),
+            incomplete: false,
+            transports,
+            server,
+        }
+    }
+
+    /// `Err` naming every transport that lost, repeated or reordered a
+    /// notification, or did not finish in time.
+    pub fn verify(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        for t in &self.transports {
+            if t.missing + t.duplicated + t.out_of_order > 0 {
+                problems.push(format!(
+                    "{}: {} missing, {} duplicated, {} out of order",
+                    t.transport, t.missing, t.duplicated, t.out_of_order
+                ));
+            }
+        }
+        if self.incomplete && problems.is_empty() {
+            problems.push(
+                "the drain deadline passed before every client had every notification".into(),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("run {:?} FAILED: {}", self.name, problems.join("; "))
+        }
+    }
+
+    /// The terminal table: measured figures with the theory beside them.
+    pub fn table(&self) -> String {
+        let publish = match self.publish {
+            Publish::Rate(rate) => format!("{rate}/s"),
+            Publish::Burst => "burst".into(),
+        };
+        let mut out = format!(
+            "{}: N={} per transport, M={} at {publish}, I={} s, T={} s, D={:.1} s, {}\n",
+            self.name,
+            self.clients_per_transport,
+            self.notifications,
+            self.poll_interval_s,
+            self.long_poll_timeout_s,
+            self.duration_s,
+            self.target
+        );
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+            "transport",
+            "requests",
+            "expected",
+            "req/client/min",
+            "req/delivered",
+            "empty",
+            "bytes up",
+            "bytes down",
+            "bytes/delivered",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+            "mean ms (expected)",
+            "lost/dup/order",
+        ]);
+        for t in &self.transports {
+            let expected_mean = t
+                .theory
+                .mean_latency_ms
+                .map_or(String::new(), |m| format!(" ({m:.0})"));
+            table.add_row(vec![
+                Cell::new(t.transport),
+                right(t.requests.to_string()),
+                right(format!("≈{:.0}", t.theory.requests)),
+                right(format!("{:.1}", t.requests_per_client_per_minute)),
+                right(format!("{:.2}", t.requests_per_delivered)),
+                right(t.empty_responses.to_string()),
+                right(t.bytes_up.to_string()),
+                right(t.bytes_down.to_string()),
+                right(format!("{:.0}", t.bytes_per_delivered)),
+                right(format!("{:.1}", t.latency_ms.p50)),
+                right(format!("{:.1}", t.latency_ms.p90)),
+                right(format!("{:.1}", t.latency_ms.p99)),
+                right(format!("{:.1}", t.latency_ms.max)),
+                right(format!("{:.1}{expected_mean}", t.latency_ms.mean)),
+                right(format!("{}/{}/{}", t.missing, t.duplicated, t.out_of_order)),
+            ]);
+        }
+        out.push_str(&table.to_string());
+        if let Some(server) = &self.server {
+            out.push_str(&format!(
+                "\nserver process: {:.2} CPU s during the run, RSS {} KiB (peak {} KiB)",
+                server.cpu_seconds, server.rss_kib, server.peak_rss_kib
+            ));
+        }
+        out.push('\n');
+        out
+    }
+}
+
+fn right(text: String) -> Cell {
+    Cell::new(text).set_alignment(CellAlignment::Right)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_finds_every_kind_of_fault() {
+        assert_eq!(Check::of(&[0, 1, 2, 3], 4), Check::default());
+        assert_eq!(
+            Check::of(&[0, 1, 3], 4),
+            Check {
+                missing: 1,
+                ..Check::default()
+            }
+        );
+        assert_eq!(
+            Check::of(&[0, 1, 1, 2, 3], 4),
+            Check {
+                duplicated: 1,
+                out_of_order: 1,
+                ..Check::default()
+            }
+        );
+        assert_eq!(
+            Check::of(&[0, 2, 1, 3], 4),
+            Check {
+                out_of_order: 1,
+                ..Check::default()
+            }
+        );
+        assert_eq!(
+            Check::of(&[0, 1, 2, 3, 9], 4),
+            Check {
+                duplicated: 1,
+                ..Check::default()
+            }
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! One measured run: start the server, connect N clients of each transport,
+//! publish M notifications on a fixed schedule, wait until every client has
+//! them all (or a deadline passes), stop, and count.
+//!
+//! Publishing is open loop: notification `seq` is scheduled at
+//! `start + seq / rate` whatever happens, and its latency is measured from
+//! that instant, so a server (or publisher) that stalls is charged for the
+//! stall instead of quietly publishing later.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::Transport;
+use crate::clients::http::HttpConnection;
+use crate::clients::short_poll::PollAnswer;
+use crate::clients::{self, ClientContext, ClientOutcome, Cursor, RunShared, TransportStats};
+use crate::counting::ByteCounters;
+use crate::report::{RunReport, TransportReport};
+use crate::target::{Server, Target};
+
+/// How notifications are published.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Publish {
+    /// This many per second, on schedule.
+    Rate(f64),
+    /// All at once.
+    Burst,
+}
+
+/// The parameters of one run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub name: String,
+    /// Clients of each transport (N).
+    pub clients: usize,
+    pub transports: Vec<Transport>,
+    /// Short-poll interval (I).
+    pub poll_interval: Duration,
+    /// Long-poll timeout (T), whole seconds.
+    pub long_poll_timeout: Duration,
+    /// Notifications published (M).
+    pub notifications: u64,
+    pub publish: Publish,
+    /// Longest wait, after the last publish, for every client to have every
+    /// notification; the run is bounded in time whatever the server does.
+    pub drain: Duration,
+    /// A test-only fault: one client of this transport drops a notification.
+    pub lossy: Option<Transport>,
+}
+
+impl RunConfig {
+    /// How long publishing takes on schedule.
+    pub fn publish_duration(&self) -> Duration {
+        match self.publish {
+            Publish::Rate(rate) => {
+                Duration::from_secs_f64(self.notifications.saturating_sub(1) as f64 / rate)
+            }
+            Publish::Burst => Duration::ZERO,
+        }
+    }
+}
+
+/// Runs one measured run against `target`.
+pub async fn run(config: &RunConfig, target: &Target, progress: bool) -> anyhow::Result<RunReport> {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    if config.notifications == 0 || config.clients == 0 {
+        bail!("a run needs at least one client and one notification");
+    }
+    let server = Server::start(target, (config.notifications as usize).max(1024)).await?;
+    let result = measure(config, target, &server, progress).await;
+    server.stop().await;
+    result
+}
+
+async fn measure(
+    config: &RunConfig,
+    target: &Target,
+    server: &Server,
+    progress: bool,
+) -> anyhow::Result<RunReport> {
+    let start_cursor = current_cursor(server).await?;
+    // A random tag tells this run's notifications from any others.
+    let tag = format!("harness-{}", notify_hub::Epoch::random());
+    let rate = match config.publish {
+        Publish::Rate(rate) => Some(rate),
+        Publish::Burst => None,
+    };
+    let shared = Arc::new(RunShared::new(tag, config.notifications, rate));
+    let stop = CancellationToken::new();
+    let stats: Vec<(Transport, Arc<TransportStats>)> = config
+        .transports
+        .iter()
+        .map(|t| (*t, Arc::new(TransportStats::default())))
+        .collect();
+
+    let usage_before = server.usage();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (transport, stats) in &stats {
+        for index in 0..config.clients {
+            let ctx = ClientContext {
+                addr: server.addr,
+                stats: stats.clone(),
+                run: shared.clone(),
+                start: start_cursor.clone(),
+                stop: stop.clone(),
+                lossy: config.lossy == Some(*transport) && index == 0,
+            };
+            tasks.push(tokio::spawn(run_client(*transport, ctx, config.clone())));
+        }
+    }
+    let total_clients = tasks.len();
+    wait_until(
+        progress,
+        "connecting",
+        total_clients as u64,
+        Duration::from_secs(30),
+        || shared.ready.load(Ordering::Relaxed) as u64,
+    )
+    .await
+    .context("clients did not all connect")?;
+
+    publish_all(config, server, &shared, progress).await?;
+    let deadline = config.drain;
+    let complete = wait_until(
+        progress,
+        "delivering",
+        total_clients as u64,
+        deadline,
+        || shared.complete.load(Ordering::Relaxed) as u64,
+    )
+    .await;
+    stop.cancel();
+    let duration = started.elapsed();
+    let mut outcomes: Vec<ClientOutcome> = Vec::with_capacity(total_clients);
+    for task in tasks {
+        outcomes.push(task.await?);
+    }
+    let usage = match (usage_before, server.usage()) {
+        (Some(before), Some(after)) => Some(crate::target::ProcessUsage {
+            cpu_seconds: after.cpu_seconds - before.cpu_seconds,
+            ..after
+        }),
+        _ => None,
+    };
+
+    let transports = stats
+        .iter()
+        .map(|(transport, stats)| {
+            let mine: Vec<&ClientOutcome> = outcomes
+                .iter()
+                .filter(|o| o.transport == *transport)
+                .collect();
+            TransportReport::build(*transport, config, duration, stats, &mine)
+        })
+        .collect();
+    let mut report = RunReport::new(config, target.describe(), duration, transports, usage);
+    if complete.is_err() {
+        report.incomplete = true;
+    }
+    Ok(report)
+}
+
+async fn run_client(transport: Transport, ctx: ClientContext, config: RunConfig) -> ClientOutcome {
+    match transport {
+        Transport::ShortPoll => clients::short_poll::run(ctx, config.poll_interval).await,
+        Transport::LongPoll => clients::long_poll::run(ctx, config.long_poll_timeout).await,
+        Transport::WebSocket => clients::websocket::run(ctx).await,
+        Transport::Sse => clients::sse::run(ctx).await,
+    }
+}
+
+/// Where the hub is now, so that clients start after any older history.
+async fn current_cursor(server: &Server) -> anyhow::Result<Cursor> {
+    let mut http = HttpConnection::new(server.addr, Arc::new(ByteCounters::default()));
+    let (status, body) = http
+        .get("/api/poll")
+        .await
+        .context("the server does not answer /api/poll")?;
+    anyhow::ensure!(status.is_success(), "/api/poll answered {status}");
+    let answer: PollAnswer = serde_json::from_slice(&body)?;
+    Ok(Cursor {
+        epoch: answer.epoch,
+        after: answer.cursor,
+    })
+}
+
+/// Publishes every notification at its scheduled instant.
+async fn publish_all(
+    config: &RunConfig,
+    server: &Server,
+    shared: &RunShared,
+    progress: bool,
+) -> anyhow::Result<()> {
+    let mut http = HttpConnection::new(server.addr, Arc::new(ByteCounters::default()));
+    let bar = bar(progress, "publishing", config.notifications);
+    let start = Instant::now();
+    shared.start.set(start).expect("publishing starts once");
+    for seq in 0..config.notifications {
+        if let Some(at) = shared.scheduled(seq) {
+            tokio::time::sleep_until(at).await;
+        }
+        let body = serde_json::json!({ "text": shared.text(seq) }).to_string();
+        loop {
+            let (status, answer) = http
+                .post_json("/api/notifications", &server.token, body.clone())
+                .await?;
+            if status == http::StatusCode::TOO_MANY_REQUESTS {
+                // Charged to latency: the schedule does not move.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            anyhow::ensure!(
+                status.is_success(),
+                "publish answered {status}: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            break;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Waits until `count()` reaches `target`, for at most `limit`.
+async fn wait_until(
+    progress: bool,
+    what: &'static str,
+    target: u64,
+    limit: Duration,
+    count: impl Fn() -> u64,
+) -> anyhow::Result<()> {
+    let bar = bar(progress, what, target);
+    let deadline = Instant::now() + limit;
+    loop {
+        let now = count();
+        bar.set_position(now);
+        if now >= target {
+            bar.finish_and_clear();
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bar.finish_and_clear();
+            bail!("{what}: {now} of {target} after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn bar(progress: bool, what: &'static str, len: u64) -> ProgressBar {
+    if !progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what);
+    bar
+}

@@ -1,0 +1,89 @@
+//! Named, reproducible scenarios. Each is bounded in time (publishing plus a
+//! drain deadline) and targets loopback only.
+
+use std::time::Duration;
+
+use crate::Transport;
+use crate::run::{Publish, RunConfig};
+
+/// A named scenario: one run, or several that vary one parameter.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub runs: Vec<RunConfig>,
+}
+
+pub const NAMES: &[&str] = &["quiet", "busy", "burst", "interval-sweep", "smoke"];
+
+fn base(name: &str, clients: usize, notifications: u64, publish: Publish) -> RunConfig {
+    RunConfig {
+        name: name.into(),
+        clients,
+        transports: Transport::ALL.to_vec(),
+        poll_interval: Duration::from_secs(2),
+        long_poll_timeout: Duration::from_secs(25),
+        notifications,
+        publish,
+        drain: Duration::from_secs(15),
+        lossy: None,
+    }
+}
+
+/// The scenario called `name`, if there is one.
+pub fn named(name: &str) -> Option<Scenario> {
+    let scenario = match name {
+        "quiet" => Scenario {
+            name: "quiet",
+            description: "Many clients, few notifications: the cost of asking when nothing happens.",
+            runs: vec![RunConfig {
+                long_poll_timeout: Duration::from_secs(5),
+                ..base("quiet", 100, 6, Publish::Rate(0.5))
+            }],
+        },
+        "busy" => Scenario {
+            name: "busy",
+            description: "A steady stream of notifications: latency and bytes per delivery under load.",
+            runs: vec![RunConfig {
+                poll_interval: Duration::from_secs(1),
+                ..base("busy", 100, 200, Publish::Rate(20.0))
+            }],
+        },
+        "burst" => Scenario {
+            name: "burst",
+            description: "A hundred notifications at once: how each transport batches.",
+            runs: vec![RunConfig {
+                poll_interval: Duration::from_secs(1),
+                ..base("burst", 100, 100, Publish::Burst)
+            }],
+        },
+        "interval-sweep" => Scenario {
+            name: "interval-sweep",
+            description: "Short polling at intervals from 0.5 s to 5 s: requests against latency.",
+            runs: [0.5, 1.0, 2.0, 5.0]
+                .iter()
+                .map(|i| RunConfig {
+                    transports: vec![Transport::ShortPoll],
+                    poll_interval: Duration::from_secs_f64(*i),
+                    ..base(
+                        &format!("interval-sweep I={i}s"),
+                        50,
+                        10,
+                        Publish::Rate(1.0),
+                    )
+                })
+                .collect(),
+        },
+        "smoke" => Scenario {
+            name: "smoke",
+            description: "A few seconds with a few clients, to check that everything works.",
+            runs: vec![RunConfig {
+                poll_interval: Duration::from_millis(500),
+                long_poll_timeout: Duration::from_secs(2),
+                ..base("smoke", 5, 10, Publish::Rate(5.0))
+            }],
+        },
+        _ => return None,
+    };
+    Some(scenario)
+}

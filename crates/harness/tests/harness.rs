@@ -1,0 +1,163 @@
+//! The harness measured against itself: on a small run its counts agree
+//! with the theory within stated tolerances and nothing is lost; a client
+//! made to lose a notification is caught; and the CLI writes a report that
+//! parses.
+
+use std::time::Duration;
+
+use notify_harness::report::TransportReport;
+use notify_harness::{Publish, RunConfig, RunReport, Target, Transport};
+
+fn small(name: &str) -> RunConfig {
+    RunConfig {
+        name: name.into(),
+        clients: 5,
+        transports: Transport::ALL.to_vec(),
+        poll_interval: Duration::from_millis(500),
+        long_poll_timeout: Duration::from_secs(2),
+        notifications: 10,
+        publish: Publish::Rate(5.0),
+        drain: Duration::from_secs(20),
+        lossy: None,
+    }
+}
+
+fn figures(report: &RunReport, transport: Transport) -> &TransportReport {
+    report
+        .transports
+        .iter()
+        .find(|t| t.transport == transport)
+        .expect("transport in report")
+}
+
+/// `measured` within `tolerance` (a fraction) of `expected`.
+fn near(measured: f64, expected: f64, tolerance: f64) -> bool {
+    (measured - expected).abs() <= expected * tolerance
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_run_matches_the_theory_and_loses_nothing() {
+    let report = notify_harness::run(&small("small"), &Target::InProcess, false)
+        .await
+        .unwrap();
+    report
+        .verify()
+        .expect("every notification exactly once, in order");
+    for t in &report.transports {
+        assert_eq!(t.delivered, 5 * 10, "{}", t.transport);
+        assert!(
+            t.bytes_down > 0 && t.bytes_up > 0,
+            "{} bytes counted at the socket",
+            t.transport
+        );
+    }
+
+    // Short polling: N·D/I requests, mean latency I/2. Requests fall a
+    // little short of the model because each poll also takes time; allow 35%.
+    let short = figures(&report, Transport::ShortPoll);
+    assert!(
+        near(short.requests as f64, short.theory.requests, 0.35),
+        "{} vs {}",
+        short.requests,
+        short.theory.requests
+    );
+    assert!(short.empty_responses > 0, "most short polls find nothing");
+    let mean = short.latency_ms.mean;
+    assert!(
+        (125.0..=500.0).contains(&mean),
+        "mean latency {mean} ms, expected about I/2 = 250 ms"
+    );
+
+    // Long polling: about one request per notification per client, plus
+    // the idle timeouts; allow 35%.
+    let long = figures(&report, Transport::LongPoll);
+    assert!(
+        near(long.requests as f64, long.theory.requests, 0.35),
+        "{} vs {}",
+        long.requests,
+        long.theory.requests
+    );
+    assert!(
+        long.latency_ms.p50 < short.latency_ms.p50,
+        "held requests answer sooner than polls"
+    );
+
+    // Push: exactly one handshake or stream per client, nothing empty.
+    for transport in [Transport::WebSocket, Transport::Sse] {
+        let push = figures(&report, transport);
+        assert_eq!(push.requests, 5, "{transport}: one request per client");
+        assert_eq!(push.empty_responses, 0);
+        assert!(
+            push.bytes_per_delivered < short.bytes_per_delivered,
+            "{transport} costs fewer bytes than polling"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lossy_client_makes_the_run_fail_loudly() {
+    let config = RunConfig {
+        transports: vec![Transport::WebSocket, Transport::LongPoll],
+        lossy: Some(Transport::WebSocket),
+        drain: Duration::from_secs(2),
+        ..small("lossy")
+    };
+    let report = notify_harness::run(&config, &Target::InProcess, false)
+        .await
+        .unwrap();
+    let ws = figures(&report, Transport::WebSocket);
+    assert_eq!(ws.missing, 1, "the dropped notification is counted");
+    assert_eq!(figures(&report, Transport::LongPoll).missing, 0);
+    let failure = report.verify().unwrap_err().to_string();
+    assert!(failure.contains("websocket: 1 missing"), "{failure}");
+}
+
+#[test]
+fn the_cli_writes_a_table_json_and_html_report() {
+    let out = std::env::temp_dir().join(format!("notify-harness-test-{}", std::process::id()));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_notify-harness"))
+        .args(["smoke", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .expect("the harness runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("lost/dup/order"), "{stdout}");
+
+    let json = std::fs::read_to_string(out.join("smoke.json")).expect("the JSON report exists");
+    let runs: Vec<RunReport> = serde_json::from_str(&json).expect("the JSON report parses");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].transports.len(), 4);
+    runs[0].verify().unwrap();
+
+    let html = std::fs::read_to_string(out.join("smoke.html")).expect("the HTML report exists");
+    assert!(html.starts_with("<!doctype html>"));
+    assert_eq!(
+        html.matches("<svg").count(),
+        3,
+        "latency, requests and bytes charts"
+    );
+    assert!(!html.contains("<script"), "self-contained and static");
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn the_cli_refuses_a_target_that_is_not_loopback() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_notify-harness"))
+        .args([
+            "smoke",
+            "--quiet",
+            "--target",
+            "http://192.168.1.10:8080",
+            "--admin-token",
+            "x",
+        ])
+        .output()
+        .expect("the harness runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a loopback address"));
+}
