@@ -21,6 +21,44 @@ struct RunSection<'a> {
     charts: Vec<String>,
 }
 
+/// The charts of a scenario as separate SVG files: (file name, SVG).
+pub fn figures(scenario: &str, runs: &[RunReport]) -> anyhow::Result<Vec<(String, String)>> {
+    let chart_error = |e: Box<dyn std::error::Error>| anyhow::anyhow!("drawing a chart: {e}");
+    let mut files = Vec::new();
+    if let [run] = runs {
+        files.push((
+            format!("{scenario}-latency.svg"),
+            charts::latency(run).map_err(chart_error)?,
+        ));
+        files.push((
+            format!("{scenario}-requests.svg"),
+            charts::per_transport(
+                run,
+                "requests per delivered notification",
+                "requests",
+                |t| t.requests_per_delivered,
+            )
+            .map_err(chart_error)?,
+        ));
+        files.push((
+            format!("{scenario}-bytes.svg"),
+            charts::per_transport(
+                run,
+                "bytes on the wire per delivered notification",
+                "bytes",
+                |t| t.bytes_per_delivered,
+            )
+            .map_err(chart_error)?,
+        ));
+    } else {
+        files.push((
+            format!("{scenario}-sweep.svg"),
+            charts::interval_sweep(runs).map_err(chart_error)?,
+        ));
+    }
+    Ok(files)
+}
+
 /// Renders the report of a scenario's runs.
 pub fn render(scenario: &str, description: &str, runs: &[RunReport]) -> anyhow::Result<String> {
     let chart_error = |e: Box<dyn std::error::Error>| anyhow::anyhow!("drawing a chart: {e}");

@@ -103,7 +103,20 @@ async fn main() -> anyhow::Result<()> {
         &page,
         html::render(scenario.name, scenario.description, &reports)?,
     )?;
-    println!("wrote {} and {}", json.display(), page.display());
+    let markdown: Vec<String> = reports.iter().map(|r| r.markdown()).collect();
+    std::fs::write(
+        args.out.join(format!("{}.md", scenario.name)),
+        markdown.join("\n"),
+    )?;
+    for (name, svg) in html::figures(scenario.name, &reports)? {
+        std::fs::write(args.out.join(name), svg)?;
+    }
+    println!(
+        "wrote {}, {} and the charts as SVG in {}",
+        json.display(),
+        page.display(),
+        args.out.display()
+    );
 
     let failures: Vec<String> = reports
         .iter()

@@ -337,6 +337,54 @@ impl RunReport {
     }
 }
 
+impl RunReport {
+    /// The figures as a Markdown table, for the docs.
+    pub fn markdown(&self) -> String {
+        let publish = match self.publish {
+            Publish::Rate(rate) => format!("{rate}/s"),
+            Publish::Burst => "a burst".into(),
+        };
+        let mut out = format!(
+            "N = {} clients per transport, M = {} notifications at {publish}, I = {} s, T = {} s, D = {:.1} s.\n\n",
+            self.clients_per_transport,
+            self.notifications,
+            self.poll_interval_s,
+            self.long_poll_timeout_s,
+            self.duration_s
+        );
+        out.push_str("| transport | requests (expected) | req/client/min | empty | bytes/delivered | p50 ms | p99 ms | mean ms (expected) | lost/dup/order |\n");
+        out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |\n");
+        for t in &self.transports {
+            let expected_mean = t
+                .theory
+                .mean_latency_ms
+                .map_or(String::new(), |m| format!(" ({m:.0})"));
+            out.push_str(&format!(
+                "| {} | {} (≈{:.0}) | {:.1} | {} | {:.0} | {:.1} | {:.1} | {:.1}{expected_mean} | {}/{}/{} |\n",
+                t.transport,
+                t.requests,
+                t.theory.requests,
+                t.requests_per_client_per_minute,
+                t.empty_responses,
+                t.bytes_per_delivered,
+                t.latency_ms.p50,
+                t.latency_ms.p99,
+                t.latency_ms.mean,
+                t.missing,
+                t.duplicated,
+                t.out_of_order
+            ));
+        }
+        if let Some(server) = &self.server {
+            out.push_str(&format!(
+                "\nServer process: {:.2} CPU seconds during the run, {} KiB resident at the end.\n",
+                server.cpu_seconds, server.rss_kib
+            ));
+        }
+        out
+    }
+}
+
 fn right(text: String) -> Cell {
     Cell::new(text).set_alignment(CellAlignment::Right)
 }

@@ -112,6 +112,7 @@ async fn measure(
                 run: shared.clone(),
                 start: start_cursor.clone(),
                 stop: stop.clone(),
+                phase: index as f64 / config.clients as f64,
                 lossy: config.lossy == Some(*transport) && index == 0,
             };
             tasks.push(tokio::spawn(run_client(*transport, ctx, config.clone())));

@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod gauge;
 pub mod publish;
 pub mod query;
 pub mod reply;
@@ -22,6 +23,7 @@ pub mod wire;
 
 pub use admin::AdminToken;
 pub use error::ApiError;
+pub use gauge::{Gauge, GaugeGuard};
 pub use publish::{PublishLimits, Publisher};
 pub use query::Query;
 pub use reply::{Body, Request, Response, RouteFuture};

@@ -14,13 +14,11 @@
 //! watch receiver: nothing is left behind. [`LongPoll::held`] counts held
 //! requests so that this can be observed.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::Method;
 use notify_http::{
-    ApiError, AppContext, Query, Request, Response, RouteFuture, Shutdown, allow, reply,
+    ApiError, AppContext, Gauge, Query, Request, Response, RouteFuture, Shutdown, allow, reply,
 };
 use notify_hub::Hub;
 
@@ -50,23 +48,7 @@ pub struct LongPoll {
     hub: Hub,
     shutdown: Shutdown,
     timeout: LongPollTimeout,
-    held: Arc<AtomicUsize>,
-}
-
-/// Counts a request as held for exactly as long as it is.
-struct Held(Arc<AtomicUsize>);
-
-impl Held {
-    fn new(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Held(count.clone())
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
+    held: Gauge,
 }
 
 impl LongPoll {
@@ -75,13 +57,13 @@ impl LongPoll {
             hub,
             shutdown,
             timeout,
-            held: Arc::new(AtomicUsize::new(0)),
+            held: Gauge::new(),
         }
     }
 
     /// Requests being held right now.
     pub fn held(&self) -> usize {
-        self.held.load(Ordering::Relaxed)
+        self.held.get()
     }
 
     pub async fn handle(&self, req: &Request) -> Result<Response, ApiError> {
@@ -97,7 +79,7 @@ impl LongPoll {
             return Ok(reply::poll_answer(&since));
         }
         {
-            let _held = Held::new(&self.held);
+            let _held = self.held.track();
             tokio::select! {
                 _ = self.hub.wait_newer_than(since.cursor) => {}
                 _ = tokio::time::sleep(timeout) => {}

@@ -21,15 +21,14 @@
 //! streamed response), reconnect and resume built into the browser, one
 //! direction only — which is all a notification feed needs.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
 use http::{HeaderMap, Method};
 use notify_http::{
-    ApiError, AppContext, Query, Request, Response, RouteFuture, Shutdown, allow, reply,
+    ApiError, AppContext, Gauge, GaugeGuard, Query, Request, Response, RouteFuture, Shutdown,
+    allow, reply,
 };
 use notify_hub::{Cursor, Delivery, Epoch, Hub, Notification, Subscription};
 
@@ -60,7 +59,7 @@ pub struct Sse {
     hub: Hub,
     shutdown: Shutdown,
     config: SseConfig,
-    open: Arc<AtomicUsize>,
+    open: Gauge,
 }
 
 impl Sse {
@@ -69,13 +68,13 @@ impl Sse {
             hub,
             shutdown,
             config,
-            open: Arc::new(AtomicUsize::new(0)),
+            open: Gauge::new(),
         }
     }
 
     /// Event streams open right now.
     pub fn open_streams(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
+        self.open.get()
     }
 
     pub fn handle(&self, req: &Request) -> Result<Response, ApiError> {
@@ -89,7 +88,7 @@ impl Sse {
             subscription,
             shutdown: self.shutdown.clone(),
             keep_alive: self.config.keep_alive,
-            _open: OpenGuard::new(&self.open),
+            _open: self.open.track(),
         };
         let preamble = preamble(
             &self.config,
@@ -152,7 +151,7 @@ struct EventStream {
     subscription: Subscription,
     shutdown: Shutdown,
     keep_alive: Duration,
-    _open: OpenGuard,
+    _open: GaugeGuard,
 }
 
 impl EventStream {
@@ -170,22 +169,6 @@ impl EventStream {
             Some((event, s))
         });
         futures_util::StreamExt::chain(first, rest)
-    }
-}
-
-/// Counts a stream as open for exactly as long as it lives.
-struct OpenGuard(Arc<AtomicUsize>);
-
-impl OpenGuard {
-    fn new(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        OpenGuard(count.clone())
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

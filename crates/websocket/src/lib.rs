@@ -20,15 +20,14 @@
 //! bounded by small tungstenite buffers ([`WsConfig::tungstenite`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use notify_http::{
-    ApiError, AppContext, ConnectionSlot, Query, Request, Response, RouteFuture, Shutdown, allow,
-    reply,
+    ApiError, AppContext, ConnectionSlot, Gauge, Query, Request, Response, RouteFuture, Shutdown,
+    allow, reply,
 };
 use notify_hub::{Delivery, Hub, Subscription};
 use tokio_tungstenite::WebSocketStream;
@@ -93,7 +92,7 @@ pub struct WebSocket {
     hub: Hub,
     shutdown: Shutdown,
     config: Arc<WsConfig>,
-    open: Arc<AtomicUsize>,
+    open: Gauge,
 }
 
 impl WebSocket {
@@ -102,13 +101,13 @@ impl WebSocket {
             hub,
             shutdown,
             config: Arc::new(config),
-            open: Arc::new(AtomicUsize::new(0)),
+            open: Gauge::new(),
         }
     }
 
     /// WebSocket connections open right now.
     pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
+        self.open.get()
     }
 
     pub fn handle(&self, mut req: Request) -> Result<Response, ApiError> {
@@ -126,7 +125,7 @@ impl WebSocket {
         let this = self.clone();
         self.shutdown.spawn(async move {
             let _slot = slot;
-            let _open = OpenGuard::new(&this.open);
+            let _open = this.open.track();
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let io = TokioIo::new(upgraded);
@@ -144,22 +143,6 @@ impl WebSocket {
             }
         });
         Ok(response)
-    }
-}
-
-/// Counts a connection as open for exactly as long as its task lives.
-struct OpenGuard(Arc<AtomicUsize>);
-
-impl OpenGuard {
-    fn new(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        OpenGuard(count.clone())
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

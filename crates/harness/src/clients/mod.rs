@@ -113,6 +113,12 @@ pub struct ClientContext {
     pub run: Arc<RunShared>,
     pub start: Cursor,
     pub stop: CancellationToken,
+    /// Where in its polling interval this client is. Browsers poll at
+    /// independent phases; clients that all started in the same instant
+    /// would poll in lockstep, phase-locked to the publish schedule, and
+    /// every notification would wait the same time instead of I/2 on
+    /// average. The run spreads phases evenly across the interval.
+    pub phase: f64,
     /// A test-only fault: this client drops one notification, so that the
     /// harness's own loss detection can be shown to work.
     pub lossy: bool,

@@ -51,6 +51,9 @@ pub async fn run(ctx: ClientContext, interval: Duration) -> ClientOutcome {
     let mut recorder = Recorder::new(Transport::ShortPoll, &ctx);
     let mut http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
     let mut cursor = ctx.start.clone();
+    // The first poll at once (the client is then ready), the next after its
+    // phase's share of the interval, then every interval.
+    let mut wait = interval.mul_f64(ctx.phase);
     loop {
         let path = format!("/api/poll?{}", cursor.query());
         let result = tokio::select! {
@@ -62,8 +65,9 @@ pub async fn run(ctx: ClientContext, interval: Duration) -> ClientOutcome {
         }
         tokio::select! {
             _ = ctx.stop.cancelled() => break,
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
+        wait = interval;
     }
     recorder.finish()
 }

@@ -1,0 +1,228 @@
+//! The docs stay true to the code: every file path a document names exists,
+//! every local link resolves, and every `cargo run`, `cargo bench` and
+//! `scripts/…` command shown in README.md and docs/ names a real package,
+//! binary, bench or script, with flags the binary accepts.
+//!
+//! Flags are checked by running the built binary with the command's own
+//! arguments followed by `--help`: clap rejects an unknown flag or a bad
+//! value before it reaches `--help`, and prints help (exit 0) otherwise, so
+//! nothing is started. The binaries must be built, as `scripts/test` does
+//! with `cargo test --workspace --all-targets`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn documents() -> Vec<PathBuf> {
+    let mut docs = vec![root().join("README.md")];
+    for entry in std::fs::read_dir(root().join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            docs.push(path);
+        }
+    }
+    docs.sort();
+    docs
+}
+
+/// Spans between backticks, outside fenced blocks.
+fn inline_code(text: &str) -> Vec<String> {
+    let mut spans = Vec::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        spans.extend(line.split('`').skip(1).step_by(2).map(str::to_owned));
+    }
+    spans
+}
+
+/// Lines of fenced blocks, with `\` continuations joined.
+fn commands(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut fenced = false;
+    let mut pending = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if !fenced {
+            continue;
+        }
+        let line = line.trim();
+        if let Some(head) = line.strip_suffix('\\') {
+            pending.push_str(head);
+            continue;
+        }
+        pending.push_str(line);
+        out.push(std::mem::take(&mut pending));
+    }
+    out
+}
+
+const TREES: [&str; 5] = ["crates/", "web/", "docs/", "benches/", "scripts/"];
+
+#[test]
+fn every_path_the_docs_name_exists() {
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        for span in inline_code(&text) {
+            let path = span.split([':', ' ', '#']).next().unwrap_or("");
+            if TREES.iter().any(|t| path.starts_with(t))
+                && !path.contains('*')
+                && !path.contains('<')
+            {
+                checked += 1;
+                if !root().join(path).exists() {
+                    missing.push(format!("{}: `{span}`", doc.display()));
+                }
+            }
+        }
+        // Local links: [text](target) that are not URLs or anchors.
+        for link in text.split("](").skip(1) {
+            let target = link.split(')').next().unwrap_or("");
+            if target.is_empty()
+                || target.contains("://")
+                || target.starts_with('#')
+                || target.starts_with('<')
+            {
+                continue;
+            }
+            checked += 1;
+            if !doc
+                .parent()
+                .unwrap()
+                .join(target.split('#').next().unwrap())
+                .exists()
+            {
+                missing.push(format!("{}: link {target}", doc.display()));
+            }
+        }
+    }
+    assert!(checked > 30, "found the references ({checked})");
+    assert!(
+        missing.is_empty(),
+        "the docs name things that do not exist:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// Workspace packages: (name, manifest directory).
+fn packages() -> Vec<(String, PathBuf)> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.push(root().join("benches"));
+    dirs.into_iter()
+        .filter_map(|dir| {
+            let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+            let name = manifest
+                .lines()
+                .find_map(|l| l.strip_prefix("name = \""))?
+                .trim_end_matches('"')
+                .to_owned();
+            Some((name, dir))
+        })
+        .collect()
+}
+
+fn binary(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_notify-server")).with_file_name(name)
+}
+
+#[test]
+fn every_command_the_docs_show_names_real_things_and_parses() {
+    let packages = packages();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        for command in commands(&text) {
+            let words: Vec<&str> = command.split_whitespace().collect();
+            let Some(start) = words
+                .iter()
+                .position(|w| *w == "cargo" || w.starts_with("scripts/"))
+            else {
+                continue;
+            };
+            let words = &words[start..];
+            let place = format!("{}: {command}", doc.display());
+            if words[0].starts_with("scripts/") {
+                checked += 1;
+                if !root().join(words[0]).is_file() {
+                    problems.push(format!("{place}: no such script"));
+                }
+                continue;
+            }
+            let (cargo_args, program_args) = match words.iter().position(|w| *w == "--") {
+                Some(i) => (&words[1..i], &words[i + 1..]),
+                None => (&words[1..], &[][..]),
+            };
+            let package = cargo_args
+                .windows(2)
+                .find(|w| w[0] == "-p")
+                .map(|w| w[1])
+                .unwrap_or("notify-server");
+            let Some((_, dir)) = packages.iter().find(|(name, _)| name == package) else {
+                problems.push(format!("{place}: no package {package}"));
+                continue;
+            };
+            match cargo_args.first() {
+                Some(&"run") => {
+                    checked += 1;
+                    let bin = binary(package);
+                    assert!(
+                        bin.exists(),
+                        "{} is not built: run `cargo build --workspace` first",
+                        bin.display()
+                    );
+                    let output = Command::new(&bin)
+                        .args(program_args)
+                        .arg("--help")
+                        .output()
+                        .unwrap();
+                    if !output.status.success() {
+                        problems.push(format!(
+                            "{place}: {}",
+                            String::from_utf8_lossy(&output.stderr).trim()
+                        ));
+                    }
+                }
+                Some(&"bench") => {
+                    checked += 1;
+                    let bench = cargo_args
+                        .windows(2)
+                        .find(|w| w[0] == "--bench")
+                        .map(|w| w[1]);
+                    if let Some(bench) = bench
+                        && !dir.join("benches").join(format!("{bench}.rs")).exists()
+                    {
+                        problems.push(format!("{place}: no bench {bench} in {package}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(checked >= 10, "found the commands ({checked})");
+    assert!(
+        problems.is_empty(),
+        "commands in the docs that would fail:\n{}",
+        problems.join("\n")
+    );
+}
