@@ -205,7 +205,7 @@ async fn short_poll(
 fn deliver_one(c: &mut Criterion) {
     let rt = runtime();
     let server = rt
-        .block_on(Server::start(&Target::InProcess, 1024))
+        .block_on(Server::start(&Target::InProcess { redis: None }, 1024))
         .expect("server");
     let addr = server.addr;
     let token = server.token.clone();

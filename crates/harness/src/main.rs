@@ -32,6 +32,10 @@ struct Args {
     /// Its process id, to read its CPU time and memory.
     #[arg(long, requires = "target")]
     server_pid: Option<u32>,
+    /// Run the in-process server on a hub shared through this (loopback)
+    /// Redis instead of in memory.
+    #[arg(long, conflicts_with_all = ["target", "server_bin"])]
+    redis: Option<String>,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -83,7 +87,9 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(binary)) => Target::Process {
             binary: binary.clone(),
         },
-        (None, None) => Target::InProcess,
+        (None, None) => Target::InProcess {
+            redis: args.redis.clone(),
+        },
     };
 
     println!("{}: {}", scenario.name, scenario.description);

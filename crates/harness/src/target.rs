@@ -20,8 +20,9 @@ use tokio::process::{Child, Command};
 /// Where the server is.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// The combined server, started inside the harness.
-    InProcess,
+    /// The combined server, started inside the harness, with an in-memory
+    /// hub or one shared through the Redis at this URL.
+    InProcess { redis: Option<String> },
     /// The combined server binary, started as a child process.
     Process { binary: PathBuf },
     /// A server someone else started, at a loopback address.
@@ -53,7 +54,10 @@ impl Target {
 
     pub fn describe(&self) -> String {
         match self {
-            Target::InProcess => "in-process combined server".into(),
+            Target::InProcess { redis: None } => "in-process combined server, in-memory hub".into(),
+            Target::InProcess { redis: Some(url) } => {
+                format!("in-process combined server, Redis hub at {url}")
+            }
             Target::Process { binary } => format!("{} (child process)", binary.display()),
             Target::Url { addr, .. } => format!("http://{addr}"),
         }
@@ -94,11 +98,26 @@ const UNLIMITED: u32 = 1_000_000;
 impl Server {
     pub async fn start(target: &Target, history: usize) -> anyhow::Result<Self> {
         match target {
-            Target::InProcess => {
-                let hub = Hub::in_memory(HubConfig {
+            Target::InProcess { redis } => {
+                let config = HubConfig {
                     history,
                     ..HubConfig::default()
-                });
+                };
+                let hub = match redis {
+                    Some(url) => {
+                        let uri: http::Uri = url.parse().context("not a Redis URL")?;
+                        let host = uri.host().context("the Redis URL has no host")?;
+                        let addr = (host, uri.port_u16().unwrap_or(6379))
+                            .to_socket_addrs()?
+                            .next()
+                            .context("the Redis host does not resolve")?;
+                        ensure_loopback(addr.ip())?;
+                        // A fresh prefix: each run its own history.
+                        let prefix = format!("harness-{}", notify_hub::Epoch::random());
+                        Hub::redis(url, &prefix, config).await?
+                    }
+                    None => Hub::in_memory(config),
+                };
                 let unlimited = NonZeroU32::new(UNLIMITED).expect("non-zero");
                 let limits = PublishLimits {
                     rate_per_second: unlimited,

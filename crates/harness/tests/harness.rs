@@ -37,7 +37,7 @@ fn near(measured: f64, expected: f64, tolerance: f64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_run_matches_the_theory_and_loses_nothing() {
-    let report = notify_harness::run(&small("small"), &Target::InProcess, false)
+    let report = notify_harness::run(&small("small"), &Target::InProcess { redis: None }, false)
         .await
         .unwrap();
     report
@@ -102,7 +102,7 @@ async fn a_lossy_client_makes_the_run_fail_loudly() {
         drain: Duration::from_secs(2),
         ..small("lossy")
     };
-    let report = notify_harness::run(&config, &Target::InProcess, false)
+    let report = notify_harness::run(&config, &Target::InProcess { redis: None }, false)
         .await
         .unwrap();
     let ws = figures(&report, Transport::WebSocket);

@@ -44,6 +44,10 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("the request body did not arrive within {} s", .0.as_secs())]
     BodyTimeout(Duration),
+    #[error(
+        "publishing is unavailable right now ({0}); connected clients keep their connections, retry later"
+    )]
+    BackendUnavailable(String),
 }
 
 fn retry_after_secs(wait: Duration) -> u64 {
@@ -74,6 +78,9 @@ impl ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
             }
             ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+            ApiError::BackendUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable")
+            }
         }
     }
 
@@ -116,6 +123,7 @@ impl From<PublishError> for ApiError {
                 len: len as u64,
                 limit: limit as u64,
             },
+            PublishError::Unavailable(reason) => ApiError::BackendUnavailable(reason),
         }
     }
 }

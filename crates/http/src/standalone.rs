@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use notify_hub::{DEFAULT_HISTORY, DEFAULT_MAX_TEXT_BYTES, Hub, HubConfig};
+use notify_hub::{DEFAULT_HISTORY, DEFAULT_MAX_TEXT_BYTES, Hub, HubConfig, RedisError};
 use tokio::net::TcpListener;
 
 use crate::admin::{ADMIN_TOKEN_ENV, AdminToken, TokenSource};
@@ -54,6 +54,13 @@ pub struct CommonArgs {
     /// Seconds a client has to send request headers.
     #[arg(long, default_value_t = 10)]
     pub header_read_timeout: u64,
+    /// Share notifications with other server processes through this Redis
+    /// (e.g. `redis://127.0.0.1:6379`); in-memory when absent.
+    #[arg(long, env = "NOTIFY_REDIS_URL")]
+    pub redis: Option<String>,
+    /// Key prefix in Redis: processes with the same prefix share a history.
+    #[arg(long, default_value = "notify")]
+    pub redis_prefix: String,
 }
 
 /// What every route can reach: built once, shared by reference.
@@ -66,17 +73,21 @@ pub struct AppContext {
 }
 
 impl AppContext {
-    /// An in-memory hub and a publisher from the flags; the token from the
-    /// environment, the flag, or generated.
-    pub fn from_args(args: &CommonArgs) -> Self {
+    /// A hub (in memory, or shared through Redis) and a publisher from the
+    /// flags; the token from the environment, the flag, or generated.
+    pub async fn from_args(args: &CommonArgs) -> Result<Self, RedisError> {
         let token = AdminToken::resolve(
             std::env::var(ADMIN_TOKEN_ENV).ok(),
             args.admin_token.clone(),
         );
-        let hub = Hub::in_memory(HubConfig {
+        let config = HubConfig {
             history: args.history.max(1),
             max_text_bytes: args.max_text_bytes,
-        });
+        };
+        let hub = match &args.redis {
+            Some(url) => Hub::redis(url, &args.redis_prefix, config).await?,
+            None => Hub::in_memory(config),
+        };
         let limits = PublishLimits {
             rate_per_second: args.publish_rate,
             burst: args.publish_burst,
@@ -86,7 +97,7 @@ impl AppContext {
             header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
             max_connections: args.max_connections,
         };
-        AppContext::new(hub, token, limits, serve)
+        Ok(AppContext::new(hub, token, limits, serve))
     }
 
     pub fn new(hub: Hub, token: AdminToken, limits: PublishLimits, serve: ServeConfig) -> Self {
@@ -129,12 +140,19 @@ where
     Fut: Future<Output = Response> + Send + 'static,
 {
     init_tracing();
-    let ctx = AppContext::from_args(&args);
+    let ctx = AppContext::from_args(&args)
+        .await
+        .map_err(io::Error::other)?;
     let listener = TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     let route = build(&ctx);
     let token = ctx.publisher.token();
-    tracing::info!(%addr, epoch = %ctx.hub.epoch(), "{name} listening");
+    let backend = if ctx.hub.is_shared() {
+        "redis"
+    } else {
+        "in-memory"
+    };
+    tracing::info!(%addr, epoch = %ctx.hub.epoch(), backend, "{name} listening");
     println!("{name} listening on http://{addr}/");
     match token.source() {
         TokenSource::Generated => println!(

@@ -19,13 +19,16 @@
 //! subscriber. A subscriber that falls further behind than that does not
 //! buffer: it is told with a [`ResetReason::FellBehind`] reset.
 //!
-//! The seam for scale-out is [`Backend`]: it decides how ids are assigned and
-//! where history lives. The in-memory backend assigns them here; a backend
-//! shared between processes would append to a shared log and feed what it
-//! reads back into [`Hub::deliver_local`], the one entry into the local view.
+//! The seam for scale-out is the backend: it decides how ids are assigned
+//! and where history lives. The in-memory backend assigns them here and
+//! delivers at once; the Redis backend ([`Hub::redis`]) appends to a shared
+//! stream, and a reader in each process feeds what it reads back into
+//! [`Hub::deliver_local`], the one entry into the local view. Transports
+//! cannot tell the two apart.
 
 mod cursor;
 mod notification;
+mod redis_backend;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,6 +38,7 @@ use tokio::sync::{broadcast, watch};
 
 pub use cursor::{Cursor, ReplayPlan, ResetReason, Retained, plan_replay};
 pub use notification::{Epoch, MAX_EPOCH_LEN, Notification, NotificationId};
+pub use redis_backend::RedisError;
 
 /// How many notifications a hub retains by default for resume.
 pub const DEFAULT_HISTORY: usize = 1024;
@@ -67,6 +71,8 @@ pub enum PublishError {
     EmptyText,
     #[error("the notification text is {len} bytes; the limit is {limit}")]
     TextTooLong { len: usize, limit: usize },
+    #[error("the shared history is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Where ids are assigned and history is kept.
@@ -74,6 +80,8 @@ pub enum PublishError {
 enum Backend {
     /// This process alone: ids come from the local counter.
     Memory,
+    /// Shared by every process using the same Redis and prefix.
+    Redis(redis_backend::RedisBackend),
 }
 
 /// What a client gets for a cursor, now.
@@ -173,13 +181,21 @@ impl Hub {
     /// Publishes `text` (trimmed) to every subscriber and returns it with its id.
     pub async fn publish(&self, text: &str) -> Result<Arc<Notification>, PublishError> {
         let text = self.validate(text)?;
-        match self.shared.backend {
+        let now = SystemTime::now();
+        match &self.shared.backend {
             Backend::Memory => {
                 let mut local = self.lock();
                 let id = local.newest + 1;
-                let notification = Arc::new(Notification::new(id, text, SystemTime::now()));
+                let notification = Arc::new(Notification::new(id, text, now));
                 self.deliver_locked(&mut local, notification.clone());
                 Ok(notification)
+            }
+            Backend::Redis(redis) => {
+                // This process's reader delivers it, in stream order, like
+                // every other process's.
+                let published_at = humantime::format_rfc3339_millis(now).to_string();
+                let id = redis.publish(&text, &published_at).await?;
+                Ok(Arc::new(Notification::new(id, text, now)))
             }
         }
     }

@@ -68,6 +68,8 @@ pub const PANES: &[Pane] = &[
 struct LabPage<'a> {
     page: &'static str,
     epoch: &'a str,
+    backend: &'static str,
+    process: &'a str,
     panes: &'static [Pane],
 }
 
@@ -76,7 +78,29 @@ struct LabPage<'a> {
 struct AdminPage<'a> {
     page: &'static str,
     epoch: &'a str,
+    backend: &'static str,
+    process: &'a str,
     max_text_bytes: usize,
+}
+
+/// Which hub backend serves, and which process: with several processes
+/// sharing a Redis, each lab page says which one it talks to (every pane
+/// of a page talks to the origin that served it).
+fn backend(hub: &Hub) -> &'static str {
+    if hub.is_shared() {
+        "redis"
+    } else {
+        "in-memory"
+    }
+}
+
+fn process(req: &Request) -> String {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("?");
+    format!("pid {} at {host}", std::process::id())
 }
 
 /// One file of `web/static/`, embedded: (its URL path, type, content).
@@ -113,9 +137,12 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
 
 pub fn lab(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
     allow(req, &Method::GET, "GET")?;
+    let process = process(req);
     let page = LabPage {
         page: "lab",
         epoch: hub.epoch().as_str(),
+        backend: backend(hub),
+        process: &process,
         panes: PANES,
     };
     Ok(html(page.render()))
@@ -123,9 +150,12 @@ pub fn lab(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
 
 pub fn admin(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
     allow(req, &Method::GET, "GET")?;
+    let process = process(req);
     let page = AdminPage {
         page: "admin",
         epoch: hub.epoch().as_str(),
+        backend: backend(hub),
+        process: &process,
         max_text_bytes: hub.config().max_text_bytes,
     };
     Ok(html(page.render()))

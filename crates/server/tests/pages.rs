@@ -46,6 +46,11 @@ async fn the_lab_has_a_pane_per_transport_and_loads_its_module() {
         html.contains(server.hub().epoch().as_str()),
         "shows the epoch"
     );
+    assert!(html.contains("hub: in-memory"), "shows the backend");
+    assert!(
+        html.contains(&format!("pid {} at ", std::process::id())),
+        "shows the process"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,245 @@
+//! Scale-out through a real Redis: two server processes' worth of servers
+//! (each its own hub, listener and transports) share one history. What is
+//! published on A reaches every transport on B once and in order; restarts
+//! keep the epoch and the ids; a Redis outage fails publishes with 503,
+//! keeps clients connected, and loses nothing published after it ends.
+
+use std::time::Duration;
+
+use notify_hub::{Hub, HubConfig};
+use notify_server::{TransportConfig, Transports};
+use notify_test_support::{
+    PATIENCE, Pushed, RedisServer, SseReader, TEST_TOKEN, TestConfig, TestServer,
+    assert_exactly_once_in_order, eventually, ws_connect, ws_next, ws_notifications,
+};
+
+async fn shared_server(redis: &RedisServer, prefix: &str) -> (TestServer, Transports) {
+    let hub = Hub::redis(&redis.url(), prefix, HubConfig::default())
+        .await
+        .unwrap();
+    let mut handles = None;
+    let server = TestServer::start_with_hub(hub, TestConfig::default(), |ctx| {
+        let (transports, route) = notify_server::router(ctx, TransportConfig::default());
+        handles = Some(transports);
+        route
+    })
+    .await;
+    (server, handles.unwrap())
+}
+
+/// Publishes until it is accepted (right after Redis returns, the first
+/// attempts may still fail).
+async fn publish_when_possible(server: &TestServer, text: &str) -> u64 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match server.publish(text).await {
+            Ok(id) => return id,
+            Err(err) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "publishing never resumed: {err}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn what_a_publishes_reaches_every_transport_on_b_once_in_order() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, _) = shared_server(&redis, "share").await;
+    let (b, b_transports) = shared_server(&redis, "share").await;
+    assert_eq!(
+        a.hub().epoch(),
+        b.hub().epoch(),
+        "one epoch for the shared history"
+    );
+
+    let mut ws = ws_connect(&b.ws_url("/api/ws")).await.unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    let mut sse = SseReader::new(b.http.get(b.url("/api/sse")).send().await.unwrap());
+    assert_eq!(sse.next_event().await.unwrap().unwrap().0, "hello");
+    let long_poll = {
+        let http = b.http.clone();
+        let base = b.url("/api/long-poll");
+        let epoch = b.hub().epoch().to_string();
+        tokio::spawn(async move {
+            let (mut ids, mut cursor) = (Vec::new(), 0);
+            while ids.len() < 100 {
+                let answer: serde_json::Value = http
+                    .get(format!("{base}?after={cursor}&epoch={epoch}&timeout=5"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                ids.extend(
+                    answer["notifications"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|n| n["id"].as_u64().unwrap()),
+                );
+                cursor = answer["cursor"].as_u64().unwrap();
+            }
+            ids
+        })
+    };
+    eventually("B's long poll is held", || {
+        b_transports.long_poll.held() == 1
+    })
+    .await;
+
+    for i in 1..=100 {
+        a.publish(&format!("from A #{i}")).await.unwrap();
+    }
+    let ws_ids: Vec<u64> = ws_notifications(&mut ws, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    assert_exactly_once_in_order(&ws_ids, 1..=100);
+    let sse_ids: Vec<u64> = sse
+        .notifications(100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n.id)
+        .collect();
+    assert_exactly_once_in_order(&sse_ids, 1..=100);
+    let lp_ids = tokio::time::timeout(PATIENCE, long_poll)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_exactly_once_in_order(&lp_ids, 1..=100);
+    let polled = b.poll("/api/poll").await.unwrap();
+    assert_exactly_once_in_order(
+        &polled
+            .notifications
+            .iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>(),
+        1..=100,
+    );
+    assert_eq!(polled.notifications[41].text, "from A #42");
+}
+
+#[tokio::test]
+async fn restarting_the_servers_keeps_the_epoch_and_the_ids_continue() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, _) = shared_server(&redis, "restart").await;
+    for i in 1..=5 {
+        a.publish(&format!("n{i}")).await.unwrap();
+    }
+    let epoch = a.hub().epoch().to_string();
+    assert!(a.shutdown().await);
+    drop(a);
+
+    let (a, _) = shared_server(&redis, "restart").await;
+    let (b, _) = shared_server(&redis, "restart").await;
+    assert_eq!(
+        a.hub().epoch().as_str(),
+        epoch,
+        "the epoch survives a restart"
+    );
+    assert_eq!(
+        a.publish("after the restart").await.unwrap(),
+        6,
+        "ids continue"
+    );
+    let resumed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let answer = b
+                .poll(&format!("/api/poll?after=3&epoch={epoch}"))
+                .await
+                .unwrap();
+            if answer.cursor == 6 {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        !resumed.reset,
+        "a cursor from before the restart resumes exactly"
+    );
+    assert_exactly_once_in_order(
+        &resumed
+            .notifications
+            .iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>(),
+        4..=6,
+    );
+}
+
+#[tokio::test]
+async fn a_redis_outage_fails_publishes_keeps_clients_and_loses_nothing_after() {
+    let mut redis = RedisServer::start().await.unwrap();
+    let (a, _) = shared_server(&redis, "outage").await;
+    let (b, b_transports) = shared_server(&redis, "outage").await;
+    let mut ws = ws_connect(&b.ws_url("/api/ws")).await.unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    for i in 1..=3 {
+        a.publish(&format!("before {i}")).await.unwrap();
+    }
+    let before: Vec<u64> = ws_notifications(&mut ws, 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    assert_exactly_once_in_order(&before, 1..=3);
+
+    redis.stop().await;
+    let refused = a
+        .http
+        .post(a.url("/api/notifications"))
+        .bearer_auth(TEST_TOKEN)
+        .json(&serde_json::json!({"text": "while Redis is down"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "backend_unavailable");
+    assert_eq!(
+        b_transports.websocket.open_connections(),
+        1,
+        "clients stay connected"
+    );
+
+    redis.restart().await.unwrap();
+    let mut after = Vec::new();
+    for i in 1..=3 {
+        after.push(publish_when_possible(&a, &format!("after {i}")).await);
+    }
+    assert_exactly_once_in_order(&after, 4..=6);
+    let delivered: Vec<u64> = ws_notifications(&mut ws, 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    assert_exactly_once_in_order(&delivered, 4..=6);
+    let polled = b.poll("/api/poll").await.unwrap();
+    assert_exactly_once_in_order(
+        &polled
+            .notifications
+            .iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>(),
+        1..=6,
+    );
+}
