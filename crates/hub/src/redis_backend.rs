@@ -40,10 +40,29 @@ const READ_BATCH: usize = 512;
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 /// INCR the counter, XADD the notification under `<id>-0`, return the id.
+/// Refused while the epoch key is missing: Redis then lost its data, and
+/// until a reader has restored the epoch and the counter, a new id could
+/// repeat one already delivered and be skipped by every reader.
 const PUBLISH_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return redis.error_reply('NOEPOCH the shared history is being restored')
+end
 local id = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], id .. '-0', 'text', ARGV[1], 'published_at', ARGV[2])
 return id
+";
+
+/// After an outage: if Redis came back without its data, put back this
+/// process's epoch and raise the counter to at least the newest id it has
+/// seen, so ids keep increasing in the epoch. Returns the epoch in force.
+const RESTORE_SCRIPT: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  local counter = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if counter < tonumber(ARGV[2]) then
+    redis.call('SET', KEYS[2], ARGV[2])
+  end
+end
+return redis.call('GET', KEYS[1])
 ";
 
 /// Why the Redis backend could not start.
@@ -90,6 +109,7 @@ impl RedisBackend {
         self.script
             .key(&self.keys.counter)
             .key(&self.keys.stream)
+            .key(&self.keys.epoch)
             .arg(text)
             .arg(published_at)
             .arg(self.history)
@@ -143,12 +163,7 @@ impl Hub {
                 last_id = entry.id.clone();
             }
         }
-        tokio::spawn(follow(
-            Arc::downgrade(&hub.shared),
-            client,
-            keys.stream,
-            last_id,
-        ));
+        tokio::spawn(follow(Arc::downgrade(&hub.shared), client, keys, last_id));
         Ok(hub)
     }
 
@@ -167,9 +182,32 @@ fn notification(entry: &StreamId) -> Option<Notification> {
     Some(Notification::new(id, text, at))
 }
 
+/// Restores the epoch and counter if Redis lost them (see RESTORE_SCRIPT).
+async fn restore(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    hub: &Weak<Shared>,
+) -> redis::RedisResult<()> {
+    let Some(hub) = hub.upgrade().map(|shared| Hub { shared }) else {
+        return Ok(());
+    };
+    let epoch: String = redis::Script::new(RESTORE_SCRIPT)
+        .key(&keys.epoch)
+        .key(&keys.counter)
+        .arg(hub.epoch().as_str())
+        .arg(hub.newest_id())
+        .invoke_async(conn)
+        .await?;
+    if epoch != hub.epoch().as_str() {
+        tracing::error!(ours = %hub.epoch(), theirs = %epoch, "the shared history now has another epoch; restart this process to join it");
+    }
+    Ok(())
+}
+
 /// The per-process reader: follows the stream from `last_id` and delivers
 /// every entry locally, until the hub is dropped.
-async fn follow(hub: Weak<Shared>, client: redis::Client, stream: String, mut last_id: String) {
+async fn follow(hub: Weak<Shared>, client: redis::Client, keys: Keys, mut last_id: String) {
+    let stream = keys.stream.clone();
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(COMMAND_TIMEOUT))
         .set_response_timeout(Some(READ_BLOCK + COMMAND_TIMEOUT));
@@ -189,6 +227,9 @@ async fn follow(hub: Weak<Shared>, client: redis::Client, stream: String, mut la
                 );
             }
             let c = conn.as_mut().expect("just connected");
+            if failing {
+                restore(c, &keys, &hub).await?;
+            }
             let reply: Option<StreamReadReply> =
                 c.xread_options(&[&stream], &[&last_id], &options).await?;
             Ok::<_, redis::RedisError>(reply)

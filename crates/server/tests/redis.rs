@@ -243,3 +243,35 @@ async fn a_redis_outage_fails_publishes_keeps_clients_and_loses_nothing_after() 
         1..=6,
     );
 }
+
+#[tokio::test]
+async fn redis_coming_back_empty_is_restored_and_ids_keep_increasing() {
+    let mut redis = RedisServer::start().await.unwrap();
+    let (a, _) = shared_server(&redis, "amnesia").await;
+    let (b, _) = shared_server(&redis, "amnesia").await;
+    let mut ws = ws_connect(&b.ws_url("/api/ws")).await.unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    for i in 1..=5 {
+        a.publish(&format!("before {i}")).await.unwrap();
+    }
+    let before: Vec<u64> = ws_notifications(&mut ws, 5)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    assert_exactly_once_in_order(&before, 1..=5);
+
+    // Redis crashes and returns with nothing: no epoch, no counter, no stream.
+    redis.stop().await;
+    redis.restart_empty().await.unwrap();
+    let id = publish_when_possible(&a, "after the amnesia").await;
+    assert!(id > 5, "ids never go back within the epoch (got {id})");
+    let delivered = ws_notifications(&mut ws, 1).await.unwrap();
+    assert_eq!(delivered[0].id, id);
+    assert_eq!(delivered[0].text, "after the amnesia");
+    assert_eq!(a.hub().epoch(), b.hub().epoch());
+}

@@ -519,6 +519,14 @@ impl RedisServer {
         Ok(())
     }
 
+    /// Starts again with its data gone, as a Redis without persistence
+    /// comes back after a crash.
+    pub async fn restart_empty(&mut self) -> anyhow::Result<()> {
+        std::fs::remove_dir_all(&self.dir)?;
+        std::fs::create_dir_all(&self.dir)?;
+        self.restart().await
+    }
+
     /// Kills it, as a crash or a network cut would look to the servers.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
