@@ -28,5 +28,5 @@ pub use publish::{PublishLimits, Publisher};
 pub use query::Query;
 pub use reply::{Body, Request, Response, RouteFuture};
 pub use server::{ClientAddr, ConnectionSlot, ServeConfig, Shutdown, serve};
-pub use standalone::{AppContext, CommonArgs, allow, run};
+pub use standalone::{AppContext, CommonArgs, allow, run, single_transport};
 pub use wire::{RequestHead, WireLog};

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use crate::admin::{ADMIN_TOKEN_ENV, AdminToken, TokenSource};
 use crate::error::ApiError;
 use crate::publish::{PublishLimits, Publisher};
-use crate::reply::{Request, Response, text};
+use crate::reply::{Request, Response, RouteFuture, text};
 use crate::server::{ServeConfig, Shutdown, serve};
 
 /// How long shutdown waits for connections to close before giving up.
@@ -120,6 +120,31 @@ impl AppContext {
             _ => Err(ApiError::NotFound),
         };
         result.unwrap_or_else(ApiError::into_response)
+    }
+}
+
+/// The router of a server that serves one transport alone: `handle` answers
+/// requests for `path`, [`AppContext::common`] everything else.
+pub fn single_transport<H, Fut>(
+    ctx: &AppContext,
+    path: &'static str,
+    handle: H,
+) -> impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<H, Fut>
+where
+    H: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    let ctx = ctx.clone();
+    move |req: Request| {
+        let ctx = ctx.clone();
+        let handle = handle.clone();
+        Box::pin(async move {
+            if req.uri().path() == path {
+                handle(req).await.unwrap_or_else(ApiError::into_response)
+            } else {
+                ctx.common(req).await
+            }
+        }) as RouteFuture
     }
 }
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 use http::Method;
 use notify_http::{
     ApiError, AppContext, Gauge, Query, Request, Response, RouteFuture, Shutdown, allow, reply,
+    single_transport,
 };
 use notify_hub::Hub;
 
@@ -90,8 +91,7 @@ impl LongPoll {
     }
 }
 
-/// The router of the long-poll server run alone: this transport plus the
-/// routes every server has.
+/// The router of the long-poll server run alone.
 pub fn standalone(
     ctx: &AppContext,
     timeout: LongPollTimeout,
@@ -100,20 +100,10 @@ pub fn standalone(
     impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<>,
 ) {
     let poll = LongPoll::new(ctx.hub.clone(), ctx.shutdown.clone(), timeout);
-    let ctx = ctx.clone();
     let handle = poll.clone();
-    let route = move |req: Request| {
-        let ctx = ctx.clone();
-        let poll = poll.clone();
-        Box::pin(async move {
-            if req.uri().path() == PATH {
-                poll.handle(&req)
-                    .await
-                    .unwrap_or_else(ApiError::into_response)
-            } else {
-                ctx.common(req).await
-            }
-        }) as RouteFuture
-    };
-    (handle, route)
+    let route = single_transport(ctx, PATH, move |req: Request| {
+        let poll = handle.clone();
+        async move { poll.handle(&req).await }
+    });
+    (poll, route)
 }

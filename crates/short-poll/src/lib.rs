@@ -10,7 +10,9 @@
 //! notification waits I/2 on average before anyone asks for it.
 
 use http::Method;
-use notify_http::{ApiError, AppContext, Query, Request, Response, RouteFuture, allow, reply};
+use notify_http::{
+    ApiError, AppContext, Query, Request, Response, RouteFuture, allow, reply, single_transport,
+};
 use notify_hub::Hub;
 
 /// The path this transport serves.
@@ -34,22 +36,13 @@ impl ShortPoll {
     }
 }
 
-/// The router of the short-poll server run alone: this transport plus the
-/// routes every server has.
+/// The router of the short-poll server run alone.
 pub fn standalone(
     ctx: &AppContext,
 ) -> impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<> {
-    let ctx = ctx.clone();
     let poll = ShortPoll::new(ctx.hub.clone());
-    move |req: Request| {
-        let ctx = ctx.clone();
+    single_transport(ctx, PATH, move |req: Request| {
         let poll = poll.clone();
-        Box::pin(async move {
-            if req.uri().path() == PATH {
-                poll.handle(&req).unwrap_or_else(ApiError::into_response)
-            } else {
-                ctx.common(req).await
-            }
-        }) as RouteFuture
-    }
+        async move { poll.handle(&req) }
+    })
 }

@@ -28,7 +28,7 @@ use futures_util::Stream;
 use http::{HeaderMap, Method};
 use notify_http::{
     ApiError, AppContext, Gauge, GaugeGuard, Query, Request, Response, RouteFuture, Shutdown,
-    allow, reply,
+    allow, reply, single_transport,
 };
 use notify_hub::{Cursor, Delivery, Epoch, Hub, Notification, Subscription};
 
@@ -172,8 +172,7 @@ impl EventStream {
     }
 }
 
-/// The router of the SSE server run alone: this transport plus the routes
-/// every server has.
+/// The router of the SSE server run alone.
 pub fn standalone(
     ctx: &AppContext,
     config: SseConfig,
@@ -182,20 +181,12 @@ pub fn standalone(
     impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<>,
 ) {
     let sse = Sse::new(ctx.hub.clone(), ctx.shutdown.clone(), config);
-    let ctx = ctx.clone();
     let handle = sse.clone();
-    let route = move |req: Request| {
-        let ctx = ctx.clone();
-        let sse = sse.clone();
-        Box::pin(async move {
-            if req.uri().path() == PATH {
-                sse.handle(&req).unwrap_or_else(ApiError::into_response)
-            } else {
-                ctx.common(req).await
-            }
-        }) as RouteFuture
-    };
-    (handle, route)
+    let route = single_transport(ctx, PATH, move |req: Request| {
+        let sse = handle.clone();
+        async move { sse.handle(&req) }
+    });
+    (sse, route)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use notify_http::{
     ApiError, AppContext, ConnectionSlot, Gauge, Query, Request, Response, RouteFuture, Shutdown,
-    allow, reply,
+    allow, reply, single_transport,
 };
 use notify_hub::{Delivery, Hub, Subscription};
 use tokio_tungstenite::WebSocketStream;
@@ -356,8 +356,7 @@ async fn close<S>(
     let _ = tokio::time::timeout(config.send_timeout.min(Duration::from_secs(2)), closing).await;
 }
 
-/// The router of the WebSocket server run alone: this transport plus the
-/// routes every server has.
+/// The router of the WebSocket server run alone.
 pub fn standalone(
     ctx: &AppContext,
     config: WsConfig,
@@ -366,20 +365,12 @@ pub fn standalone(
     impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<>,
 ) {
     let ws = WebSocket::new(ctx.hub.clone(), ctx.shutdown.clone(), config);
-    let ctx = ctx.clone();
     let handle = ws.clone();
-    let route = move |req: Request| {
-        let ctx = ctx.clone();
-        let ws = ws.clone();
-        Box::pin(async move {
-            if req.uri().path() == PATH {
-                ws.handle(req).unwrap_or_else(ApiError::into_response)
-            } else {
-                ctx.common(req).await
-            }
-        }) as RouteFuture
-    };
-    (handle, route)
+    let route = single_transport(ctx, PATH, move |req: Request| {
+        let ws = handle.clone();
+        async move { ws.handle(req) }
+    });
+    (ws, route)
 }
 
 #[cfg(test)]
