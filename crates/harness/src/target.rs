@@ -126,6 +126,7 @@ impl Server {
                 };
                 let serve = ServeConfig {
                     max_connections: 100_000,
+                    max_connections_per_ip: 100_000,
                     ..ServeConfig::default()
                 };
                 let ctx = AppContext::new(
@@ -160,7 +161,12 @@ impl Server {
                         "--publish-burst",
                         &UNLIMITED.to_string(),
                     ])
-                    .args(["--max-connections", "100000"])
+                    .args([
+                        "--max-connections",
+                        "100000",
+                        "--max-connections-per-ip",
+                        "100000",
+                    ])
                     .env("NOTIFY_ADMIN_TOKEN", HARNESS_TOKEN)
                     .env("RUST_LOG", "warn")
                     .stdout(Stdio::piped())

@@ -24,6 +24,9 @@ pub mod wire;
 pub use admin::AdminToken;
 pub use error::ApiError;
 pub use gauge::{Gauge, GaugeGuard};
+/// A monotonic count (deliveries, drops), shared by clones; registered as a
+/// Prometheus counter by the server that exposes `/metrics`.
+pub use prometheus_client::metrics::counter::Counter;
 pub use publish::{PublishLimits, Publisher};
 pub use query::Query;
 pub use reply::{Body, Request, Response, RouteFuture};

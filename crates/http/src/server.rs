@@ -12,10 +12,13 @@
 //! silent or slowloris client is disconnected; and a cap on open connections,
 //! past which a connection is answered `503` and closed.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -25,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::reply::{Request, Response};
@@ -42,6 +46,10 @@ pub struct ServeConfig {
     /// Open connections (including upgraded WebSockets) before new ones
     /// are refused with 503.
     pub max_connections: usize,
+    /// Open connections from one client address before its new ones are
+    /// refused with 503. Generous, because many browsers behind one NAT
+    /// share an address; it stops one host from taking every slot.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ServeConfig {
@@ -49,6 +57,7 @@ impl Default for ServeConfig {
         ServeConfig {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_connections_per_ip: 1_000,
         }
     }
 }
@@ -102,10 +111,50 @@ impl Shutdown {
     }
 }
 
-/// A slot among the open connections; freed when dropped, which for an
-/// upgraded WebSocket is when its task ends.
+/// A slot among the open connections, total and per address; freed when
+/// dropped, which for an upgraded WebSocket is when its task ends.
 #[derive(Debug)]
-pub struct ConnectionSlot(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
+pub struct ConnectionSlot {
+    _total: tokio::sync::OwnedSemaphorePermit,
+    _per_ip: IpSlot,
+}
+
+/// Open connections per client address.
+#[derive(Debug, Default, Clone)]
+struct PerIp(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+#[derive(Debug)]
+struct IpSlot {
+    counts: PerIp,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn try_acquire(&self, ip: IpAddr, limit: usize) -> Option<IpSlot> {
+        let mut counts = self.0.lock().expect("per-ip lock poisoned");
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().expect("per-ip lock poisoned");
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
 
 /// Accepts connections on `listener` until shutdown, answering each request
 /// with `route`.
@@ -115,6 +164,9 @@ where
     Fut: Future<Output = Response> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    let per_ip = PerIp::default();
+    // Each request gets an id, carried by its tracing span.
+    let request_ids = Arc::new(AtomicU64::new(1));
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.started() => break,
@@ -131,24 +183,43 @@ where
         };
         // Push notifications are small and latency-sensitive.
         let _ = stream.set_nodelay(true);
-        let slot = slots.clone().try_acquire_owned().ok();
+        let slot = match (
+            slots.clone().try_acquire_owned(),
+            per_ip.try_acquire(peer.ip(), config.max_connections_per_ip),
+        ) {
+            (Ok(total), Some(per_ip)) => Some(ConnectionSlot {
+                _total: total,
+                _per_ip: per_ip,
+            }),
+            _ => None,
+        };
         let route = route.clone();
         let config = config.clone();
         let conn_shutdown = shutdown.clone();
+        let request_ids = request_ids.clone();
         shutdown.spawn(async move {
             let full = slot.is_none();
-            let slot = Arc::new(ConnectionSlot(slot));
+            let slot = slot.map(Arc::new);
             let service = service_fn(move |mut req: Request| {
                 let route = route.clone();
                 let slot = slot.clone();
+                let id = request_ids.fetch_add(1, Ordering::Relaxed);
+                let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), %peer);
                 async move {
                     if full {
+                        tracing::warn!("refused: too many connections");
                         return Ok::<_, Infallible>(ApiError::TooManyConnections.into_response());
                     }
                     req.extensions_mut().insert(ClientAddr(peer));
-                    req.extensions_mut().insert(slot);
-                    Ok(route(req).await)
+                    if let Some(slot) = slot {
+                        req.extensions_mut().insert(slot);
+                    }
+                    let started = std::time::Instant::now();
+                    let response = route(req).await;
+                    tracing::debug!(status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "answered");
+                    Ok(response)
                 }
+                .instrument(span)
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -51,6 +51,9 @@ pub struct CommonArgs {
     /// Open connections before new ones get 503.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Open connections from one client address before its new ones get 503.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_connections_per_ip: usize,
     /// Seconds a client has to send request headers.
     #[arg(long, default_value_t = 10)]
     pub header_read_timeout: u64,
@@ -96,6 +99,7 @@ impl AppContext {
         let serve = ServeConfig {
             header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
             max_connections: args.max_connections,
+            max_connections_per_ip: args.max_connections_per_ip,
         };
         Ok(AppContext::new(hub, token, limits, serve))
     }

@@ -94,6 +94,13 @@ fn write_headers(out: &mut String, headers: &HeaderMap) {
     }
 }
 
+impl RequestHead {
+    /// Time since the request's head was captured.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
 impl WireLog {
     pub fn new() -> Self {
         Self::default()

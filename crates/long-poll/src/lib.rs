@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use http::Method;
 use notify_http::{
-    ApiError, AppContext, Gauge, Query, Request, Response, RouteFuture, Shutdown, allow, reply,
-    single_transport,
+    ApiError, AppContext, Counter, Gauge, Query, Request, Response, RouteFuture, Shutdown, allow,
+    reply, single_transport,
 };
 use notify_hub::Hub;
 
@@ -50,6 +50,7 @@ pub struct LongPoll {
     shutdown: Shutdown,
     timeout: LongPollTimeout,
     held: Gauge,
+    deliveries: Counter,
 }
 
 impl LongPoll {
@@ -59,7 +60,13 @@ impl LongPoll {
             shutdown,
             timeout,
             held: Gauge::new(),
+            deliveries: Counter::default(),
         }
+    }
+
+    /// Notifications handed out in answers.
+    pub fn deliveries(&self) -> &Counter {
+        &self.deliveries
     }
 
     /// Requests being held right now.
@@ -77,7 +84,7 @@ impl LongPoll {
         };
         let since = self.hub.since(cursor.as_ref());
         if !since.notifications.is_empty() || since.reset.is_some() || timeout.is_zero() {
-            return Ok(reply::poll_answer(&since));
+            return Ok(self.answer(&since));
         }
         {
             let _held = self.held.track();
@@ -87,7 +94,12 @@ impl LongPoll {
                 _ = self.shutdown.started() => {}
             }
         }
-        Ok(reply::poll_answer(&self.hub.since(cursor.as_ref())))
+        Ok(self.answer(&self.hub.since(cursor.as_ref())))
+    }
+
+    fn answer(&self, since: &notify_hub::Since) -> Response {
+        self.deliveries.inc_by(since.notifications.len() as u64);
+        reply::poll_answer(since)
     }
 }
 

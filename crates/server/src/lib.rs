@@ -8,6 +8,7 @@
 //! for the lab's wire view, which reads them from `GET /api/wire`. The binary
 //! in `main.rs` only parses flags and calls [`notify_http::run`].
 
+pub mod metrics;
 pub mod pages;
 
 use http::Method;
@@ -35,6 +36,7 @@ pub struct Transports {
     pub websocket: WebSocket,
     pub sse: Sse,
     pub wire: WireLog,
+    pub metrics: std::sync::Arc<metrics::Metrics>,
 }
 
 /// The name the wire view files an exchange under, for recorded paths.
@@ -63,6 +65,7 @@ pub fn router(
         websocket: WebSocket::new(ctx.hub.clone(), ctx.shutdown.clone(), config.websocket),
         sse: Sse::new(ctx.hub.clone(), ctx.shutdown.clone(), config.sse),
         wire: WireLog::new(),
+        metrics: std::sync::Arc::new(metrics::Metrics::new()),
     };
     let handles = transports.clone();
     let ctx = ctx.clone();
@@ -74,6 +77,10 @@ pub fn router(
                 recorded_as(req.uri().path()).map(|name| (name, RequestHead::capture(&req)));
             let response = route(&ctx, &t, req).await;
             if let Some((name, head)) = recorded {
+                t.metrics.request(name);
+                if name == "publish" && response.status() == http::StatusCode::CREATED {
+                    t.metrics.published_in(head.elapsed());
+                }
                 t.wire.record(name, head, &response);
             }
             response
@@ -91,6 +98,7 @@ async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
         "/" => pages::lab(&req, &ctx.hub),
         "/admin" => pages::admin(&req, &ctx.hub),
         "/api/time" => pages::time(&req),
+        "/metrics" => t.metrics.handle(&req, &ctx.hub, t),
         "/api/wire" => allow(&req, &Method::GET, "GET")
             .map(|()| reply::event_stream(t.wire.events(ctx.shutdown.clone()))),
         _ => match pages::static_file(&req) {

@@ -311,3 +311,39 @@ async fn a_body_that_never_arrives_is_408() {
     assert!(text.contains("\"error\":\"body_timeout\""), "{text}");
     nothing_was_published(&server).await;
 }
+
+#[tokio::test]
+async fn too_many_connections_from_one_address_is_503_and_frees_up() {
+    let config = TestConfig {
+        serve: ServeConfig {
+            max_connections_per_ip: 2,
+            ..ServeConfig::default()
+        },
+        ..TestConfig::default()
+    };
+    let server = server_with(config).await;
+    let first = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let answer = raw_http(server.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.json()["error"], "too_many_connections");
+
+    drop(first);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let answer = raw_http(server.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        if answer.status == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a closed connection frees its slot"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -198,3 +198,50 @@ async fn silent_and_slowloris_sockets_are_closed_and_others_still_served() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_thousand_silent_sockets_are_closed_and_health_still_answers() {
+    let config = TestConfig {
+        serve: ServeConfig {
+            header_read_timeout: Duration::from_secs(1),
+            // Every socket here comes from 127.0.0.1.
+            ..TestConfig::default().serve
+        },
+        ..TestConfig::default()
+    };
+    let (server, _) = server_with(config).await;
+    let mut silent = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    // The server still answers everyone else while they sit there.
+    let health = server
+        .http
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    // And it closes every one of them after the header read timeout.
+    let closed = tokio::time::timeout(PATIENCE, async {
+        for mut socket in silent {
+            let mut rest = Vec::new();
+            socket.read_to_end(&mut rest).await.unwrap_or(0);
+            assert!(
+                rest.is_empty(),
+                "a silent socket gets no answer, only a close"
+            );
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "every silent socket was closed by the server"
+    );
+    // The health check's idle keep-alive connection is closed by the same
+    // timeout, and then no connection task is left behind.
+    eventually("no connection task is left", || {
+        server.ctx.shutdown.running_tasks() == 0
+    })
+    .await;
+}

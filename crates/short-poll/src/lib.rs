@@ -11,7 +11,8 @@
 
 use http::Method;
 use notify_http::{
-    ApiError, AppContext, Query, Request, Response, RouteFuture, allow, reply, single_transport,
+    ApiError, AppContext, Counter, Query, Request, Response, RouteFuture, allow, reply,
+    single_transport,
 };
 use notify_hub::Hub;
 
@@ -22,17 +23,28 @@ pub const PATH: &str = "/api/poll";
 #[derive(Debug, Clone)]
 pub struct ShortPoll {
     hub: Hub,
+    deliveries: Counter,
 }
 
 impl ShortPoll {
     pub fn new(hub: Hub) -> Self {
-        ShortPoll { hub }
+        ShortPoll {
+            hub,
+            deliveries: Counter::default(),
+        }
+    }
+
+    /// Notifications handed out in answers.
+    pub fn deliveries(&self) -> &Counter {
+        &self.deliveries
     }
 
     pub fn handle(&self, req: &Request) -> Result<Response, ApiError> {
         allow(req, &Method::GET, "GET")?;
         let cursor = Query::from_uri(req.uri()).cursor()?;
-        Ok(reply::poll_answer(&self.hub.since(cursor.as_ref())))
+        let since = self.hub.since(cursor.as_ref());
+        self.deliveries.inc_by(since.notifications.len() as u64);
+        Ok(reply::poll_answer(&since))
     }
 }
 

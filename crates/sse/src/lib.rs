@@ -27,8 +27,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
 use http::{HeaderMap, Method};
 use notify_http::{
-    ApiError, AppContext, Gauge, GaugeGuard, Query, Request, Response, RouteFuture, Shutdown,
-    allow, reply, single_transport,
+    ApiError, AppContext, Counter, Gauge, GaugeGuard, Query, Request, Response, RouteFuture,
+    Shutdown, allow, reply, single_transport,
 };
 use notify_hub::{Cursor, Delivery, Epoch, Hub, Notification, Subscription};
 
@@ -60,6 +60,8 @@ pub struct Sse {
     shutdown: Shutdown,
     config: SseConfig,
     open: Gauge,
+    deliveries: Counter,
+    resets: Counter,
 }
 
 impl Sse {
@@ -69,7 +71,19 @@ impl Sse {
             shutdown,
             config,
             open: Gauge::new(),
+            deliveries: Counter::default(),
+            resets: Counter::default(),
         }
+    }
+
+    /// Notification events sent.
+    pub fn deliveries(&self) -> &Counter {
+        &self.deliveries
+    }
+
+    /// Reset events sent.
+    pub fn resets(&self) -> &Counter {
+        &self.resets
     }
 
     /// Event streams open right now.
@@ -88,6 +102,8 @@ impl Sse {
             subscription,
             shutdown: self.shutdown.clone(),
             keep_alive: self.config.keep_alive,
+            deliveries: self.deliveries.clone(),
+            resets: self.resets.clone(),
             _open: self.open.track(),
         };
         let preamble = preamble(
@@ -151,6 +167,8 @@ struct EventStream {
     subscription: Subscription,
     shutdown: Shutdown,
     keep_alive: Duration,
+    deliveries: Counter,
+    resets: Counter,
     _open: GaugeGuard,
 }
 
@@ -161,8 +179,14 @@ impl EventStream {
             let event = tokio::select! {
                 _ = s.shutdown.started() => return None,
                 delivery = s.subscription.next() => match delivery? {
-                    Delivery::Notification(n) => notification_event(s.subscription.epoch(), &n),
-                    Delivery::Reset { epoch, reason } => reset_event(&epoch, reason.as_str()),
+                    Delivery::Notification(n) => {
+                        s.deliveries.inc();
+                        notification_event(s.subscription.epoch(), &n)
+                    }
+                    Delivery::Reset { epoch, reason } => {
+                        s.resets.inc();
+                        reset_event(&epoch, reason.as_str())
+                    }
                 },
                 _ = tokio::time::sleep(s.keep_alive) => Bytes::from_static(b": keep-alive\n\n"),
             };

@@ -44,7 +44,11 @@ impl Default for TestConfig {
                 ..PublishLimits::for_text_limit(hub.max_text_bytes)
             },
             hub,
-            serve: ServeConfig::default(),
+            // Every test client comes from 127.0.0.1.
+            serve: ServeConfig {
+                max_connections_per_ip: 100_000,
+                ..ServeConfig::default()
+            },
         }
     }
 }

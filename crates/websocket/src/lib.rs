@@ -26,8 +26,8 @@ use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use notify_http::{
-    ApiError, AppContext, ConnectionSlot, Gauge, Query, Request, Response, RouteFuture, Shutdown,
-    allow, reply, single_transport,
+    ApiError, AppContext, ConnectionSlot, Counter, Gauge, Query, Request, Response, RouteFuture,
+    Shutdown, allow, reply, single_transport,
 };
 use notify_hub::{Delivery, Hub, Subscription};
 use tokio_tungstenite::WebSocketStream;
@@ -86,6 +86,37 @@ impl WsConfig {
     }
 }
 
+/// What the connections of this transport did, for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct WsTallies {
+    /// Notification frames sent.
+    pub deliveries: Counter,
+    /// Reset frames sent.
+    pub resets: Counter,
+    /// Connections dropped because a frame could not be written in time.
+    pub dropped_too_slow: Counter,
+    /// Connections closed for missing two pings.
+    pub dropped_missed_pings: Counter,
+    /// Connections closed for a protocol or policy violation or an oversized message.
+    pub dropped_violation: Counter,
+}
+
+impl WsTallies {
+    fn count_end(&self, end: &PushEnd) {
+        match end {
+            PushEnd::TooSlow => self.dropped_too_slow.inc(),
+            PushEnd::MissedPings => self.dropped_missed_pings.inc(),
+            PushEnd::TooLarge | PushEnd::ProtocolError | PushEnd::ClientSentData => {
+                self.dropped_violation.inc()
+            }
+            PushEnd::ClientClosed
+            | PushEnd::ClientGone
+            | PushEnd::Shutdown
+            | PushEnd::HubClosed => 0,
+        };
+    }
+}
+
 /// Accepts WebSocket upgrades and runs one push task per connection.
 #[derive(Debug, Clone)]
 pub struct WebSocket {
@@ -93,6 +124,7 @@ pub struct WebSocket {
     shutdown: Shutdown,
     config: Arc<WsConfig>,
     open: Gauge,
+    tallies: WsTallies,
 }
 
 impl WebSocket {
@@ -102,7 +134,12 @@ impl WebSocket {
             shutdown,
             config: Arc::new(config),
             open: Gauge::new(),
+            tallies: WsTallies::default(),
         }
+    }
+
+    pub fn tallies(&self) -> &WsTallies {
+        &self.tallies
     }
 
     /// WebSocket connections open right now.
@@ -135,8 +172,16 @@ impl WebSocket {
                         Some(WsConfig::tungstenite()),
                     )
                     .await;
-                    let end =
-                        push(ws, subscription, hello_cursor, &this.config, &this.shutdown).await;
+                    let end = push(
+                        ws,
+                        subscription,
+                        hello_cursor,
+                        &this.config,
+                        &this.shutdown,
+                        &this.tallies,
+                    )
+                    .await;
+                    this.tallies.count_end(&end);
                     tracing::debug!(?end, "websocket closed");
                 }
                 Err(err) => tracing::debug!(%err, "upgrade failed"),
@@ -249,6 +294,7 @@ pub async fn push<S>(
     hello_cursor: u64,
     config: &WsConfig,
     shutdown: &Shutdown,
+    tallies: &WsTallies,
 ) -> PushEnd
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -274,9 +320,11 @@ where
             delivery = subscription.next() => {
                 let message = match delivery {
                     Some(Delivery::Notification(n)) => {
+                        tallies.deliveries.inc();
                         Message::Text(Utf8Bytes::try_from(n.json().clone()).expect("hub JSON is UTF-8"))
                     }
                     Some(Delivery::Reset { epoch, reason }) => {
+                        tallies.resets.inc();
                         let reset = serde_json::json!({"type": "reset", "epoch": epoch.as_str(), "reason": reason.as_str()});
                         Message::text(reset.to_string())
                     }

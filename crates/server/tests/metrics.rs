@@ -1,0 +1,128 @@
+//! `GET /metrics` as Prometheus scrapes it: requests per transport, open
+//! connections, held long polls, deliveries, publish latency.
+
+use notify_server::{TransportConfig, Transports};
+use notify_test_support::{
+    Pushed, SseReader, TestConfig, TestServer, eventually, ws_connect, ws_next, ws_notifications,
+};
+
+async fn server() -> (TestServer, Transports) {
+    let mut handles = None;
+    let server = TestServer::start_with(TestConfig::default(), |ctx| {
+        let (transports, route) = notify_server::router(ctx, TransportConfig::default());
+        handles = Some(transports);
+        route
+    })
+    .await;
+    (server, handles.unwrap())
+}
+
+/// The value of the sample named exactly `series` (name and labels).
+async fn sample(server: &TestServer, series: &str) -> f64 {
+    let response = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+        "the Prometheus text format"
+    );
+    let text = response.text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+}
+
+#[tokio::test]
+async fn metrics_count_requests_connections_deliveries_and_publish_latency() {
+    let (server, transports) = server().await;
+    let mut ws = ws_connect(&server.ws_url("/api/ws")).await.unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    let mut sse = SseReader::new(
+        server
+            .http
+            .get(server.url("/api/sse"))
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(sse.next_event().await.unwrap().unwrap().0, "hello");
+    assert_eq!(
+        sample(&server, r#"notify_open_connections{transport="websocket"}"#).await,
+        1.0
+    );
+    assert_eq!(
+        sample(&server, r#"notify_open_connections{transport="sse"}"#).await,
+        1.0
+    );
+
+    for i in 1..=3 {
+        server.publish(&format!("n{i}")).await.unwrap();
+    }
+    ws_notifications(&mut ws, 3).await.unwrap();
+    sse.notifications(3).await.unwrap();
+    server.poll("/api/poll").await.unwrap();
+
+    let held = {
+        let http = server.http.clone();
+        let url = server.url("/api/long-poll?after=3&timeout=60");
+        tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
+    };
+    eventually("the long poll is held", || transports.long_poll.held() == 1).await;
+    assert_eq!(sample(&server, "notify_held_long_polls").await, 1.0);
+
+    assert_eq!(
+        sample(&server, r#"notify_requests_total{transport="publish"}"#).await,
+        3.0
+    );
+    assert_eq!(
+        sample(&server, r#"notify_requests_total{transport="websocket"}"#).await,
+        1.0
+    );
+    assert_eq!(
+        sample(&server, r#"notify_deliveries_total{transport="websocket"}"#).await,
+        3.0
+    );
+    assert_eq!(
+        sample(&server, r#"notify_deliveries_total{transport="sse"}"#).await,
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &server,
+            r#"notify_deliveries_total{transport="short-poll"}"#
+        )
+        .await,
+        3.0
+    );
+    assert_eq!(
+        sample(&server, "notify_publish_duration_seconds_count").await,
+        3.0
+    );
+    assert_eq!(sample(&server, "notify_newest_notification_id").await, 3.0);
+    assert_eq!(
+        sample(
+            &server,
+            r#"notify_drops_total{transport="websocket",reason="too_slow"}"#
+        )
+        .await,
+        0.0
+    );
+
+    server.publish("wake").await.unwrap();
+    held.await.unwrap();
+    assert_eq!(
+        sample(&server, r#"notify_deliveries_total{transport="long-poll"}"#).await,
+        1.0
+    );
+    assert_eq!(sample(&server, "notify_held_long_polls").await, 0.0);
+}
