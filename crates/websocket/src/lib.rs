@@ -16,7 +16,8 @@
 //! hub [`Subscription`], so there is no gap and no duplicate between replay
 //! and live. It pings every 20 s and drops a client that misses two pongs.
 //! A client too slow to take a frame within [`WsConfig::send_timeout`] is
-//! dropped; it resumes from its cursor on reconnect. Memory per connection is
+//! dropped (with a 1008 close frame, if it can still take one); it resumes
+//! from its cursor on reconnect. Memory per connection is
 //! bounded by small tungstenite buffers ([`WsConfig::tungstenite`]).
 
 use std::sync::Arc;
@@ -334,6 +335,9 @@ where
                     }
                 };
                 if send(&mut ws, message, config).await.is_err() {
+                    // Best effort: a client whose buffers are full may never
+                    // read it, and `close` gives up after a short wait.
+                    close(&mut ws, CloseCode::Policy, "too slow: a frame could not be written in time", config).await;
                     return PushEnd::TooSlow;
                 }
             }
