@@ -37,6 +37,19 @@ use crate::reply::{Request, Response};
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// Ends the connection a request arrived on, at once, from inside its
+/// handler; put in each request's extensions by the loop. A streamed answer
+/// whose client stopped reading can only be stopped this way: hyper is then
+/// blocked writing to the socket and would wait forever.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionKill(CancellationToken);
+
+impl ConnectionKill {
+    pub fn kill(&self) {
+        self.0.cancel();
+    }
+}
+
 /// Socket-level limits.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -197,12 +210,15 @@ where
         let config = config.clone();
         let conn_shutdown = shutdown.clone();
         let request_ids = request_ids.clone();
+        let kill = ConnectionKill::default();
+        let kill_on_request = kill.clone();
         shutdown.spawn(async move {
             let full = slot.is_none();
             let slot = slot.map(Arc::new);
             let service = service_fn(move |mut req: Request| {
                 let route = route.clone();
                 let slot = slot.clone();
+                let kill = kill_on_request.clone();
                 let id = request_ids.fetch_add(1, Ordering::Relaxed);
                 let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), %peer);
                 async move {
@@ -211,6 +227,7 @@ where
                         return Ok::<_, Infallible>(ApiError::TooManyConnections.into_response());
                     }
                     req.extensions_mut().insert(ClientAddr(peer));
+                    req.extensions_mut().insert(kill);
                     if let Some(slot) = slot {
                         req.extensions_mut().insert(slot);
                     }
@@ -234,6 +251,8 @@ where
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
+                // Dropping the connection closes the socket.
+                _ = kill.0.cancelled() => Ok(()),
             };
             if let Err(err) = result {
                 tracing::debug!(%peer, %err, "connection ended with an error");

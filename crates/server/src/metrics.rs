@@ -167,13 +167,14 @@ impl Metrics {
             &self.resets.get_or_create(&transport("sse")),
             t.sse.resets(),
         );
-        for (reason, source) in [
-            ("too_slow", &ws.dropped_too_slow),
-            ("missed_pings", &ws.dropped_missed_pings),
-            ("violation", &ws.dropped_violation),
+        for (transport, reason, source) in [
+            ("websocket", "too_slow", &ws.dropped_too_slow),
+            ("websocket", "missed_pings", &ws.dropped_missed_pings),
+            ("websocket", "violation", &ws.dropped_violation),
+            ("sse", "too_slow", t.sse.dropped_too_slow()),
         ] {
             let label = DropLabel {
-                transport: "websocket".into(),
+                transport: transport.into(),
                 reason: reason.into(),
             };
             catch_up(&self.drops.get_or_create(&label), source);

@@ -21,14 +21,18 @@
 //! streamed response), reconnect and resume built into the browser, one
 //! direction only — which is all a notification feed needs.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
 use http::{HeaderMap, Method};
 use notify_http::{
-    ApiError, AppContext, Counter, Gauge, GaugeGuard, Query, Request, Response, RouteFuture,
-    Shutdown, allow, reply, single_transport,
+    ApiError, AppContext, ConnectionKill, Counter, Gauge, GaugeGuard, Query, Request, Response,
+    RouteFuture, Shutdown, allow, reply, single_transport,
 };
 use notify_hub::{Cursor, Delivery, Epoch, Hub, Notification, Subscription};
 
@@ -42,6 +46,10 @@ pub struct SseConfig {
     pub keep_alive: Duration,
     /// What `retry:` tells the browser to wait before reconnecting.
     pub retry: Duration,
+    /// Longest a waiting notification may go untaken before the client is
+    /// taken to have stopped reading and its connection is ended; it
+    /// resumes by `Last-Event-ID` when it reconnects.
+    pub send_timeout: Duration,
 }
 
 impl Default for SseConfig {
@@ -49,6 +57,7 @@ impl Default for SseConfig {
         SseConfig {
             keep_alive: Duration::from_secs(15),
             retry: Duration::from_secs(2),
+            send_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -62,6 +71,7 @@ pub struct Sse {
     open: Gauge,
     deliveries: Counter,
     resets: Counter,
+    dropped_too_slow: Counter,
 }
 
 impl Sse {
@@ -73,6 +83,7 @@ impl Sse {
             open: Gauge::new(),
             deliveries: Counter::default(),
             resets: Counter::default(),
+            dropped_too_slow: Counter::default(),
         }
     }
 
@@ -84,6 +95,11 @@ impl Sse {
     /// Reset events sent.
     pub fn resets(&self) -> &Counter {
         &self.resets
+    }
+
+    /// Streams ended because their client stopped reading.
+    pub fn dropped_too_slow(&self) -> &Counter {
+        &self.dropped_too_slow
     }
 
     /// Event streams open right now.
@@ -98,12 +114,30 @@ impl Sse {
             None => Query::from_uri(req.uri()).cursor()?,
         };
         let subscription = self.hub.subscribe(cursor.as_ref());
+        let progress = Arc::new(Progress {
+            since: Instant::now(),
+            handed: AtomicU64::new(subscription.replay_from()),
+            taken_at_ms: AtomicU64::new(0),
+        });
+        let stream_gone = CancellationToken::new();
+        if let Some(kill) = req.extensions().get::<ConnectionKill>() {
+            self.shutdown.spawn(watchdog(
+                self.hub.clone(),
+                progress.clone(),
+                self.config.send_timeout,
+                kill.clone(),
+                stream_gone.clone(),
+                self.dropped_too_slow.clone(),
+            ));
+        }
         let stream = EventStream {
             subscription,
             shutdown: self.shutdown.clone(),
             keep_alive: self.config.keep_alive,
             deliveries: self.deliveries.clone(),
             resets: self.resets.clone(),
+            progress,
+            _gone: stream_gone.drop_guard(),
             _open: self.open.track(),
         };
         let preamble = preamble(
@@ -169,7 +203,55 @@ struct EventStream {
     keep_alive: Duration,
     deliveries: Counter,
     resets: Counter,
+    progress: Arc<Progress>,
+    _gone: DropGuard,
     _open: GaugeGuard,
+}
+
+/// How far the client has taken the stream: the last notification id hyper
+/// took from it, and when.
+#[derive(Debug)]
+struct Progress {
+    since: Instant,
+    handed: AtomicU64,
+    taken_at_ms: AtomicU64,
+}
+
+impl Progress {
+    fn taken(&self, id: u64) {
+        self.handed.store(id, Ordering::Relaxed);
+        self.taken_at_ms
+            .store(self.since.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Ends the connection of a client that stopped reading: hyper only takes
+/// the next event when it could write the last, so newer notifications
+/// waiting with nothing taken for `send_timeout` mean a full socket. Ends by
+/// itself when the stream does.
+async fn watchdog(
+    hub: Hub,
+    progress: Arc<Progress>,
+    send_timeout: Duration,
+    kill: ConnectionKill,
+    stream_gone: CancellationToken,
+    dropped: Counter,
+) {
+    let mut tick = tokio::time::interval(send_timeout / 4);
+    loop {
+        tokio::select! {
+            _ = stream_gone.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let waiting = hub.newest_id() > progress.handed.load(Ordering::Relaxed);
+        let idle_ms = (progress.since.elapsed().as_millis() as u64)
+            .saturating_sub(progress.taken_at_ms.load(Ordering::Relaxed));
+        if waiting && idle_ms > send_timeout.as_millis() as u64 {
+            dropped.inc();
+            kill.kill();
+            return;
+        }
+    }
 }
 
 impl EventStream {
@@ -181,6 +263,7 @@ impl EventStream {
                 delivery = s.subscription.next() => match delivery? {
                     Delivery::Notification(n) => {
                         s.deliveries.inc();
+                        s.progress.taken(n.id());
                         notification_event(s.subscription.epoch(), &n)
                     }
                     Delivery::Reset { epoch, reason } => {

@@ -161,6 +161,7 @@ async fn the_stream_sets_retry_and_sends_keep_alive_comments_when_idle() {
         SseConfig {
             keep_alive: Duration::from_millis(100),
             retry: Duration::from_millis(1500),
+            ..SseConfig::default()
         },
     )
     .await;
@@ -202,4 +203,76 @@ async fn a_client_that_goes_away_leaves_no_stream_behind() {
     server.publish("anyone there?").await.unwrap();
     eventually("the stream is dropped", || sse.open_streams() == 0).await;
     assert_eq!(server.hub().subscriber_count(), 0);
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped_never_silently_skipped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, sse) = server_with(
+        TestConfig::default(),
+        SseConfig {
+            send_timeout: Duration::from_millis(500),
+            ..SseConfig::default()
+        },
+    )
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut socket = socket.connect(server.addr).await.unwrap();
+    socket
+        .write_all(b"GET /api/sse HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    eventually("the stream is open", || sse.open_streams() == 1).await;
+
+    // Far more than the socket buffers and the retained history hold.
+    let text = "x".repeat(4000);
+    let total = 3000u64;
+    for _ in 0..total {
+        server.hub().publish(&text).await.unwrap();
+    }
+    eventually("the slow client is dropped", || sse.open_streams() == 0).await;
+    assert_eq!(
+        server.hub().subscriber_count(),
+        0,
+        "its subscription is released"
+    );
+    assert_eq!(sse.dropped_too_slow().get(), 1);
+
+    // What did arrive is a prefix with no gap, unless a reset says so.
+    let mut raw = Vec::new();
+    tokio::time::timeout(notify_test_support::PATIENCE, socket.read_to_end(&mut raw))
+        .await
+        .expect("the server closed the connection")
+        .ok();
+    let text = String::from_utf8_lossy(&raw);
+    let epoch = server.hub().epoch().to_string();
+    let mut expected_next = 1;
+    let mut events = 0;
+    for line in text.lines() {
+        if line == "event: reset" {
+            break; // what follows a reset may skip, and says so
+        }
+        let Some(id) = line.strip_prefix(&format!("id: {epoch}:")) else {
+            continue;
+        };
+        let id: u64 = id.parse().unwrap();
+        if id == 0 {
+            continue; // the hello
+        }
+        assert_eq!(id, expected_next, "no silent gap");
+        expected_next += 1;
+        events += 1;
+    }
+    assert!(
+        events < total,
+        "the server stopped instead of buffering ({events} events)"
+    );
+    let health = server
+        .http
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
 }
