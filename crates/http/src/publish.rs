@@ -110,9 +110,8 @@ impl Publisher {
             Ok(Err(err)) => return Err(ApiError::InvalidBody(format!("could not read it: {err}"))),
             Ok(Ok(collected)) => collected.to_bytes(),
         };
-        let body: PublishBody =
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
-        let notification = self.hub.publish(&body.text).await?;
+        let text = parse_body(&bytes)?;
+        let notification = self.hub.publish(&text).await?;
         let answer = serde_json::json!({
             "id": notification.id(),
             "published_at": notification.published_at(),
@@ -120,6 +119,21 @@ impl Publisher {
         });
         Ok(json(StatusCode::CREATED, answer.to_string().into()))
     }
+}
+
+/// The text of a publish body, `{"text": "..."}`; anything else is a 400.
+/// (Whether the text is empty or too long is the hub's to say.)
+pub fn parse_body(bytes: &[u8]) -> Result<String, ApiError> {
+    let invalid = |e: serde_json::Error| ApiError::InvalidBody(e.to_string());
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
+    // A derived struct would also take the array `["text"]`.
+    if !value.is_object() {
+        return Err(ApiError::InvalidBody(
+            "expected a JSON object: {\"text\": \"...\"}".into(),
+        ));
+    }
+    let body = PublishBody::deserialize(value).map_err(invalid)?;
+    Ok(body.text)
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -149,6 +163,28 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_object_with_a_text_string_is_a_body() {
+        assert_eq!(parse_body(br#"{"text": "hi"}"#).unwrap(), "hi");
+        for bad in [
+            &br#"["hi"]"#[..],
+            br#""hi""#,
+            br#"{"text": 1}"#,
+            br#"{"text": "hi", "extra": 1}"#,
+            br#"{}"#,
+            br#"{"text": "hi"} trailing"#,
+            b"\xff",
+        ] {
+            let err = parse_body(bad).unwrap_err();
+            assert_eq!(
+                err.status_and_code().1,
+                "invalid_body",
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn json_content_types() {
