@@ -98,7 +98,7 @@ async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
         "/" => pages::lab(&req, &ctx.hub),
         "/admin" => pages::admin(&req, &ctx.hub),
         "/api/time" => pages::time(&req),
-        "/metrics" => t.metrics.handle(&req, &ctx.hub, t),
+        "/metrics" => t.metrics.handle(&req, &ctx.hub, t, &ctx.shutdown),
         "/api/wire" => allow(&req, &Method::GET, "GET")
             .map(|()| reply::event_stream(t.wire.events(ctx.shutdown.clone()))),
         _ => match pages::static_file(&req) {

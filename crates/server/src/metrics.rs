@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use http::{HeaderValue, Method, StatusCode, header};
-use notify_http::{ApiError, Counter, Request, Response, allow, reply};
+use notify_http::{ApiError, Counter, Request, Response, Shutdown, allow, reply};
 use notify_hub::Hub;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -45,6 +45,7 @@ pub struct Metrics {
     publish_seconds: Histogram,
     connections: Family<TransportLabel, Gauge>,
     held_long_polls: Gauge,
+    tasks: Gauge,
     deliveries: Family<TransportLabel, Counter>,
     resets: Family<TransportLabel, Counter>,
     drops: Family<DropLabel, Counter>,
@@ -81,6 +82,12 @@ impl Metrics {
             "Long-poll requests being held",
             held_long_polls.clone(),
         );
+        let tasks = Gauge::default();
+        registry.register(
+            "server_tasks",
+            "Connection tasks (and their helpers) the server is running, this scrape's own included",
+            tasks.clone(),
+        );
         let deliveries = Family::<TransportLabel, Counter>::default();
         registry.register(
             "deliveries",
@@ -107,6 +114,7 @@ impl Metrics {
             publish_seconds,
             connections,
             held_long_polls,
+            tasks,
             deliveries,
             resets,
             drops,
@@ -125,8 +133,15 @@ impl Metrics {
     }
 
     /// The answer to a scrape.
-    pub fn handle(&self, req: &Request, hub: &Hub, t: &Transports) -> Result<Response, ApiError> {
+    pub fn handle(
+        &self,
+        req: &Request,
+        hub: &Hub,
+        t: &Transports,
+        shutdown: &Shutdown,
+    ) -> Result<Response, ApiError> {
         allow(req, &Method::GET, "GET")?;
+        self.tasks.set(shutdown.running_tasks() as i64);
         self.mirror(hub, t);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)

@@ -126,3 +126,54 @@ async fn metrics_count_requests_connections_deliveries_and_publish_latency() {
     );
     assert_eq!(sample(&server, "notify_held_long_polls").await, 0.0);
 }
+
+/// `notify_server_tasks` as seen by a scrape on a connection of its own.
+async fn server_tasks(server: &TestServer) -> f64 {
+    let answer = notify_test_support::raw_http(
+        server.addr,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let text = answer.body;
+    text.lines()
+        .find_map(|line| line.strip_prefix("notify_server_tasks ")?.parse().ok())
+        .unwrap_or_else(|| panic!("no notify_server_tasks in:\n{text}"))
+}
+
+#[tokio::test]
+async fn server_tasks_return_to_their_baseline_when_every_client_has_gone() {
+    let (server, transports) = server().await;
+    let idle = server_tasks(&server).await;
+
+    let mut ws = ws_connect(&server.ws_url("/api/ws")).await.unwrap();
+    ws_next(&mut ws).await.unwrap();
+    let client = reqwest::Client::new();
+    let mut sse = SseReader::new(client.get(server.url("/api/sse")).send().await.unwrap());
+    assert_eq!(sse.next_event().await.unwrap().unwrap().0, "hello");
+    let held = {
+        let client = client.clone();
+        let url = server.url("/api/long-poll?timeout=60");
+        tokio::spawn(async move { client.get(url).send().await })
+    };
+    eventually("the long poll is held", || transports.long_poll.held() == 1).await;
+    assert!(
+        server_tasks(&server).await >= idle + 3.0,
+        "a WebSocket, an SSE stream and a held long poll each run a task"
+    );
+
+    drop(ws);
+    drop(sse);
+    held.abort();
+    drop(client);
+    let mut now = server_tasks(&server).await;
+    for _ in 0..100 {
+        if now == idle {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        now = server_tasks(&server).await;
+    }
+    assert_eq!(now, idle, "every client's task ended once it went away");
+    assert_eq!(transports.long_poll.held(), 0);
+}
