@@ -4,6 +4,12 @@ use clap::Parser;
 use notify_server::TransportConfig;
 use notify_websocket::WsConfig;
 
+/// Thousands of connections come and go: jemalloc, with its background
+/// thread, hands the memory they freed back to the system within seconds,
+/// where glibc's allocator keeps most of it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     about = "Site-wide notifications over short poll, long poll and WebSocket, on one origin"
@@ -28,6 +34,9 @@ async fn main() -> anyhow::Result<()> {
         ..TransportConfig::default()
     };
     notify_http::run("notify-server", args.common, |ctx| {
+        if let Err(err) = tikv_jemalloc_ctl::background_thread::write(true) {
+            tracing::warn!(%err, "memory freed by closed connections will be returned late");
+        }
         notify_server::router(ctx, config).1
     })
     .await?;
