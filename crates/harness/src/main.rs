@@ -13,7 +13,7 @@ use notify_harness::{Publish, RunConfig, Target, Transport, html};
 #[derive(Debug, Parser)]
 #[command(about = "Compare the transports: requests, bytes and latency, measured against theory")]
 struct Args {
-    /// A named scenario: quiet, busy, burst, interval-sweep or smoke; or
+    /// A named scenario: quiet, busy, burst, interval-sweep, smoke or chaos; or
     /// `custom` with the flags below.
     scenario: String,
     /// Where the report files go.
@@ -58,6 +58,15 @@ struct Args {
     /// custom: transports to run (default all).
     #[arg(long, value_delimiter = ',')]
     transports: Vec<Transport>,
+    /// custom: cut every client's connection at random, on average every
+    /// this many seconds (chaos mode).
+    #[arg(long)]
+    chaos: Option<f64>,
+    /// custom: run the wave twice on one server and check that its memory,
+    /// once settled, returns to where it idled between the waves (needs a
+    /// server process: --server-bin or --server-pid).
+    #[arg(long)]
+    leak_check: bool,
 }
 
 /// Bounds on custom runs, so a typo cannot start an unbounded load.
@@ -173,6 +182,8 @@ fn custom(args: &Args) -> anyhow::Result<Scenario> {
             publish,
             drain: Duration::from_secs(args.timeout + 15),
             lossy: None,
+            chaos: args.chaos.filter(|s| *s > 0.0).map(Duration::from_secs_f64),
+            leak_check: args.leak_check,
         }],
     })
 }

@@ -40,6 +40,39 @@ pub struct RunReport {
     /// The server process's CPU time during the run and its memory at the
     /// end, where it was a separate process.
     pub server: Option<ProcessUsage>,
+    /// Tasks the server still ran once every client had hung up, beyond
+    /// those it ran before they came (must be 0), read from its `/metrics`.
+    #[serde(default)]
+    pub leftover_server_tasks: Option<u64>,
+    /// Where the server process's memory settled before and after the
+    /// measured wave, in leak-check runs.
+    #[serde(default)]
+    pub memory: Option<MemorySettle>,
+}
+
+/// The server's resident memory, each figure read once it had stopped
+/// falling: what a wave of clients leaves behind.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct MemorySettle {
+    /// Idle after the warm-up wave, before the measured one.
+    pub idle_before_kib: u64,
+    /// The process's peak so far.
+    pub peak_kib: u64,
+    /// Idle again after the measured wave.
+    pub settled_after_kib: u64,
+}
+
+impl MemorySettle {
+    /// What the measured wave may leave behind: a tenth, plus 1 MiB for the
+    /// allocator's own bookkeeping. A leak of even a few hundred bytes per
+    /// connection over a chaos wave's thousands of connections is more.
+    pub fn allowance_kib(&self) -> u64 {
+        self.idle_before_kib / 10 + 1024
+    }
+
+    pub fn returned(&self) -> bool {
+        self.settled_after_kib <= self.idle_before_kib + self.allowance_kib()
+    }
 }
 
 /// One transport's figures in one run.
@@ -60,6 +93,9 @@ pub struct TransportReport {
     pub out_of_order: u64,
     pub resets: u64,
     pub errors: u64,
+    /// Connections cut by the chaos mode.
+    #[serde(default)]
+    pub disconnects: u64,
     pub latency_ms: Latency,
     /// (percentile, milliseconds) points for the latency chart.
     pub latency_curve: Vec<(f64, f64)>,
@@ -180,6 +216,7 @@ impl TransportReport {
             out_of_order,
             resets,
             errors: stats.errors.load(Ordering::Relaxed),
+            disconnects: stats.disconnects.load(Ordering::Relaxed),
             latency_ms: Latency {
                 mean: latency.mean() / 1000.0,
                 p50: ms(latency.value_at_quantile(0.50)),
@@ -241,6 +278,8 @@ impl RunReport {
             incomplete: false,
             transports,
             server,
+            leftover_server_tasks: None,
+            memory: None,
         }
     }
 
@@ -255,6 +294,19 @@ impl RunReport {
                     t.transport, t.missing, t.duplicated, t.out_of_order
                 ));
             }
+        }
+        if let Some(left) = self.leftover_server_tasks.filter(|n| *n > 0) {
+            problems.push(format!(
+                "the server still ran {left} more tasks after every client hung up than before they came"
+            ));
+        }
+        if let Some(memory) = self.memory.filter(|m| !m.returned()) {
+            problems.push(format!(
+                "the server's memory settled at {} KiB after the wave, more than {} KiB above the {} KiB it idled at before",
+                memory.settled_after_kib,
+                memory.allowance_kib(),
+                memory.idle_before_kib
+            ));
         }
         if self.incomplete && problems.is_empty() {
             problems.push(
@@ -326,10 +378,39 @@ impl RunReport {
             ]);
         }
         out.push_str(&table.to_string());
+        let disconnects: u64 = self.transports.iter().map(|t| t.disconnects).sum();
+        if disconnects > 0 {
+            let each: Vec<String> = self
+                .transports
+                .iter()
+                .map(|t| format!("{} {}", t.transport, t.disconnects))
+                .collect();
+            out.push_str(&format!(
+                "\nchaos: {disconnects} connections cut ({})",
+                each.join(", ")
+            ));
+        }
+        if let Some(left) = self.leftover_server_tasks {
+            out.push_str(&format!(
+                "\nserver tasks left after the clients hung up: {left}"
+            ));
+        }
         if let Some(server) = &self.server {
             out.push_str(&format!(
-                "\nserver process: {:.2} CPU s during the run, RSS {} KiB (peak {} KiB)",
+                "\nserver process: {:.2} CPU s during the run, RSS {} KiB at its end (peak {} KiB)",
                 server.cpu_seconds, server.rss_kib, server.peak_rss_kib
+            ));
+        }
+        if let Some(memory) = &self.memory {
+            out.push_str(&format!(
+                "\nserver memory, settled: {} KiB idle before the wave, {} KiB after it ({})",
+                memory.idle_before_kib,
+                memory.settled_after_kib,
+                if memory.returned() {
+                    "returned to its baseline"
+                } else {
+                    "NOT returned to its baseline"
+                }
             ));
         }
         out.push('\n');
@@ -392,6 +473,20 @@ fn right(text: String) -> Cell {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_check_tolerates_allocator_noise_but_not_a_leak_per_connection() {
+        let idle = 14_000;
+        let settle = |after| MemorySettle {
+            idle_before_kib: idle,
+            peak_kib: 40_000,
+            settled_after_kib: after,
+        };
+        assert!(settle(13_000).returned());
+        assert!(settle(14_700).returned(), "a few hundred KiB of noise");
+        // 500 bytes kept for each of a chaos wave's 18 000 connections.
+        assert!(!settle(idle + 18_000 * 500 / 1024).returned());
+    }
 
     #[test]
     fn the_check_finds_every_kind_of_fault() {

@@ -22,7 +22,7 @@ use crate::clients::http::HttpConnection;
 use crate::clients::short_poll::PollAnswer;
 use crate::clients::{self, ClientContext, ClientOutcome, Cursor, RunShared, TransportStats};
 use crate::counting::ByteCounters;
-use crate::report::{RunReport, TransportReport};
+use crate::report::{MemorySettle, RunReport, TransportReport};
 use crate::target::{Server, Target};
 
 /// How notifications are published.
@@ -54,6 +54,13 @@ pub struct RunConfig {
     pub drain: Duration,
     /// A test-only fault: one client of this transport drops a notification.
     pub lossy: Option<Transport>,
+    /// Chaos mode: every client's connection is cut at random moments, on
+    /// average this often, and must resume from its cursor.
+    pub chaos: Option<Duration>,
+    /// Leak check: run the same wave twice on one server, and compare the
+    /// memory it settles at after the second with where it settled before
+    /// it (the first warms up what stays: thread caches, buffers, history).
+    pub leak_check: bool,
 }
 
 impl RunConfig {
@@ -75,9 +82,78 @@ pub async fn run(config: &RunConfig, target: &Target, progress: bool) -> anyhow:
         bail!("a run needs at least one client and one notification");
     }
     let server = Server::start(target, (config.notifications as usize).max(1024)).await?;
-    let result = measure(config, target, &server, progress).await;
+    let result = if config.leak_check {
+        measure_for_leaks(config, target, &server, progress).await
+    } else {
+        measure(config, target, &server, progress).await
+    };
     server.stop().await;
     result
+}
+
+/// A warm-up wave, then the measured one, with the server's settled memory
+/// read before and after it. A failed warm-up is the run's report.
+async fn measure_for_leaks(
+    config: &RunConfig,
+    target: &Target,
+    server: &Server,
+    progress: bool,
+) -> anyhow::Result<RunReport> {
+    let warm_up = measure(config, target, server, progress).await?;
+    if warm_up.verify().is_err() {
+        return Ok(warm_up);
+    }
+    let idle_before = settled_rss(server, progress).await;
+    let mut report = measure(config, target, server, progress).await?;
+    if let Some(idle_before_kib) = idle_before
+        && let Some(settled_after_kib) = settled_rss(server, progress).await
+    {
+        report.memory = Some(MemorySettle {
+            idle_before_kib,
+            peak_kib: server.usage().map_or(0, |u| u.peak_rss_kib),
+            settled_after_kib,
+        });
+    }
+    Ok(report)
+}
+
+/// The server process's resident memory once it has stopped falling (an
+/// allocator hands freed memory back over seconds), or `None` when the
+/// server is not a process the harness can read.
+async fn settled_rss(server: &Server, progress: bool) -> Option<u64> {
+    const STEADY: Duration = Duration::from_secs(4);
+    const LIMIT: Duration = Duration::from_secs(45);
+    let spinner = if progress {
+        ProgressBar::new_spinner().with_message("waiting for the server's memory to settle")
+    } else {
+        ProgressBar::hidden()
+    };
+    let started = Instant::now();
+    let mut lowest = server.usage()?.rss_kib;
+    let mut lowest_at = started;
+    while lowest_at.elapsed() < STEADY && started.elapsed() < LIMIT {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        spinner.tick();
+        let now = server.usage()?.rss_kib;
+        if now < lowest {
+            lowest = now;
+            lowest_at = Instant::now();
+        }
+    }
+    spinner.finish_and_clear();
+    Some(lowest)
+}
+
+/// `notify_server_tasks` from the server's `/metrics`, or `None` where it
+/// has none (a transport's server run alone).
+async fn server_tasks(http: &mut HttpConnection) -> Option<u64> {
+    let (status, body) = http.get("/metrics").await.ok()?;
+    if !status.is_success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&body);
+    text.lines()
+        .find_map(|line| line.strip_prefix("notify_server_tasks ")?.parse().ok())
 }
 
 async fn measure(
@@ -101,6 +177,9 @@ async fn measure(
         .map(|t| (*t, Arc::new(TransportStats::default())))
         .collect();
 
+    // One connection for every scrape, so that it counts the same each time.
+    let mut scraper = HttpConnection::new(server.addr, Arc::new(ByteCounters::default()));
+    let tasks_before = server_tasks(&mut scraper).await;
     let usage_before = server.usage();
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -114,6 +193,9 @@ async fn measure(
                 stop: stop.clone(),
                 phase: index as f64 / config.clients as f64,
                 lossy: config.lossy == Some(*transport) && index == 0,
+                chaos: config
+                    .chaos
+                    .map(|mean| clients::Chaos::new(mean, (tasks.len() as u64) + 1)),
             };
             tasks.push(tokio::spawn(run_client(*transport, ctx, config.clone())));
         }
@@ -145,6 +227,21 @@ async fn measure(
     for task in tasks {
         outcomes.push(task.await?);
     }
+    // Once every client has hung up, the server must hold nothing for them.
+    let mut leftover_tasks = None;
+    if let Some(before) = tasks_before {
+        let settle = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = server_tasks(&mut scraper)
+                .await
+                .map(|now| now.saturating_sub(before));
+            leftover_tasks = left;
+            if left.is_none_or(|n| n == 0) || Instant::now() >= settle {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let usage = match (usage_before, server.usage()) {
         (Some(before), Some(after)) => Some(crate::target::ProcessUsage {
             cpu_seconds: after.cpu_seconds - before.cpu_seconds,
@@ -167,6 +264,7 @@ async fn measure(
     if complete.is_err() {
         report.incomplete = true;
     }
+    report.leftover_server_tasks = leftover_tasks;
     Ok(report)
 }
 

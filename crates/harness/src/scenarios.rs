@@ -14,7 +14,7 @@ pub struct Scenario {
     pub runs: Vec<RunConfig>,
 }
 
-pub const NAMES: &[&str] = &["quiet", "busy", "burst", "interval-sweep", "smoke"];
+pub const NAMES: &[&str] = &["quiet", "busy", "burst", "interval-sweep", "smoke", "chaos"];
 
 fn base(name: &str, clients: usize, notifications: u64, publish: Publish) -> RunConfig {
     RunConfig {
@@ -27,6 +27,8 @@ fn base(name: &str, clients: usize, notifications: u64, publish: Publish) -> Run
         publish,
         drain: Duration::from_secs(15),
         lossy: None,
+        chaos: None,
+        leak_check: false,
     }
 }
 
@@ -73,6 +75,18 @@ pub fn named(name: &str) -> Option<Scenario> {
                     )
                 })
                 .collect(),
+        },
+        "chaos" => Scenario {
+            name: "chaos",
+            description: "Thousands of clients whose connections are cut at random, about every 2 s each, in two waves on one server: every one must still get every notification once, in order, and the server must end with no task left and its memory back where it idled.",
+            runs: vec![RunConfig {
+                poll_interval: Duration::from_secs(1),
+                long_poll_timeout: Duration::from_secs(5),
+                chaos: Some(Duration::from_secs(2)),
+                leak_check: true,
+                drain: Duration::from_secs(20),
+                ..base("chaos", 500, 100, Publish::Rate(5.0))
+            }],
         },
         "smoke" => Scenario {
             name: "smoke",

@@ -19,6 +19,8 @@ fn small(name: &str) -> RunConfig {
         publish: Publish::Rate(5.0),
         drain: Duration::from_secs(20),
         lossy: None,
+        chaos: None,
+        leak_check: false,
     }
 }
 
@@ -160,4 +162,35 @@ fn the_cli_refuses_a_target_that_is_not_loopback() {
         .expect("the harness runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a loopback address"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_chaos_every_client_still_gets_everything_once_in_order() {
+    let config = RunConfig {
+        clients: 10,
+        notifications: 30,
+        publish: Publish::Rate(10.0),
+        chaos: Some(Duration::from_millis(300)),
+        ..small("chaos")
+    };
+    let report = notify_harness::run(&config, &Target::InProcess { redis: None }, false)
+        .await
+        .unwrap();
+    report
+        .verify()
+        .expect("no loss, duplicate or reorder despite the cuts");
+    for t in &report.transports {
+        assert!(
+            t.disconnects >= 10,
+            "{}: connections were cut ({})",
+            t.transport,
+            t.disconnects
+        );
+        assert_eq!(t.delivered, 10 * 30, "{}", t.transport);
+    }
+    assert_eq!(
+        report.leftover_server_tasks,
+        Some(0),
+        "the server let go of every connection"
+    );
 }

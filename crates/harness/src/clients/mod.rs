@@ -33,6 +33,8 @@ pub struct TransportStats {
     pub requests: AtomicU64,
     pub empty: AtomicU64,
     pub errors: AtomicU64,
+    /// Connections the chaos mode cut.
+    pub disconnects: AtomicU64,
     pub bytes: Arc<ByteCounters>,
 }
 
@@ -122,6 +124,43 @@ pub struct ClientContext {
     /// A test-only fault: this client drops one notification, so that the
     /// harness's own loss detection can be shown to work.
     pub lossy: bool,
+    /// Chaos mode: cut this client's connection at random moments, on
+    /// average this often, and let it resume from its cursor.
+    pub chaos: Option<Chaos>,
+}
+
+/// When a client's connection is next cut: a reproducible pseudo-random
+/// schedule (xorshift, seeded per client) around a mean interval.
+#[derive(Debug, Clone)]
+pub struct Chaos {
+    mean: Duration,
+    state: u64,
+}
+
+impl Chaos {
+    pub fn new(mean: Duration, seed: u64) -> Self {
+        Chaos {
+            mean,
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        }
+    }
+
+    /// The next cut: between half and one and a half times the mean from now.
+    pub fn next_cut(&mut self) -> Instant {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let fraction = (self.state % 1000) as f64 / 1000.0;
+        Instant::now() + self.mean.mul_f64(0.5 + fraction)
+    }
+}
+
+/// Resolves at `cut`, or never when there is none.
+pub async fn until(cut: Option<Instant>) {
+    match cut {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A notification as it arrives on the wire.
@@ -173,6 +212,10 @@ impl Recorder {
             self.ready = true;
             self.run.ready.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready
     }
 
     pub fn notification(&mut self, text: &str) {
