@@ -30,6 +30,8 @@ pub use prometheus_client::metrics::counter::Counter;
 pub use publish::{PublishLimits, Publisher};
 pub use query::Query;
 pub use reply::{Body, Request, Response, RouteFuture};
-pub use server::{ClientAddr, ConnectionKill, ConnectionSlot, ServeConfig, Shutdown, serve};
+pub use server::{
+    ClientAddr, ConnectionKill, ConnectionSlot, MAX_BUF_SIZE, ServeConfig, Shutdown, serve,
+};
 pub use standalone::{AppContext, CommonArgs, allow, run, single_transport};
 pub use wire::{RequestHead, WireLog};

@@ -63,7 +63,17 @@ pub struct ServeConfig {
     /// refused with 503. Generous, because many browsers behind one NAT
     /// share an address; it stops one host from taking every slot.
     pub max_connections_per_ip: usize,
+    /// hyper's per-connection buffer cap, for reading and for writing.
+    /// Request headers that overflow it (hyper checks between reads, so
+    /// somewhere past this and under twice it) are answered 431; a streamed answer
+    /// whose client stopped reading holds at most this much before hyper
+    /// stops asking the stream for more. (hyper's default is about 400 KiB.)
+    pub max_buf_size: usize,
 }
+
+/// [`ServeConfig::max_buf_size`] by default: far above any browser's
+/// request headers, and a bound on what a stalled SSE stream holds.
+pub const MAX_BUF_SIZE: usize = 64 * 1024;
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -71,6 +81,7 @@ impl Default for ServeConfig {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
+            max_buf_size: MAX_BUF_SIZE,
         }
     }
 }
@@ -241,6 +252,7 @@ where
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(config.header_read_timeout)
+                .max_buf_size(config.max_buf_size)
                 .keep_alive(!full)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();

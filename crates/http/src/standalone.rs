@@ -100,6 +100,7 @@ impl AppContext {
             header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
             max_connections: args.max_connections,
             max_connections_per_ip: args.max_connections_per_ip,
+            ..ServeConfig::default()
         };
         Ok(AppContext::new(hub, token, limits, serve))
     }

@@ -347,3 +347,32 @@ async fn too_many_connections_from_one_address_is_503_and_frees_up() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn request_headers_over_the_buffer_cap_are_431_and_the_server_goes_on() {
+    let server = server().await;
+    // hyper checks the cap between reads, so a head may pass it by up to
+    // one read before it is refused.
+    let huge = "x".repeat(notify_http::MAX_BUF_SIZE * 3);
+    let answer = raw_http(
+        server.addr,
+        &format!("GET /api/poll HTTP/1.1\r\nHost: x\r\nX-Padding: {huge}\r\n\r\n"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 431, "{}", answer.head);
+
+    let fits = "x".repeat(8 * 1024);
+    let answer = raw_http(
+        server.addr,
+        &format!(
+            "GET /api/poll HTTP/1.1\r\nHost: x\r\nX-Padding: {fits}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        answer.status, 200,
+        "headers a browser could send still pass"
+    );
+}
