@@ -56,8 +56,6 @@ pub struct RunReport {
 pub struct MemorySettle {
     /// Idle after the warm-up wave, before the measured one.
     pub idle_before_kib: u64,
-    /// The process's peak so far.
-    pub peak_kib: u64,
     /// Idle again after the measured wave.
     pub settled_after_kib: u64,
 }
@@ -479,7 +477,6 @@ mod tests {
         let idle = 14_000;
         let settle = |after| MemorySettle {
             idle_before_kib: idle,
-            peak_kib: 40_000,
             settled_after_kib: after,
         };
         assert!(settle(13_000).returned());

@@ -110,7 +110,6 @@ async fn measure_for_leaks(
     {
         report.memory = Some(MemorySettle {
             idle_before_kib,
-            peak_kib: server.usage().map_or(0, |u| u.peak_rss_kib),
             settled_after_kib,
         });
     }
@@ -232,15 +231,15 @@ async fn measure(
     if let Some(before) = tasks_before {
         let settle = Instant::now() + Duration::from_secs(10);
         loop {
-            let left = server_tasks(&mut scraper)
-                .await
-                .map(|now| now.saturating_sub(before));
-            leftover_tasks = left;
-            if left.is_none_or(|n| n == 0) || Instant::now() >= settle {
+            if let Some(now) = server_tasks(&mut scraper).await {
+                leftover_tasks = Some(now.saturating_sub(before));
+            }
+            if leftover_tasks == Some(0) || Instant::now() >= settle {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        leftover_tasks.context("the server's /metrics stopped answering")?;
     }
     let usage = match (usage_before, server.usage()) {
         (Some(before), Some(after)) => Some(crate::target::ProcessUsage {

@@ -34,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
         ..TransportConfig::default()
     };
     notify_http::run("notify-server", args.common, |ctx| {
+        // Here, once logging is set up, so that a failure is seen.
         if let Err(err) = tikv_jemalloc_ctl::background_thread::write(true) {
             tracing::warn!(%err, "memory freed by closed connections will be returned late");
         }
