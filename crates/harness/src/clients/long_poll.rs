@@ -6,15 +6,14 @@ use std::time::Duration;
 
 use super::http::HttpConnection;
 use super::short_poll::poll_once;
-use super::{Chaos, ClientContext, ClientOutcome, RECONNECT_DELAY, Recorder, until};
+use super::{ClientContext, ClientOutcome, Cuts, RECONNECT_DELAY, Recorder};
 use crate::Transport;
 
 pub async fn run(ctx: ClientContext, timeout: Duration) -> ClientOutcome {
     let mut recorder = Recorder::new(Transport::LongPoll, &ctx);
     let mut http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
     let mut cursor = ctx.start.clone();
-    let mut chaos = ctx.chaos.clone();
-    let mut cut = chaos.as_mut().map(Chaos::next_cut);
+    let mut cuts = Cuts::new(&ctx);
     loop {
         // The first request answers at once (timeout 0): the client then
         // knows it is connected, as a page does after its first load.
@@ -26,11 +25,9 @@ pub async fn run(ctx: ClientContext, timeout: Duration) -> ClientOutcome {
         let path = format!("/api/long-poll?{}&timeout={hold}", cursor.query());
         let result = tokio::select! {
             _ = ctx.stop.cancelled() => break,
-            _ = until(cut) => {
+            _ = cuts.due() => {
                 // Abandon the held request and its connection; ask again.
-                ctx.stats.disconnects.fetch_add(1, Ordering::Relaxed);
                 http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
-                cut = chaos.as_mut().map(Chaos::next_cut);
                 continue;
             }
             result = poll_once(&mut http, &path, &ctx, &mut cursor, &mut recorder) => result,

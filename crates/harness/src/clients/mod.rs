@@ -155,11 +155,39 @@ impl Chaos {
     }
 }
 
-/// Resolves at `cut`, or never when there is none.
-pub async fn until(cut: Option<Instant>) {
-    match cut {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// One client's cuts in chaos mode: [`Cuts::due`] resolves when its
+/// connection is to be cut (never without chaos), counting the cut and
+/// scheduling the next.
+#[derive(Debug)]
+pub struct Cuts {
+    chaos: Option<Chaos>,
+    next: Option<Instant>,
+    stats: Arc<TransportStats>,
+}
+
+impl Cuts {
+    pub fn new(ctx: &ClientContext) -> Self {
+        let mut cuts = Cuts {
+            chaos: ctx.chaos.clone(),
+            next: None,
+            stats: ctx.stats.clone(),
+        };
+        cuts.restart();
+        cuts
+    }
+
+    /// Schedules the next cut from now, for a connection just opened.
+    pub fn restart(&mut self) {
+        self.next = self.chaos.as_mut().map(Chaos::next_cut);
+    }
+
+    pub async fn due(&mut self) {
+        match self.next {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+        self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+        self.restart();
     }
 }
 

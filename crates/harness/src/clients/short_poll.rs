@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::http::HttpConnection;
-use super::{Chaos, ClientContext, ClientOutcome, Cursor, Recorder, WireNotification, until};
+use super::{ClientContext, ClientOutcome, Cursor, Cuts, Recorder, WireNotification};
 use crate::Transport;
 
 /// A short or long poll answer.
@@ -54,17 +54,14 @@ pub async fn run(ctx: ClientContext, interval: Duration) -> ClientOutcome {
     // The first poll at once (the client is then ready), the next after its
     // phase's share of the interval, then every interval.
     let mut wait = interval.mul_f64(ctx.phase);
-    let mut chaos = ctx.chaos.clone();
-    let mut cut = chaos.as_mut().map(Chaos::next_cut);
+    let mut cuts = Cuts::new(&ctx);
     loop {
         let path = format!("/api/poll?{}", cursor.query());
         let result = tokio::select! {
             _ = ctx.stop.cancelled() => break,
-            _ = until(cut) => {
+            _ = cuts.due() => {
                 // Drop the connection mid-request; the next poll reconnects.
-                ctx.stats.disconnects.fetch_add(1, Ordering::Relaxed);
                 http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
-                cut = chaos.as_mut().map(Chaos::next_cut);
                 continue;
             }
             result = poll_once(&mut http, &path, &ctx, &mut cursor, &mut recorder) => result,

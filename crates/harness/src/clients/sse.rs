@@ -8,16 +8,14 @@ use http::header;
 use http_body_util::BodyExt;
 
 use super::http::{HttpConnection, get_request};
-use super::{
-    Chaos, ClientContext, ClientOutcome, RECONNECT_DELAY, Recorder, WireNotification, until,
-};
+use super::{ClientContext, ClientOutcome, Cuts, RECONNECT_DELAY, Recorder, WireNotification};
 use crate::Transport;
 
 pub async fn run(ctx: ClientContext) -> ClientOutcome {
     let mut recorder = Recorder::new(Transport::Sse, &ctx);
     let mut last_event_id: Option<String> = None;
     let start = ctx.start.clone();
-    let mut chaos = ctx.chaos.clone();
+    let mut cuts = Cuts::new(&ctx);
     while !ctx.stop.is_cancelled() {
         let mut http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
         let mut request = get_request(ctx.addr, &format!("/api/sse?{}", start.query()));
@@ -41,12 +39,11 @@ pub async fn run(ctx: ClientContext) -> ClientOutcome {
         };
         let mut body = response.into_body();
         let mut buffer = String::new();
-        let cut = chaos.as_mut().map(Chaos::next_cut);
+        cuts.restart();
         loop {
             let frame = tokio::select! {
                 _ = ctx.stop.cancelled() => return recorder.finish(),
-                _ = until(cut) => {
-                    ctx.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+                _ = cuts.due() => {
                     break; // reconnects with Last-Event-ID
                 }
                 frame = body.frame() => frame,

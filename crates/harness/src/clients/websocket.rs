@@ -7,16 +7,14 @@ use std::sync::atomic::Ordering;
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{
-    Chaos, ClientContext, ClientOutcome, RECONNECT_DELAY, Recorder, WireNotification, until,
-};
+use super::{ClientContext, ClientOutcome, Cuts, RECONNECT_DELAY, Recorder, WireNotification};
 use crate::Transport;
 use crate::counting::CountingStream;
 
 pub async fn run(ctx: ClientContext) -> ClientOutcome {
     let mut recorder = Recorder::new(Transport::WebSocket, &ctx);
     let mut cursor = ctx.start.clone();
-    let mut chaos = ctx.chaos.clone();
+    let mut cuts = Cuts::new(&ctx);
     while !ctx.stop.is_cancelled() {
         let connected = tokio::select! {
             _ = ctx.stop.cancelled() => break,
@@ -27,15 +25,14 @@ pub async fn run(ctx: ClientContext) -> ClientOutcome {
             tokio::time::sleep(RECONNECT_DELAY).await;
             continue;
         };
-        let cut = chaos.as_mut().map(Chaos::next_cut);
+        cuts.restart();
         loop {
             let frame = tokio::select! {
                 _ = ctx.stop.cancelled() => {
                     let _ = ws.close(None).await;
                     return recorder.finish();
                 }
-                _ = until(cut) => {
-                    ctx.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+                _ = cuts.due() => {
                     break; // dropped without a close, as a lost network would
                 }
                 frame = ws.next() => frame,
