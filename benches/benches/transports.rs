@@ -19,6 +19,8 @@ use notify_harness::Transport;
 use notify_harness::clients::http::{HttpConnection, get_request};
 use notify_harness::counting::{ByteCounters, CountingStream};
 use notify_harness::target::{Server, Target};
+use notify_http::messages::sse::{SseItem, SseParser};
+use notify_http::messages::{PollAnswer, Push};
 use tokio::sync::{broadcast, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -56,13 +58,9 @@ impl Drop for Subscribers {
 /// history of earlier cases is not replayed to them.
 async fn current_cursor(addr: SocketAddr) -> String {
     let mut http = HttpConnection::new(addr, counters());
-    let (_, body) = http.get("/api/poll").await.expect("poll");
-    let answer: serde_json::Value = serde_json::from_slice(&body).expect("JSON answer");
-    format!(
-        "after={}&epoch={}",
-        answer["cursor"],
-        answer["epoch"].as_str().expect("an epoch")
-    )
+    let (_, body) = http.get(Transport::ShortPoll.path()).await.expect("poll");
+    let answer = PollAnswer::parse(&body).expect("a poll answer");
+    format!("after={}&epoch={}", answer.cursor, answer.epoch)
 }
 
 async fn subscribe(transport: Transport, addr: SocketAddr, n: usize) -> Subscribers {
@@ -104,48 +102,58 @@ async fn websocket(
     let stream = CountingStream::connect(addr, counters())
         .await
         .expect("connect");
-    let (mut ws, _) =
-        tokio_tungstenite::client_async(format!("ws://{addr}/api/ws?{cursor}"), stream)
-            .await
-            .expect("handshake");
+    let (mut ws, _) = tokio_tungstenite::client_async(
+        format!("ws://{addr}{}?{cursor}", Transport::WebSocket.path()),
+        stream,
+    )
+    .await
+    .expect("handshake");
     while let Some(Ok(message)) = ws.next().await {
         let Message::Text(text) = message else {
             continue;
         };
-        let value: serde_json::Value = serde_json::from_str(text.as_str()).expect("JSON frames");
-        match value["type"].as_str() {
-            Some("hello") => ready.send(()).await.expect("bench listening"),
-            Some(_) => {}
-            None => report
-                .send(value["id"].as_u64().expect("an id"))
-                .await
-                .expect("bench listening"),
-        }
+        deliver(
+            Push::parse(text.as_str()).expect("a pushed message"),
+            &report,
+            &ready,
+        )
+        .await;
+    }
+}
+
+/// Hands a pushed message to the bench: a hello means subscribed, a
+/// notification is a delivery.
+async fn deliver(push: Push, report: &mpsc::Sender<u64>, ready: &mpsc::Sender<()>) {
+    match push {
+        Push::Hello { .. } => ready.send(()).await.expect("bench listening"),
+        Push::Reset { .. } => {}
+        Push::Notification(n) => report.send(n.id).await.expect("bench listening"),
     }
 }
 
 async fn sse(addr: SocketAddr, cursor: &str, report: mpsc::Sender<u64>, ready: mpsc::Sender<()>) {
     let mut http = HttpConnection::new(addr, counters());
     let response = http
-        .send(get_request(addr, &format!("/api/sse?{cursor}")))
+        .send(get_request(
+            addr,
+            &format!("{}?{cursor}", Transport::Sse.path()),
+        ))
         .await
         .expect("stream");
     let mut body = response.into_body();
-    let mut buffer = String::new();
+    let mut parser = SseParser::new();
     while let Some(Ok(frame)) = body.frame().await {
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        buffer.push_str(std::str::from_utf8(&data).expect("UTF-8 events"));
-        while let Some(end) = buffer.find("\n\n") {
-            let event: String = buffer.drain(..end + 2).collect();
-            if event.starts_with("event: hello") {
-                ready.send(()).await.expect("bench listening");
-            } else if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
-                let value: serde_json::Value = serde_json::from_str(data).expect("JSON data");
-                if let Some(id) = value["id"].as_u64() {
-                    report.send(id).await.expect("bench listening");
-                }
+        for item in parser.push(&data) {
+            if let SseItem::Event(event) = item {
+                deliver(
+                    Push::parse(&event.data).expect("a pushed message"),
+                    &report,
+                    &ready,
+                )
+                .await;
             }
         }
     }
@@ -154,18 +162,11 @@ async fn sse(addr: SocketAddr, cursor: &str, report: mpsc::Sender<u64>, ready: m
 /// One poll: reports what it brings and returns the next query.
 async fn poll(http: &mut HttpConnection, path: &str, report: &mpsc::Sender<u64>) -> String {
     let (_, body) = http.get(path).await.expect("poll");
-    let answer: serde_json::Value = serde_json::from_slice(&body).expect("JSON answer");
-    for n in answer["notifications"].as_array().expect("a list") {
-        report
-            .send(n["id"].as_u64().expect("an id"))
-            .await
-            .expect("bench listening");
+    let answer = PollAnswer::parse(&body).expect("a poll answer");
+    for n in answer.notifications {
+        report.send(n.id).await.expect("bench listening");
     }
-    format!(
-        "after={}&epoch={}",
-        answer["cursor"],
-        answer["epoch"].as_str().expect("an epoch")
-    )
+    format!("after={}&epoch={}", answer.cursor, answer.epoch)
 }
 
 async fn long_poll(
@@ -175,12 +176,17 @@ async fn long_poll(
     ready: mpsc::Sender<()>,
 ) {
     let mut http = HttpConnection::new(addr, counters());
-    let mut cursor = poll(&mut http, &format!("/api/poll?{cursor}"), &report).await;
+    let mut cursor = poll(
+        &mut http,
+        &format!("{}?{cursor}", Transport::ShortPoll.path()),
+        &report,
+    )
+    .await;
     ready.send(()).await.expect("bench listening");
     loop {
         cursor = poll(
             &mut http,
-            &format!("/api/long-poll?{cursor}&timeout=60"),
+            &format!("{}?{cursor}&timeout=60", Transport::LongPoll.path()),
             &report,
         )
         .await;
@@ -195,10 +201,20 @@ async fn short_poll(
     mut ticks: broadcast::Receiver<()>,
 ) {
     let mut http = HttpConnection::new(addr, counters());
-    let mut cursor = poll(&mut http, &format!("/api/poll?{cursor}"), &report).await;
+    let mut cursor = poll(
+        &mut http,
+        &format!("{}?{cursor}", Transport::ShortPoll.path()),
+        &report,
+    )
+    .await;
     ready.send(()).await.expect("bench listening");
     while ticks.recv().await.is_ok() {
-        cursor = poll(&mut http, &format!("/api/poll?{cursor}"), &report).await;
+        cursor = poll(
+            &mut http,
+            &format!("{}?{cursor}", Transport::ShortPoll.path()),
+            &report,
+        )
+        .await;
     }
 }
 

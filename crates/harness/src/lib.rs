@@ -12,6 +12,7 @@
 
 pub mod charts;
 pub mod clients;
+pub mod config;
 pub mod counting;
 pub mod html;
 pub mod report;
@@ -21,10 +22,12 @@ pub mod target;
 
 use std::fmt;
 
+use notify_server::{notify_long_poll, notify_short_poll, notify_sse, notify_websocket};
 use serde::{Deserialize, Serialize};
 
+pub use config::{Publish, RunConfig};
 pub use report::RunReport;
-pub use run::{Publish, RunConfig, run};
+pub use run::run;
 pub use target::Target;
 
 /// The transports the harness can simulate.
@@ -48,13 +51,30 @@ impl Transport {
     ];
 }
 
+impl Transport {
+    /// The transport's own name, as `/metrics` and the lab use it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::ShortPoll => notify_short_poll::NAME,
+            Transport::LongPoll => notify_long_poll::NAME,
+            Transport::WebSocket => notify_websocket::NAME,
+            Transport::Sse => notify_sse::NAME,
+        }
+    }
+
+    /// The path its server serves it on.
+    pub fn path(self) -> &'static str {
+        match self {
+            Transport::ShortPoll => notify_short_poll::PATH,
+            Transport::LongPoll => notify_long_poll::PATH,
+            Transport::WebSocket => notify_websocket::PATH,
+            Transport::Sse => notify_sse::PATH,
+        }
+    }
+}
+
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Transport::ShortPoll => "short-poll",
-            Transport::LongPoll => "long-poll",
-            Transport::WebSocket => "websocket",
-            Transport::Sse => "sse",
-        })
+        f.write_str(self.name())
     }
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Transport;
 use crate::clients::{ClientOutcome, TransportStats};
-use crate::run::{Publish, RunConfig};
+use crate::config::{Publish, RunConfig};
 use crate::target::ProcessUsage;
 
 /// One run, as reported and saved.

@@ -13,67 +13,18 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use notify_http::messages::PollAnswer;
+
 use crate::Transport;
 use crate::clients::http::HttpConnection;
-use crate::clients::short_poll::PollAnswer;
 use crate::clients::{self, ClientContext, ClientOutcome, Cursor, RunShared, TransportStats};
+use crate::config::{Publish, RunConfig};
 use crate::counting::ByteCounters;
 use crate::report::{MemorySettle, RunReport, TransportReport};
 use crate::target::{Server, Target};
-
-/// How notifications are published.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Publish {
-    /// This many per second, on schedule.
-    Rate(f64),
-    /// All at once.
-    Burst,
-}
-
-/// The parameters of one run.
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    pub name: String,
-    /// Clients of each transport (N).
-    pub clients: usize,
-    pub transports: Vec<Transport>,
-    /// Short-poll interval (I).
-    pub poll_interval: Duration,
-    /// Long-poll timeout (T), whole seconds.
-    pub long_poll_timeout: Duration,
-    /// Notifications published (M).
-    pub notifications: u64,
-    pub publish: Publish,
-    /// Longest wait, after the last publish, for every client to have every
-    /// notification; the run is bounded in time whatever the server does.
-    pub drain: Duration,
-    /// A test-only fault: one client of this transport drops a notification.
-    pub lossy: Option<Transport>,
-    /// Chaos mode: every client's connection is cut at random moments, on
-    /// average this often, and must resume from its cursor.
-    pub chaos: Option<Duration>,
-    /// Leak check: run the same wave twice on one server, and compare the
-    /// memory it settles at after the second with where it settled before
-    /// it (the first warms up what stays: thread caches, buffers, history).
-    pub leak_check: bool,
-}
-
-impl RunConfig {
-    /// How long publishing takes on schedule.
-    pub fn publish_duration(&self) -> Duration {
-        match self.publish {
-            Publish::Rate(rate) => {
-                Duration::from_secs_f64(self.notifications.saturating_sub(1) as f64 / rate)
-            }
-            Publish::Burst => Duration::ZERO,
-        }
-    }
-}
 
 /// Runs one measured run against `target`.
 pub async fn run(config: &RunConfig, target: &Target, progress: bool) -> anyhow::Result<RunReport> {
@@ -280,11 +231,11 @@ async fn run_client(transport: Transport, ctx: ClientContext, config: RunConfig)
 async fn current_cursor(server: &Server) -> anyhow::Result<Cursor> {
     let mut http = HttpConnection::new(server.addr, Arc::new(ByteCounters::default()));
     let (status, body) = http
-        .get("/api/poll")
+        .get(Transport::ShortPoll.path())
         .await
-        .context("the server does not answer /api/poll")?;
-    anyhow::ensure!(status.is_success(), "/api/poll answered {status}");
-    let answer: PollAnswer = serde_json::from_slice(&body)?;
+        .context("the server does not answer short polls")?;
+    anyhow::ensure!(status.is_success(), "a short poll answered {status}");
+    let answer = PollAnswer::parse(&body)?;
     Ok(Cursor {
         epoch: answer.epoch,
         after: answer.cursor,

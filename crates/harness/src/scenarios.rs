@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::Transport;
-use crate::run::{Publish, RunConfig};
+use crate::config::{Publish, RunConfig};
 
 /// A named scenario: one run, or several that vary one parameter.
 #[derive(Debug, Clone)]

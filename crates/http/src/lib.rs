@@ -1,9 +1,11 @@
 //! HTTP plumbing shared by every transport and server binary, so that none
-//! of them copies it: the body type and JSON answers ([`reply`]), the error
+//! of them copies it: every message sent to a subscriber, built and parsed
+//! ([`messages`]), the body type and JSON answers ([`reply`]), the error
 //! table ([`error`]), query and cursor parsing ([`query`]), the admin token
 //! ([`admin`]), the publish API ([`publish`]), the connection loop with its
 //! graceful shutdown ([`server`]), the run loop of a binary
-//! ([`standalone`]) and the lab's record of raw exchanges ([`wire`]).
+//! ([`standalone`]), what each transport counts ([`tallies`]) and the lab's
+//! record of raw exchanges ([`wire`]).
 //!
 //! Requests flow: [`server::serve`] accepts a connection and hands each
 //! request to the binary's router, which calls a transport's handler or
@@ -14,11 +16,13 @@
 pub mod admin;
 pub mod error;
 pub mod gauge;
+pub mod messages;
 pub mod publish;
 pub mod query;
 pub mod reply;
 pub mod server;
 pub mod standalone;
+pub mod tallies;
 pub mod wire;
 
 pub use admin::AdminToken;
@@ -34,4 +38,5 @@ pub use server::{
     ClientAddr, ConnectionKill, ConnectionSlot, MAX_BUF_SIZE, ServeConfig, Shutdown, serve,
 };
 pub use standalone::{AppContext, CommonArgs, allow, run, single_transport};
+pub use tallies::{DropReason, Tallies};
 pub use wire::{RequestHead, WireLog};

@@ -20,6 +20,9 @@ use crate::admin::AdminToken;
 use crate::error::ApiError;
 use crate::reply::{Request, Response, json};
 
+/// The path publishing is served on.
+pub const PATH: &str = "/api/notifications";
+
 /// Room for JSON around the text: `{"text": ""}` and some white space.
 const JSON_ENVELOPE_BYTES: usize = 256;
 /// Every byte of text may arrive escaped as `\u00XX`, six bytes on the wire.

@@ -1,12 +1,11 @@
-//! Building answers: the body type every handler returns, JSON helpers, and
-//! the poll answer both polling transports send.
-//!
-//! The poll answer is assembled from each notification's pre-serialized JSON
-//! bytes, so answering a poll copies bytes but never re-serializes.
+//! Building answers: the body type every handler returns, and the HTTP
+//! envelopes (status, content type, caching) around JSON, text, event
+//! streams and poll answers. What goes inside a message is
+//! [`crate::messages`]'s.
 
 use std::convert::Infallible;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
@@ -69,59 +68,7 @@ where
     response
 }
 
-/// `{"epoch":..,"reset":..,"notifications":[..],"cursor":..}`, with the
-/// reset reason added where there is one.
-pub fn poll_body(since: &Since) -> Bytes {
-    let payload: usize = since.notifications.iter().map(|n| n.json().len() + 1).sum();
-    let mut out = BytesMut::with_capacity(payload + 128);
-    out.put_slice(b"{\"epoch\":");
-    out.put_slice(&serde_json::to_vec(since.epoch.as_str()).expect("a string serializes"));
-    match since.reset {
-        Some(reason) => {
-            out.put_slice(b",\"reset\":true,\"reset_reason\":\"");
-            out.put_slice(reason.as_str().as_bytes());
-            out.put_slice(b"\"");
-        }
-        None => out.put_slice(b",\"reset\":false"),
-    }
-    out.put_slice(b",\"notifications\":[");
-    for (i, n) in since.notifications.iter().enumerate() {
-        if i > 0 {
-            out.put_u8(b',');
-        }
-        out.put_slice(n.json());
-    }
-    out.put_slice(format!("],\"cursor\":{}}}", since.cursor).as_bytes());
-    out.freeze()
-}
-
 /// The answer to a short or long poll.
 pub fn poll_answer(since: &Since) -> Response {
-    json(StatusCode::OK, poll_body(since))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use notify_hub::{Cursor, Epoch, Hub, HubConfig};
-
-    #[tokio::test]
-    async fn poll_body_is_the_protocol_shape() {
-        let hub = Hub::in_memory(HubConfig::default());
-        hub.publish("a \"quoted\" one").await.unwrap();
-        hub.publish("two").await.unwrap();
-        let body = poll_body(&hub.since(Some(&Cursor::new(1, None))));
-        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(value["epoch"], hub.epoch().as_str());
-        assert_eq!(value["reset"], false);
-        assert_eq!(value["cursor"], 2);
-        assert_eq!(value["notifications"].as_array().unwrap().len(), 1);
-        assert_eq!(value["notifications"][0]["text"], "two");
-
-        let reset = poll_body(&hub.since(Some(&Cursor::new(1, Epoch::parse("old")))));
-        let value: serde_json::Value = serde_json::from_slice(&reset).unwrap();
-        assert_eq!(value["reset"], true);
-        assert_eq!(value["reset_reason"], "epoch_changed");
-        assert_eq!(value["notifications"][0]["text"], "a \"quoted\" one");
-    }
+    json(StatusCode::OK, crate::messages::poll_answer(since))
 }

@@ -117,7 +117,7 @@ impl AppContext {
     /// The routes every server has; anything else is 404.
     pub async fn common(&self, req: Request) -> Response {
         let result = match req.uri().path() {
-            "/api/notifications" => match allow(&req, &Method::POST, "POST") {
+            crate::publish::PATH => match allow(&req, &Method::POST, "POST") {
                 Ok(()) => self.publisher.handle(req).await,
                 Err(err) => Err(err),
             },

@@ -18,11 +18,13 @@ use std::time::Duration;
 
 use http::Method;
 use notify_http::{
-    ApiError, AppContext, Counter, Gauge, Query, Request, Response, RouteFuture, Shutdown, allow,
-    reply, single_transport,
+    ApiError, AppContext, Query, Request, Response, RouteFuture, Shutdown, Tallies, allow, reply,
+    single_transport,
 };
 use notify_hub::Hub;
 
+/// The transport's name in `/metrics`, the lab and the harness.
+pub const NAME: &str = "long-poll";
 /// The path this transport serves.
 pub const PATH: &str = "/api/long-poll";
 
@@ -49,8 +51,7 @@ pub struct LongPoll {
     hub: Hub,
     shutdown: Shutdown,
     timeout: LongPollTimeout,
-    held: Gauge,
-    deliveries: Counter,
+    tallies: Tallies,
 }
 
 impl LongPoll {
@@ -59,19 +60,18 @@ impl LongPoll {
             hub,
             shutdown,
             timeout,
-            held: Gauge::new(),
-            deliveries: Counter::default(),
+            tallies: Tallies::new(),
         }
     }
 
-    /// Notifications handed out in answers.
-    pub fn deliveries(&self) -> &Counter {
-        &self.deliveries
+    /// Its counts; `open` is the requests being held right now.
+    pub fn tallies(&self) -> &Tallies {
+        &self.tallies
     }
 
     /// Requests being held right now.
     pub fn held(&self) -> usize {
-        self.held.get()
+        self.tallies.open.get()
     }
 
     pub async fn handle(&self, req: &Request) -> Result<Response, ApiError> {
@@ -87,7 +87,7 @@ impl LongPoll {
             return Ok(self.answer(&since));
         }
         {
-            let _held = self.held.track();
+            let _held = self.tallies.open.track();
             tokio::select! {
                 _ = self.hub.wait_newer_than(since.cursor) => {}
                 _ = tokio::time::sleep(timeout) => {}
@@ -98,7 +98,8 @@ impl LongPoll {
     }
 
     fn answer(&self, since: &notify_hub::Since) -> Response {
-        self.deliveries.inc_by(since.notifications.len() as u64);
+        self.tallies
+            .answered(since.notifications.len(), since.reset.is_some());
         reply::poll_answer(since)
     }
 }

@@ -11,9 +11,14 @@
 pub mod metrics;
 pub mod pages;
 
+/// The transport crates, for the harness and the benchmarks: their `NAME`s
+/// and `PATH`s.
+pub use {notify_long_poll, notify_short_poll, notify_sse, notify_websocket};
+
 use http::Method;
 use notify_http::{
-    ApiError, AppContext, Request, RequestHead, Response, RouteFuture, WireLog, allow, reply,
+    ApiError, AppContext, Request, RequestHead, Response, RouteFuture, Tallies, WireLog, allow,
+    reply,
 };
 use notify_long_poll::{LongPoll, LongPollTimeout};
 use notify_short_poll::ShortPoll;
@@ -39,16 +44,36 @@ pub struct Transports {
     pub metrics: std::sync::Arc<metrics::Metrics>,
 }
 
-/// The name the wire view files an exchange under, for recorded paths.
-fn recorded_as(path: &str) -> Option<&'static str> {
-    match path {
-        notify_short_poll::PATH => Some("short-poll"),
-        notify_long_poll::PATH => Some("long-poll"),
-        notify_websocket::PATH => Some("websocket"),
-        notify_sse::PATH => Some("sse"),
-        "/api/notifications" => Some("publish"),
-        _ => None,
+/// Every transport's name and path, in the order the lab shows them.
+pub const TRANSPORTS: [(&str, &str); 4] = [
+    (notify_short_poll::NAME, notify_short_poll::PATH),
+    (notify_long_poll::NAME, notify_long_poll::PATH),
+    (notify_websocket::NAME, notify_websocket::PATH),
+    (notify_sse::NAME, notify_sse::PATH),
+];
+
+impl Transports {
+    /// Each transport's name and counts; `/metrics` reads them in a loop.
+    pub fn tallies(&self) -> [(&'static str, &Tallies); 4] {
+        [
+            (notify_short_poll::NAME, self.short_poll.tallies()),
+            (notify_long_poll::NAME, self.long_poll.tallies()),
+            (notify_websocket::NAME, self.websocket.tallies()),
+            (notify_sse::NAME, self.sse.tallies()),
+        ]
     }
+}
+
+/// The name the wire view and the request counter file an exchange under:
+/// a transport's, or `publish`.
+fn recorded_as(path: &str) -> Option<&'static str> {
+    if path == notify_http::publish::PATH {
+        return Some("publish");
+    }
+    TRANSPORTS
+        .iter()
+        .find(|(_, transport_path)| *transport_path == path)
+        .map(|(name, _)| *name)
 }
 
 /// Builds every transport on `ctx` and the router that serves them.

@@ -1,16 +1,17 @@
 //! `GET /metrics`, in the Prometheus text format.
 //!
 //! Request counts and publish latency are recorded by the router as
-//! requests pass; what the transports count themselves (open connections,
-//! held long polls, deliveries, resets, drops by reason) is read from their
-//! handles and mirrored into the registry when a scrape asks, so the
-//! transports know nothing of Prometheus beyond a counter type.
+//! requests pass; what the transports count themselves (their
+//! [`notify_http::Tallies`]: open connections, deliveries, resets, drops by
+//! reason) is read in one loop over [`Transports::tallies`] and mirrored
+//! into the registry when a scrape asks, so the transports know nothing of
+//! Prometheus beyond a counter type, and a new transport needs no line here.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use http::{HeaderValue, Method, StatusCode, header};
-use notify_http::{ApiError, Counter, Request, Response, Shutdown, allow, reply};
+use notify_http::{ApiError, Counter, DropReason, Request, Response, Shutdown, allow, reply};
 use notify_hub::Hub;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -73,7 +74,7 @@ impl Metrics {
         let connections = Family::<TransportLabel, Gauge>::default();
         registry.register(
             "open_connections",
-            "Open WebSocket connections and SSE streams",
+            "What each transport holds open: WebSocket connections, SSE streams, held long polls, short polls being answered",
             connections.clone(),
         );
         let held_long_polls = Gauge::default();
@@ -97,7 +98,7 @@ impl Metrics {
         let resets = Family::<TransportLabel, Counter>::default();
         registry.register(
             "resets",
-            "Resets sent to push clients that missed notifications",
+            "Resets sent to clients whose cursor could not be honoured or that fell behind",
             resets.clone(),
         );
         let drops = Family::<DropLabel, Counter>::default();
@@ -159,40 +160,20 @@ impl Metrics {
         let _one_at_a_time = self.mirror.lock().expect("metrics lock poisoned");
         self.newest_id.set(hub.newest_id() as i64);
         self.held_long_polls.set(t.long_poll.held() as i64);
-        self.connections
-            .get_or_create(&transport("websocket"))
-            .set(t.websocket.open_connections() as i64);
-        self.connections
-            .get_or_create(&transport("sse"))
-            .set(t.sse.open_streams() as i64);
-        let ws = t.websocket.tallies();
-        for (name, source) in [
-            ("short-poll", t.short_poll.deliveries()),
-            ("long-poll", t.long_poll.deliveries()),
-            ("websocket", &ws.deliveries),
-            ("sse", t.sse.deliveries()),
-        ] {
-            catch_up(&self.deliveries.get_or_create(&transport(name)), source);
-        }
-        catch_up(
-            &self.resets.get_or_create(&transport("websocket")),
-            &ws.resets,
-        );
-        catch_up(
-            &self.resets.get_or_create(&transport("sse")),
-            t.sse.resets(),
-        );
-        for (transport, reason, source) in [
-            ("websocket", "too_slow", &ws.dropped_too_slow),
-            ("websocket", "missed_pings", &ws.dropped_missed_pings),
-            ("websocket", "violation", &ws.dropped_violation),
-            ("sse", "too_slow", t.sse.dropped_too_slow()),
-        ] {
-            let label = DropLabel {
-                transport: transport.into(),
-                reason: reason.into(),
-            };
-            catch_up(&self.drops.get_or_create(&label), source);
+        for (name, tallies) in t.tallies() {
+            let label = transport(name);
+            self.connections
+                .get_or_create(&label)
+                .set(tallies.open.get() as i64);
+            catch_up(&self.deliveries.get_or_create(&label), &tallies.deliveries);
+            catch_up(&self.resets.get_or_create(&label), &tallies.resets);
+            for reason in DropReason::ALL {
+                let label = DropLabel {
+                    transport: name.to_owned(),
+                    reason: reason.as_str().to_owned(),
+                };
+                catch_up(&self.drops.get_or_create(&label), tallies.dropped(reason));
+            }
         }
     }
 }

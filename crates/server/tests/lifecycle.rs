@@ -7,8 +7,8 @@ use std::time::Duration;
 use notify_http::ServeConfig;
 use notify_server::{TransportConfig, Transports};
 use notify_test_support::{
-    PATIENCE, Pushed, SseReader, TestConfig, TestServer, eventually, raw_http, ws_connect, ws_next,
-    ws_notifications,
+    PATIENCE, Pushed, SseEvent, SseReader, TestConfig, TestServer, eventually, raw_http,
+    ws_connect, ws_next, ws_notifications,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -71,7 +71,7 @@ async fn sse_after_hello(server: &TestServer, query: &str) -> SseReader {
         .await
         .unwrap();
     let mut reader = SseReader::new(response);
-    let (event, _, _) = reader.next_event().await.unwrap().expect("hello");
+    let SseEvent { event, .. } = reader.next_event().await.unwrap().expect("hello");
     assert_eq!(event, "hello");
     reader
 }

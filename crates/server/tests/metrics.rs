@@ -55,7 +55,7 @@ async fn metrics_count_requests_connections_deliveries_and_publish_latency() {
             .await
             .unwrap(),
     );
-    assert_eq!(sse.next_event().await.unwrap().unwrap().0, "hello");
+    assert_eq!(sse.next_event().await.unwrap().unwrap().event, "hello");
     assert_eq!(
         sample(&server, r#"notify_open_connections{transport="websocket"}"#).await,
         1.0
@@ -150,7 +150,7 @@ async fn server_tasks_return_to_their_baseline_when_every_client_has_gone() {
     ws_next(&mut ws).await.unwrap();
     let client = reqwest::Client::new();
     let mut sse = SseReader::new(client.get(server.url("/api/sse")).send().await.unwrap());
-    assert_eq!(sse.next_event().await.unwrap().unwrap().0, "hello");
+    assert_eq!(sse.next_event().await.unwrap().unwrap().event, "hello");
     let held = {
         let client = client.clone();
         let url = server.url("/api/long-poll?timeout=60");

@@ -62,7 +62,7 @@ async fn what_a_publishes_reaches_every_transport_on_b_once_in_order() {
         Some(Pushed::Hello { .. })
     ));
     let mut sse = SseReader::new(b.http.get(b.url("/api/sse")).send().await.unwrap());
-    assert_eq!(sse.next_event().await.unwrap().unwrap().0, "hello");
+    assert_eq!(sse.next_event().await.unwrap().unwrap().event, "hello");
     let long_poll = {
         let http = b.http.clone();
         let base = b.url("/api/long-poll");

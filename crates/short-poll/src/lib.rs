@@ -11,11 +11,13 @@
 
 use http::Method;
 use notify_http::{
-    ApiError, AppContext, Counter, Query, Request, Response, RouteFuture, allow, reply,
+    ApiError, AppContext, Query, Request, Response, RouteFuture, Tallies, allow, reply,
     single_transport,
 };
 use notify_hub::Hub;
 
+/// The transport's name in `/metrics`, the lab and the harness.
+pub const NAME: &str = "short-poll";
 /// The path this transport serves.
 pub const PATH: &str = "/api/poll";
 
@@ -23,27 +25,28 @@ pub const PATH: &str = "/api/poll";
 #[derive(Debug, Clone)]
 pub struct ShortPoll {
     hub: Hub,
-    deliveries: Counter,
+    tallies: Tallies,
 }
 
 impl ShortPoll {
     pub fn new(hub: Hub) -> Self {
         ShortPoll {
             hub,
-            deliveries: Counter::default(),
+            tallies: Tallies::new(),
         }
     }
 
-    /// Notifications handed out in answers.
-    pub fn deliveries(&self) -> &Counter {
-        &self.deliveries
+    pub fn tallies(&self) -> &Tallies {
+        &self.tallies
     }
 
     pub fn handle(&self, req: &Request) -> Result<Response, ApiError> {
         allow(req, &Method::GET, "GET")?;
+        let _answering = self.tallies.open.track();
         let cursor = Query::from_uri(req.uri()).cursor()?;
         let since = self.hub.since(cursor.as_ref());
-        self.deliveries.inc_by(since.notifications.len() as u64);
+        self.tallies
+            .answered(since.notifications.len(), since.reset.is_some());
         Ok(reply::poll_answer(&since))
     }
 }

@@ -27,15 +27,18 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::Stream;
 use http::{HeaderMap, Method};
+use notify_http::messages::sse as events;
 use notify_http::{
-    ApiError, AppContext, ConnectionKill, Counter, Gauge, GaugeGuard, Query, Request, Response,
-    RouteFuture, Shutdown, allow, reply, single_transport,
+    ApiError, AppContext, ConnectionKill, Counter, DropReason, GaugeGuard, Query, Request,
+    Response, RouteFuture, Shutdown, Tallies, allow, reply, single_transport,
 };
-use notify_hub::{Cursor, Delivery, Epoch, Hub, Notification, Subscription};
+use notify_hub::{Cursor, Delivery, Epoch, Hub, Subscription};
 
+/// The transport's name in `/metrics`, the lab and the harness.
+pub const NAME: &str = "sse";
 /// The path this transport serves.
 pub const PATH: &str = "/api/sse";
 
@@ -68,10 +71,7 @@ pub struct Sse {
     hub: Hub,
     shutdown: Shutdown,
     config: SseConfig,
-    open: Gauge,
-    deliveries: Counter,
-    resets: Counter,
-    dropped_too_slow: Counter,
+    tallies: Tallies,
 }
 
 impl Sse {
@@ -80,31 +80,19 @@ impl Sse {
             hub,
             shutdown,
             config,
-            open: Gauge::new(),
-            deliveries: Counter::default(),
-            resets: Counter::default(),
-            dropped_too_slow: Counter::default(),
+            tallies: Tallies::new(),
         }
     }
 
-    /// Notification events sent.
-    pub fn deliveries(&self) -> &Counter {
-        &self.deliveries
-    }
-
-    /// Reset events sent.
-    pub fn resets(&self) -> &Counter {
-        &self.resets
-    }
-
-    /// Streams ended because their client stopped reading.
-    pub fn dropped_too_slow(&self) -> &Counter {
-        &self.dropped_too_slow
+    /// Its counts: notification and reset events sent, streams open now,
+    /// streams ended because their client stopped reading.
+    pub fn tallies(&self) -> &Tallies {
+        &self.tallies
     }
 
     /// Event streams open right now.
     pub fn open_streams(&self) -> usize {
-        self.open.get()
+        self.tallies.open.get()
     }
 
     pub fn handle(&self, req: &Request) -> Result<Response, ApiError> {
@@ -127,21 +115,20 @@ impl Sse {
                 self.config.send_timeout,
                 kill.clone(),
                 stream_gone.clone(),
-                self.dropped_too_slow.clone(),
+                self.tallies.dropped(DropReason::TooSlow).clone(),
             ));
         }
         let stream = EventStream {
             subscription,
             shutdown: self.shutdown.clone(),
             keep_alive: self.config.keep_alive,
-            deliveries: self.deliveries.clone(),
-            resets: self.resets.clone(),
+            tallies: self.tallies.clone(),
             progress,
             _gone: stream_gone.drop_guard(),
-            _open: self.open.track(),
+            _open: self.tallies.open.track(),
         };
-        let preamble = preamble(
-            &self.config,
+        let preamble = events::preamble(
+            self.config.retry.as_millis(),
             stream.subscription.epoch(),
             stream.subscription.replay_from(),
         );
@@ -168,41 +155,13 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<Cursor>, ApiError> {
     Ok(Some(Cursor::new(id, Some(epoch))))
 }
 
-/// `retry:` and the `hello` event, whose id lets the browser resume from the
-/// start of the replay even if no notification arrives before a disconnect.
-fn preamble(config: &SseConfig, epoch: &Epoch, replay_from: u64) -> Bytes {
-    let hello =
-        serde_json::json!({"type": "hello", "epoch": epoch.as_str(), "cursor": replay_from});
-    Bytes::from(format!(
-        "retry: {}\n\nevent: hello\nid: {epoch}:{replay_from}\ndata: {hello}\n\n",
-        config.retry.as_millis()
-    ))
-}
-
-/// One event per notification. The JSON was serialized once by the hub;
-/// this copies it between the `id:` and the blank line.
-fn notification_event(epoch: &Epoch, n: &Notification) -> Bytes {
-    let id = format!("id: {epoch}:{}\ndata: ", n.id());
-    let mut event = BytesMut::with_capacity(id.len() + n.json().len() + 2);
-    event.put_slice(id.as_bytes());
-    event.put_slice(n.json());
-    event.put_slice(b"\n\n");
-    event.freeze()
-}
-
-fn reset_event(epoch: &Epoch, reason: &str) -> Bytes {
-    let reset = serde_json::json!({"type": "reset", "epoch": epoch.as_str(), "reason": reason});
-    Bytes::from(format!("event: reset\ndata: {reset}\n\n"))
-}
-
 /// The state of one client's stream; dropped (and unsubscribed) when hyper
 /// drops the body, i.e. when the client goes away.
 struct EventStream {
     subscription: Subscription,
     shutdown: Shutdown,
     keep_alive: Duration,
-    deliveries: Counter,
-    resets: Counter,
+    tallies: Tallies,
     progress: Arc<Progress>,
     _gone: DropGuard,
     _open: GaugeGuard,
@@ -229,6 +188,14 @@ impl Progress {
 /// the next event when it could write the last, so newer notifications
 /// waiting with nothing taken for `send_timeout` mean a full socket. Ends by
 /// itself when the stream does.
+///
+/// Why a separate task: the stream cannot watch itself. While the socket is
+/// full, hyper does not poll the body at all, so no code inside the stream
+/// runs to notice the stall; and a timeout on the body would only end the
+/// body, while hyper stays blocked writing what it already took. Only
+/// closing the connection ([`ConnectionKill`]) frees it. The watchdog reads
+/// two atomics a few times per `send_timeout`, so it costs nothing per
+/// notification.
 async fn watchdog(
     hub: Hub,
     progress: Arc<Progress>,
@@ -262,16 +229,16 @@ impl EventStream {
                 _ = s.shutdown.started() => return None,
                 delivery = s.subscription.next() => match delivery? {
                     Delivery::Notification(n) => {
-                        s.deliveries.inc();
+                        s.tallies.deliveries.inc();
                         s.progress.taken(n.id());
-                        notification_event(s.subscription.epoch(), &n)
+                        events::notification(s.subscription.epoch(), &n)
                     }
                     Delivery::Reset { epoch, reason } => {
-                        s.resets.inc();
-                        reset_event(&epoch, reason.as_str())
+                        s.tallies.resets.inc();
+                        events::reset(&epoch, reason)
                     }
                 },
-                _ = tokio::time::sleep(s.keep_alive) => Bytes::from_static(b": keep-alive\n\n"),
+                _ = tokio::time::sleep(s.keep_alive) => Bytes::from_static(events::KEEP_ALIVE),
             };
             Some((event, s))
         });

@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
+use notify_http::DropReason;
 use notify_hub::HubConfig;
 use notify_sse::{Sse, SseConfig};
 use notify_test_support::{
-    SseItem, SseReader, TestConfig, TestServer, assert_exactly_once_in_order, eventually,
+    SseEvent, SseItem, SseReader, TestConfig, TestServer, assert_exactly_once_in_order, eventually,
 };
 
 async fn server_with(config: TestConfig, sse: SseConfig) -> (TestServer, Sse) {
@@ -40,7 +41,7 @@ async fn open(server: &TestServer, query: &str, last_event_id: Option<&str>) -> 
 
 /// Reads the hello event and returns its id.
 async fn hello(reader: &mut SseReader, epoch: &str) -> String {
-    let (event, id, data) = reader.next_event().await.unwrap().expect("a hello");
+    let SseEvent { event, id, data } = reader.next_event().await.unwrap().expect("a hello");
     assert_eq!(event, "hello");
     let data: serde_json::Value = serde_json::from_str(&data).unwrap();
     assert_eq!(data["epoch"], epoch);
@@ -123,10 +124,11 @@ async fn cursors_it_cannot_honour_start_with_a_reset_event() {
         let mut reader = open(&server, "", Some(&last_event_id)).await;
         // Resuming from the hello's id would not reset again.
         assert_eq!(hello(&mut reader, &epoch).await, format!("{epoch}:5"));
-        let (event, _, data) = reader.next_event().await.unwrap().unwrap();
+        let SseEvent { event, data, .. } = reader.next_event().await.unwrap().unwrap();
         assert_eq!(event, "reset", "{last_event_id}");
         let data: serde_json::Value = serde_json::from_str(&data).unwrap();
-        assert_eq!(data["reason"], reason);
+        assert_eq!(data["reset_reason"], reason);
+        assert_eq!(data["reason"], reason, "the name earlier clients read");
         let ids: Vec<u64> = reader
             .notifications(3)
             .await
@@ -237,7 +239,7 @@ async fn a_client_that_never_reads_is_dropped_never_silently_skipped() {
         0,
         "its subscription is released"
     );
-    assert_eq!(sse.dropped_too_slow().get(), 1);
+    assert_eq!(sse.tallies().dropped(DropReason::TooSlow).get(), 1);
 
     // What did arrive is a prefix with no gap, unless a reset says so.
     let mut raw = Vec::new();

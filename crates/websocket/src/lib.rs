@@ -27,8 +27,8 @@ use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use notify_http::{
-    ApiError, AppContext, ConnectionSlot, Counter, Gauge, Query, Request, Response, RouteFuture,
-    Shutdown, allow, reply, single_transport,
+    ApiError, AppContext, ConnectionSlot, DropReason, Query, Request, Response, RouteFuture,
+    Shutdown, Tallies, allow, messages, reply, single_transport,
 };
 use notify_hub::{Delivery, Hub, Subscription};
 use tokio_tungstenite::WebSocketStream;
@@ -38,6 +38,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+/// The transport's name in `/metrics`, the lab and the harness.
+pub const NAME: &str = "websocket";
 /// The path this transport serves.
 pub const PATH: &str = "/api/ws";
 
@@ -87,34 +89,21 @@ impl WsConfig {
     }
 }
 
-/// What the connections of this transport did, for `/metrics`.
-#[derive(Debug, Clone, Default)]
-pub struct WsTallies {
-    /// Notification frames sent.
-    pub deliveries: Counter,
-    /// Reset frames sent.
-    pub resets: Counter,
-    /// Connections dropped because a frame could not be written in time.
-    pub dropped_too_slow: Counter,
-    /// Connections closed for missing two pings.
-    pub dropped_missed_pings: Counter,
-    /// Connections closed for a protocol or policy violation or an oversized message.
-    pub dropped_violation: Counter,
-}
-
-impl WsTallies {
-    fn count_end(&self, end: &PushEnd) {
-        match end {
-            PushEnd::TooSlow => self.dropped_too_slow.inc(),
-            PushEnd::MissedPings => self.dropped_missed_pings.inc(),
+impl PushEnd {
+    /// The reason `/metrics` files this end under, if the server dropped
+    /// the client; `None` when the client left or the server shut down.
+    pub fn drop_reason(&self) -> Option<DropReason> {
+        match self {
+            PushEnd::TooSlow => Some(DropReason::TooSlow),
+            PushEnd::MissedPings => Some(DropReason::MissedPings),
             PushEnd::TooLarge | PushEnd::ProtocolError | PushEnd::ClientSentData => {
-                self.dropped_violation.inc()
+                Some(DropReason::Violation)
             }
             PushEnd::ClientClosed
             | PushEnd::ClientGone
             | PushEnd::Shutdown
-            | PushEnd::HubClosed => 0,
-        };
+            | PushEnd::HubClosed => None,
+        }
     }
 }
 
@@ -124,8 +113,7 @@ pub struct WebSocket {
     hub: Hub,
     shutdown: Shutdown,
     config: Arc<WsConfig>,
-    open: Gauge,
-    tallies: WsTallies,
+    tallies: Tallies,
 }
 
 impl WebSocket {
@@ -134,18 +122,19 @@ impl WebSocket {
             hub,
             shutdown,
             config: Arc::new(config),
-            open: Gauge::new(),
-            tallies: WsTallies::default(),
+            tallies: Tallies::new(),
         }
     }
 
-    pub fn tallies(&self) -> &WsTallies {
+    /// Its counts: notification and reset frames sent, connections open
+    /// now, connections dropped by reason.
+    pub fn tallies(&self) -> &Tallies {
         &self.tallies
     }
 
     /// WebSocket connections open right now.
     pub fn open_connections(&self) -> usize {
-        self.open.get()
+        self.tallies.open.get()
     }
 
     pub fn handle(&self, mut req: Request) -> Result<Response, ApiError> {
@@ -163,7 +152,7 @@ impl WebSocket {
         let this = self.clone();
         self.shutdown.spawn(async move {
             let _slot = slot;
-            let _open = this.open.track();
+            let _open = this.tallies.open.track();
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let io = TokioIo::new(upgraded);
@@ -182,7 +171,9 @@ impl WebSocket {
                         &this.tallies,
                     )
                     .await;
-                    this.tallies.count_end(&end);
+                    if let Some(reason) = end.drop_reason() {
+                        this.tallies.dropped(reason).inc();
+                    }
                     tracing::debug!(?end, "websocket closed");
                 }
                 Err(err) => tracing::debug!(%err, "upgrade failed"),
@@ -295,16 +286,13 @@ pub async fn push<S>(
     hello_cursor: u64,
     config: &WsConfig,
     shutdown: &Shutdown,
-    tallies: &WsTallies,
+    tallies: &Tallies,
 ) -> PushEnd
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let hello = serde_json::json!({"type": "hello", "epoch": subscription.epoch().as_str(), "cursor": hello_cursor});
-    if send(&mut ws, Message::text(hello.to_string()), config)
-        .await
-        .is_err()
-    {
+    let hello = messages::hello(subscription.epoch(), hello_cursor);
+    if send(&mut ws, text_frame(hello), config).await.is_err() {
         return PushEnd::TooSlow;
     }
     let mut ping = tokio::time::interval_at(
@@ -312,6 +300,12 @@ where
         config.ping_interval,
     );
     let mut unanswered_pings = 0u32;
+    // One task owns the socket and waits on four things at once, rather
+    // than splitting it into a reader task and a writer task: tungstenite
+    // answers a client's ping on the next write, the pong that resets the
+    // ping count arrives on the read side, and a close on either side ends
+    // both. Splitting would need a channel and a lock between the halves for
+    // no gain; a notification stream writes far more than it reads.
     loop {
         tokio::select! {
             _ = shutdown.started() => {
@@ -322,18 +316,23 @@ where
                 let message = match delivery {
                     Some(Delivery::Notification(n)) => {
                         tallies.deliveries.inc();
-                        Message::Text(Utf8Bytes::try_from(n.json().clone()).expect("hub JSON is UTF-8"))
+                        // The hub's bytes, shared: no copy per connection.
+                        text_frame(n.json().clone())
                     }
                     Some(Delivery::Reset { epoch, reason }) => {
                         tallies.resets.inc();
-                        let reset = serde_json::json!({"type": "reset", "epoch": epoch.as_str(), "reason": reason.as_str()});
-                        Message::text(reset.to_string())
+                        text_frame(messages::reset(&epoch, reason))
                     }
                     None => {
                         close(&mut ws, CloseCode::Away, "hub closed", config).await;
                         return PushEnd::HubClosed;
                     }
                 };
+                // Waiting here (bounded by `send_timeout`) is the back-pressure:
+                // while a frame is stuck, this connection takes nothing more
+                // from its subscription, and the hub's bounded channel turns
+                // a client that stays behind into a `fell_behind` reset
+                // rather than memory that grows.
                 if send(&mut ws, message, config).await.is_err() {
                     // Best effort: a client whose buffers are full may never
                     // read it, and `close` gives up after a short wait.
@@ -341,6 +340,8 @@ where
                     return PushEnd::TooSlow;
                 }
             }
+            // A ping proves the client still reads: TCP alone may not notice
+            // a peer that vanished (a laptop lid closed) for many minutes.
             _ = ping.tick() => {
                 if unanswered_pings >= 2 {
                     close(&mut ws, CloseCode::Policy, "missed two pings", config).await;
@@ -374,6 +375,11 @@ where
             },
         }
     }
+}
+
+/// A text frame of JSON this server built, which is UTF-8 by construction.
+fn text_frame(json: bytes::Bytes) -> Message {
+    Message::Text(Utf8Bytes::try_from(json).expect("server JSON is UTF-8"))
 }
 
 async fn send<S>(ws: &mut WebSocketStream<S>, message: Message, config: &WsConfig) -> Result<(), ()>

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use futures_util::SinkExt;
+use notify_http::messages::Push;
 use notify_hub::HubConfig;
 use notify_test_support::{
     Pushed, TestConfig, TestServer, assert_exactly_once_in_order, eventually, raw_http, ws_connect,
@@ -348,17 +349,16 @@ async fn a_subscriber_that_never_reads_is_dropped_never_silently_skipped() {
         let Message::Text(text) = message else {
             continue;
         };
-        match notify_test_support::decode_push(text.as_str()).unwrap() {
-            Pushed::Hello { .. } => {}
-            Pushed::Reset { .. } => reset_seen = true,
-            Pushed::Notification(n) => {
+        match Push::parse(text.as_str()).unwrap() {
+            Push::Hello { .. } => {}
+            Push::Reset { .. } => reset_seen = true,
+            Push::Notification(n) => {
                 if !reset_seen {
                     assert_eq!(n.id, expected_next, "no silent gap");
                 }
                 expected_next = n.id + 1;
                 frames += 1;
             }
-            Pushed::Closed { .. } => break,
         }
     }
     assert!(

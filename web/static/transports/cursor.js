@@ -4,6 +4,9 @@
 // seen. A reset (from the server) means "you missed something": forget the
 // old position and take what follows.
 //
+// The messages are those of docs/protocol.md; a reset's reason is read from
+// `reset_reason`, its name in every message.
+//
 // Every transport client emits the same events to its `onEvent` callback:
 //   {type: "status", state: "connecting" | "live" | "paused" | "dropped" | "error", text}
 //   {type: "request"}                         an HTTP request (or WebSocket handshake) was made

@@ -34,7 +34,7 @@ export class SseClient {
       this.onEvent({ type: "response", bytes: byteLength(event.data), empty: false });
       const reset = JSON.parse(event.data);
       this.cursor.reset(reset.epoch);
-      this.onEvent({ type: "reset", reason: reset.reason, epoch: reset.epoch });
+      this.onEvent({ type: "reset", reason: reset.reset_reason, epoch: reset.epoch });
     });
     source.onmessage = (event) => {
       this.onEvent({ type: "response", bytes: byteLength(event.data), empty: false });

@@ -61,7 +61,7 @@ export class WebSocketClient {
         this.onEvent({ type: "status", state: "live", text: "connected" });
       } else if (message.type === "reset") {
         this.cursor.reset(message.epoch);
-        this.onEvent({ type: "reset", reason: message.reason, epoch: message.epoch });
+        this.onEvent({ type: "reset", reason: message.reset_reason, epoch: message.epoch });
       } else if (this.cursor.accept(message)) {
         this.onEvent({ type: "notification", notification: message });
       }

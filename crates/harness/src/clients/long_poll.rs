@@ -22,7 +22,11 @@ pub async fn run(ctx: ClientContext, timeout: Duration) -> ClientOutcome {
         } else {
             0
         };
-        let path = format!("/api/long-poll?{}&timeout={hold}", cursor.query());
+        let path = format!(
+            "{}?{}&timeout={hold}",
+            Transport::LongPoll.path(),
+            cursor.query()
+        );
         let result = tokio::select! {
             _ = ctx.stop.cancelled() => break,
             _ = cuts.due() => {

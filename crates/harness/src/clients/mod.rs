@@ -2,6 +2,9 @@
 //! browser module of the same name does: keep a cursor, ask or listen, and
 //! reconnect from the cursor if the connection is lost.
 //!
+//! What the server sends is parsed by [`notify_http::messages`], the module
+//! the server builds it with.
+//!
 //! Every client counts its requests and bytes into its transport's
 //! [`TransportStats`] and hands each notification to a [`Recorder`], which
 //! knows which notifications belong to this run (their text carries the
@@ -20,7 +23,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Deserialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -189,13 +191,6 @@ impl Cuts {
         self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
         self.restart();
     }
-}
-
-/// A notification as it arrives on the wire.
-#[derive(Debug, Deserialize)]
-pub struct WireNotification {
-    pub id: u64,
-    pub text: String,
 }
 
 /// What a client saw, for the report.

@@ -4,20 +4,11 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::Deserialize;
+use notify_http::messages::PollAnswer;
 
 use super::http::HttpConnection;
-use super::{ClientContext, ClientOutcome, Cursor, Cuts, Recorder, WireNotification};
+use super::{ClientContext, ClientOutcome, Cursor, Cuts, Recorder};
 use crate::Transport;
-
-/// A short or long poll answer.
-#[derive(Debug, Deserialize)]
-pub struct PollAnswer {
-    pub epoch: String,
-    pub reset: bool,
-    pub notifications: Vec<WireNotification>,
-    pub cursor: u64,
-}
 
 /// Applies one poll to the recorder and the cursor; `Err` when the request
 /// failed (the caller waits and tries again).
@@ -31,7 +22,7 @@ pub async fn poll_once(
     ctx.stats.request();
     let (status, body) = http.get(path).await?;
     anyhow::ensure!(status.is_success(), "{path} answered {status}");
-    let answer: PollAnswer = serde_json::from_slice(&body)?;
+    let answer = PollAnswer::parse(&body)?;
     recorder.ready();
     if answer.reset {
         recorder.reset();
@@ -56,7 +47,7 @@ pub async fn run(ctx: ClientContext, interval: Duration) -> ClientOutcome {
     let mut wait = interval.mul_f64(ctx.phase);
     let mut cuts = Cuts::new(&ctx);
     loop {
-        let path = format!("/api/poll?{}", cursor.query());
+        let path = format!("{}?{}", Transport::ShortPoll.path(), cursor.query());
         let result = tokio::select! {
             _ = ctx.stop.cancelled() => break,
             _ = cuts.due() => {

@@ -6,9 +6,11 @@ use std::sync::atomic::Ordering;
 
 use http::header;
 use http_body_util::BodyExt;
+use notify_http::messages::Push;
+use notify_http::messages::sse::{SseItem, SseParser};
 
 use super::http::{HttpConnection, get_request};
-use super::{ClientContext, ClientOutcome, Cuts, RECONNECT_DELAY, Recorder, WireNotification};
+use super::{ClientContext, ClientOutcome, Cuts, RECONNECT_DELAY, Recorder};
 use crate::Transport;
 
 pub async fn run(ctx: ClientContext) -> ClientOutcome {
@@ -18,7 +20,10 @@ pub async fn run(ctx: ClientContext) -> ClientOutcome {
     let mut cuts = Cuts::new(&ctx);
     while !ctx.stop.is_cancelled() {
         let mut http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
-        let mut request = get_request(ctx.addr, &format!("/api/sse?{}", start.query()));
+        let mut request = get_request(
+            ctx.addr,
+            &format!("{}?{}", Transport::Sse.path(), start.query()),
+        );
         if let Some(id) = &last_event_id {
             request
                 .headers_mut()
@@ -38,7 +43,7 @@ pub async fn run(ctx: ClientContext) -> ClientOutcome {
             continue;
         };
         let mut body = response.into_body();
-        let mut buffer = String::new();
+        let mut parser = SseParser::new();
         cuts.restart();
         loop {
             let frame = tokio::select! {
@@ -55,36 +60,23 @@ pub async fn run(ctx: ClientContext) -> ClientOutcome {
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            buffer.push_str(&String::from_utf8_lossy(&data));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                handle_event(&block, &mut recorder, &mut last_event_id);
+            for item in parser.push(&data) {
+                if let SseItem::Event(event) = item {
+                    if event.id.is_some() {
+                        last_event_id = event.id;
+                    }
+                    match Push::parse(&event.data) {
+                        Ok(Push::Hello { .. }) => recorder.ready(),
+                        Ok(Push::Reset { .. }) => recorder.reset(),
+                        Ok(Push::Notification(n)) => recorder.notification(&n.text),
+                        Err(_) => {
+                            ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
             }
         }
         tokio::time::sleep(RECONNECT_DELAY).await;
     }
     recorder.finish()
-}
-
-fn handle_event(block: &str, recorder: &mut Recorder, last_event_id: &mut Option<String>) {
-    let (mut event, mut data) = ("message", String::new());
-    for line in block.lines() {
-        if let Some(name) = line.strip_prefix("event: ") {
-            event = name;
-        } else if let Some(id) = line.strip_prefix("id: ") {
-            *last_event_id = Some(id.to_owned());
-        } else if let Some(value) = line.strip_prefix("data: ") {
-            data.push_str(value);
-        }
-    }
-    match event {
-        "hello" => recorder.ready(),
-        "reset" => recorder.reset(),
-        "message" => {
-            if let Ok(n) = serde_json::from_str::<WireNotification>(&data) {
-                recorder.notification(&n.text);
-            }
-        }
-        _ => {}
-    }
 }

@@ -5,9 +5,10 @@
 use std::sync::atomic::Ordering;
 
 use futures_util::StreamExt;
+use notify_http::messages::Push;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{ClientContext, ClientOutcome, Cuts, RECONNECT_DELAY, Recorder, WireNotification};
+use super::{ClientContext, ClientOutcome, Cuts, RECONNECT_DELAY, Recorder};
 use crate::Transport;
 use crate::counting::CountingStream;
 
@@ -44,24 +45,18 @@ pub async fn run(ctx: ClientContext) -> ClientOutcome {
             let Message::Text(text) = message else {
                 continue;
             };
-            let value: serde_json::Value = match serde_json::from_str(text.as_str()) {
-                Ok(value) => value,
-                Err(_) => continue,
-            };
-            match value.get("type").and_then(|t| t.as_str()) {
-                Some("hello") => {
+            match Push::parse(text.as_str()) {
+                Ok(Push::Hello { epoch, .. }) => {
                     recorder.ready();
-                    if let Some(epoch) = value["epoch"].as_str() {
-                        cursor.epoch = epoch.to_owned();
-                    }
+                    cursor.epoch = epoch;
                 }
-                Some("reset") => recorder.reset(),
-                Some(_) => {}
-                None => {
-                    if let Ok(n) = serde_json::from_value::<WireNotification>(value) {
-                        cursor.after = n.id;
-                        recorder.notification(&n.text);
-                    }
+                Ok(Push::Reset { .. }) => recorder.reset(),
+                Ok(Push::Notification(n)) => {
+                    cursor.after = n.id;
+                    recorder.notification(&n.text);
+                }
+                Err(_) => {
+                    ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -76,7 +71,12 @@ async fn connect(
 ) -> anyhow::Result<tokio_tungstenite::WebSocketStream<CountingStream>> {
     ctx.stats.request();
     let stream = CountingStream::connect(ctx.addr, ctx.stats.bytes.clone()).await?;
-    let url = format!("ws://{}/api/ws?{}", ctx.addr, cursor.query());
+    let url = format!(
+        "ws://{}{}?{}",
+        ctx.addr,
+        Transport::WebSocket.path(),
+        cursor.query()
+    );
     let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
     Ok(ws)
 }
