@@ -24,7 +24,7 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -181,94 +181,156 @@ impl Drop for IpSlot {
 }
 
 /// Accepts connections on `listener` until shutdown, answering each request
-/// with `route`.
+/// with `route`. Three steps, each its own function: [`accept`] the next
+/// socket (backing off when the process is out of descriptors), [`Admission`]
+/// decides whether it gets a slot, and [`serve_connection`] runs hyper on it
+/// in a tracked task.
 pub async fn serve<R, Fut>(listener: TcpListener, config: ServeConfig, shutdown: Shutdown, route: R)
 where
     R: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response> + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    let per_ip = PerIp::default();
+    let admission = Admission::new(&config);
     // Each request gets an id, carried by its tracing span.
     let request_ids = Arc::new(AtomicU64::new(1));
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.started() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // Typically out of file descriptors: back off instead of
-                    // spinning, and keep serving the connections we have.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            accepted = accept(&listener) => accepted,
         };
-        // Push notifications are small and latency-sensitive.
-        let _ = stream.set_nodelay(true);
-        let slot = match (
-            slots.clone().try_acquire_owned(),
-            per_ip.try_acquire(peer.ip(), config.max_connections_per_ip),
+        let slot = admission.admit(peer.ip());
+        shutdown.spawn(serve_connection(
+            stream,
+            peer,
+            slot,
+            config.clone(),
+            shutdown.clone(),
+            request_ids.clone(),
+            route.clone(),
+        ));
+    }
+}
+
+/// The next connection. An accept error is typically the process being out
+/// of file descriptors: back off instead of spinning, and keep serving the
+/// connections we have.
+async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                // Push notifications are small and latency-sensitive.
+                let _ = stream.set_nodelay(true);
+                return (stream, peer);
+            }
+            Err(err) => {
+                tracing::warn!(%err, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// How long to wait after a failed accept before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The open-connection limits, total and per client address.
+struct Admission {
+    slots: Arc<Semaphore>,
+    per_ip: PerIp,
+    max_per_ip: usize,
+}
+
+impl Admission {
+    fn new(config: &ServeConfig) -> Self {
+        Admission {
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            per_ip: PerIp::default(),
+            max_per_ip: config.max_connections_per_ip,
+        }
+    }
+
+    /// A slot for a connection from `ip`, or `None` when either limit is
+    /// reached; such a connection is answered 503 and closed.
+    fn admit(&self, ip: IpAddr) -> Option<ConnectionSlot> {
+        match (
+            self.slots.clone().try_acquire_owned(),
+            self.per_ip.try_acquire(ip, self.max_per_ip),
         ) {
             (Ok(total), Some(per_ip)) => Some(ConnectionSlot {
                 _total: total,
                 _per_ip: per_ip,
             }),
             _ => None,
-        };
+        }
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until it closes, shutdown finishes it,
+/// or a handler kills it. Each request carries, in its extensions, the
+/// peer's address, the connection's kill switch, and the connection's slot
+/// (which an upgraded WebSocket takes along, so that the slot is held as
+/// long as the WebSocket lives, not just the HTTP exchange).
+async fn serve_connection<R, Fut>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: Option<ConnectionSlot>,
+    config: ServeConfig,
+    shutdown: Shutdown,
+    request_ids: Arc<AtomicU64>,
+    route: R,
+) where
+    R: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    let full = slot.is_none();
+    let slot = slot.map(Arc::new);
+    let kill = ConnectionKill::default();
+    let kill_on_request = kill.clone();
+    let service = service_fn(move |mut req: Request| {
         let route = route.clone();
-        let config = config.clone();
-        let conn_shutdown = shutdown.clone();
-        let request_ids = request_ids.clone();
-        let kill = ConnectionKill::default();
-        let kill_on_request = kill.clone();
-        shutdown.spawn(async move {
-            let full = slot.is_none();
-            let slot = slot.map(Arc::new);
-            let service = service_fn(move |mut req: Request| {
-                let route = route.clone();
-                let slot = slot.clone();
-                let kill = kill_on_request.clone();
-                let id = request_ids.fetch_add(1, Ordering::Relaxed);
-                let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), %peer);
-                async move {
-                    if full {
-                        tracing::warn!("refused: too many connections");
-                        return Ok::<_, Infallible>(ApiError::TooManyConnections.into_response());
-                    }
-                    req.extensions_mut().insert(ClientAddr(peer));
-                    req.extensions_mut().insert(kill);
-                    if let Some(slot) = slot {
-                        req.extensions_mut().insert(slot);
-                    }
-                    let started = std::time::Instant::now();
-                    let response = route(req).await;
-                    tracing::debug!(status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "answered");
-                    Ok(response)
-                }
-                .instrument(span)
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(config.header_read_timeout)
-                .max_buf_size(config.max_buf_size)
-                .keep_alive(!full)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                result = conn.as_mut() => result,
-                _ = conn_shutdown.started() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-                // Dropping the connection closes the socket.
-                _ = kill.0.cancelled() => Ok(()),
-            };
-            if let Err(err) = result {
-                tracing::debug!(%peer, %err, "connection ended with an error");
+        let slot = slot.clone();
+        let kill = kill_on_request.clone();
+        let id = request_ids.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), %peer);
+        async move {
+            if full {
+                tracing::warn!("refused: too many connections");
+                return Ok::<_, Infallible>(ApiError::TooManyConnections.into_response());
             }
-        });
+            req.extensions_mut().insert(ClientAddr(peer));
+            req.extensions_mut().insert(kill);
+            if let Some(slot) = slot {
+                req.extensions_mut().insert(slot);
+            }
+            let started = std::time::Instant::now();
+            let response = route(req).await;
+            tracing::debug!(
+                status = response.status().as_u16(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "answered"
+            );
+            Ok(response)
+        }
+        .instrument(span)
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_buf_size)
+        .keep_alive(!full)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = shutdown.started() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        // Dropping the connection closes the socket.
+        _ = kill.0.cancelled() => Ok(()),
+    };
+    if let Err(err) = result {
+        tracing::debug!(%peer, %err, "connection ended with an error");
     }
 }
