@@ -1,5 +1,5 @@
 //! Every error the HTTP surface can answer, and the one function that turns
-//! each into a row of PROTOCOL.md's error table.
+//! each into a row of the error table in `docs/protocol.md`.
 //!
 //! Handlers return `Result<Response, ApiError>`; nothing else writes an error
 //! status, so the JSON shape `{"error": code, "message": sentence}` and the
@@ -48,6 +48,8 @@ pub enum ApiError {
         "publishing is unavailable right now ({0}); connected clients keep their connections, retry later"
     )]
     BackendUnavailable(String),
+    #[error("the server failed to build this answer: {0}")]
+    Internal(String),
 }
 
 fn retry_after_secs(wait: Duration) -> u64 {
@@ -81,6 +83,7 @@ impl ApiError {
             ApiError::BackendUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable")
             }
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
 

@@ -27,28 +27,28 @@ pub struct Pane {
 /// The lab's panes, in the order the page shows them.
 pub const PANES: &[Pane] = &[
     Pane {
-        id: "short-poll",
+        id: notify_short_poll::NAME,
         title: "Short polling",
         summary: "Asks every few seconds whether anything is new; most answers are empty.",
         source: "crates/short-poll/src/lib.rs",
         module: "web/static/transports/short-poll.js",
     },
     Pane {
-        id: "long-poll",
+        id: notify_long_poll::NAME,
         title: "Long polling",
         summary: "Asks once; the server holds the request until something is published or the timeout passes.",
         source: "crates/long-poll/src/lib.rs",
         module: "web/static/transports/long-poll.js",
     },
     Pane {
-        id: "websocket",
+        id: notify_websocket::NAME,
         title: "WebSocket",
         summary: "One handshake (101 Switching Protocols), then the server pushes a frame per notification.",
         source: "crates/websocket/src/lib.rs",
         module: "web/static/transports/websocket.js",
     },
     Pane {
-        id: "sse",
+        id: notify_sse::NAME,
         title: "Server-Sent Events",
         summary: "One response that never ends; the browser's EventSource reads an event per notification and resumes by itself.",
         source: "crates/sse/src/lib.rs",
@@ -145,7 +145,7 @@ pub fn lab(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
         process: &process,
         panes: PANES,
     };
-    Ok(html(page.render()))
+    html(page.render())
 }
 
 pub fn admin(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
@@ -158,21 +158,14 @@ pub fn admin(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
         process: &process,
         max_text_bytes: hub.config().max_text_bytes,
     };
-    Ok(html(page.render()))
+    html(page.render())
 }
 
-fn html(rendered: askama::Result<String>) -> Response {
+fn html(rendered: askama::Result<String>) -> Result<Response, ApiError> {
     // Rendering fails only on a formatting error inside a template, which
-    // the page tests would catch; answer it as a server error regardless.
-    let (status, body) = match rendered {
-        Ok(body) => (StatusCode::OK, body),
-        Err(err) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("template error: {err}"),
-        ),
-    };
+    // the page tests would catch; it is answered like any other error.
+    let body = rendered.map_err(|err| ApiError::Internal(format!("template error: {err}")))?;
     let mut response = hyper::Response::new(reply::full(body));
-    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -187,7 +180,7 @@ fn html(rendered: askama::Result<String>) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    response
+    Ok(response)
 }
 
 /// A file under `/static/`, or `None` when there is no such file.
