@@ -149,4 +149,17 @@ mod tests {
         assert_eq!(value["error"], "rate_limited");
         assert_eq!(value["message"], "too many publishes; retry after 2 s");
     }
+
+    #[tokio::test]
+    async fn a_server_failure_is_a_json_500() {
+        let response = ApiError::Internal("template error: x".into()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value["error"], "internal_error");
+        assert_eq!(
+            value["message"],
+            "the server failed to build this answer: template error: x"
+        );
+    }
 }
