@@ -30,8 +30,8 @@ pub struct AdminToken {
 }
 
 impl AdminToken {
-    /// Applies the precedence of PROTOCOL.md: environment, flag, generated.
-    /// Empty values count as absent.
+    /// Applies the precedence `docs/protocol.md` gives: environment, flag,
+    /// generated. Empty values count as absent.
     pub fn resolve(env: Option<String>, flag: Option<String>) -> Self {
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         if let Some(secret) = non_empty(env) {

@@ -1,6 +1,6 @@
-//! The hub against a model of PROTOCOL.md's cursor rules: every sequence of
-//! publishes and cursors yields exactly the notifications after the cursor,
-//! in order, and a reset exactly where the protocol names one.
+//! The hub against a model of the cursor rules in `docs/protocol.md`: every
+//! sequence of publishes and cursors yields exactly the notifications after
+//! the cursor, in order, and a reset exactly where the protocol names one.
 
 use std::time::{Duration, SystemTime};
 
@@ -256,7 +256,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// PROTOCOL.md's rule, written independently of the hub's code.
+/// The rule `docs/protocol.md` states, written independently of the hub's code.
 fn expected(
     published: u64,
     history: u64,

@@ -1,7 +1,8 @@
 //! The docs stay true to the code: every file path a document names exists,
-//! every local link resolves, and every `cargo run`, `cargo bench` and
+//! every local link resolves, every `cargo run`, `cargo bench` and
 //! `scripts/…` command shown in README.md and docs/ names a real package,
-//! binary, bench or script, with flags the binary accepts.
+//! binary, bench or script, with flags the binary accepts, and every `.md`
+//! document a comment in the code names is in the repository.
 //!
 //! Flags are checked by running the built binary with the command's own
 //! arguments followed by `--help`: clap rejects an unknown flag or a bad
@@ -224,5 +225,106 @@ fn every_command_the_docs_show_names_real_things_and_parses() {
         problems.is_empty(),
         "commands in the docs that would fail:\n{}",
         problems.join("\n")
+    );
+}
+
+/// Source files whose comments may name documents: Rust, JavaScript, the
+/// templates and the scripts, outside build output and installed packages.
+fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if !matches!(name.as_str(), "target" | "node_modules" | ".git") {
+                source_files(&path, out);
+            }
+        } else if [".rs", ".js", ".mjs", ".html"]
+            .iter()
+            .any(|e| name.ends_with(e))
+            || path
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|dir| dir == "scripts" || dir == ".ci")
+        {
+            out.push(path);
+        }
+    }
+}
+
+/// The text of a line's comment, if it has one: `//`, `#` (scripts),
+/// `<!--` (templates) or a ` * ` continuation.
+fn comment(line: &str) -> Option<&str> {
+    let trimmed = line.trim_start();
+    ["//", "#", "<!--", "* ", "/*"]
+        .iter()
+        .find(|marker| trimmed.starts_with(*marker))
+        .map(|_| trimmed)
+        .or_else(|| line.find(" // ").map(|at| &line[at..]))
+}
+
+/// Words of `text` that name a Markdown file.
+fn markdown_names(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| c.is_whitespace() || "`'\"()[],;".contains(c))
+        .map(|word| word.trim_end_matches([':', '.']))
+        .filter(|word| word.ends_with(".md") && word.len() > 3 && !word.contains('*'))
+}
+
+#[test]
+fn every_document_a_code_comment_names_exists() {
+    let root = root();
+    let mut files = Vec::new();
+    for tree in ["crates", "web", "benches", "fuzz", "scripts", ".ci"] {
+        source_files(&root.join(tree), &mut files);
+    }
+    // This file's own examples name a missing document on purpose.
+    files.retain(|file| !file.ends_with(file!()));
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for (number, line) in text.lines().enumerate() {
+            let Some(comment) = comment(line) else {
+                continue;
+            };
+            for name in markdown_names(comment) {
+                checked += 1;
+                let found = [
+                    root.clone(),
+                    root.join("docs"),
+                    file.parent().unwrap().into(),
+                ]
+                .iter()
+                .any(|base| base.join(name).is_file());
+                if !found {
+                    missing.push(format!("{}:{}: {name}", file.display(), number + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        checked >= 5,
+        "found the documents comments name ({checked})"
+    );
+    assert!(
+        missing.is_empty(),
+        "comments name documents that are not in the repository:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn the_comment_check_sees_what_it_must() {
+    assert_eq!(
+        comment("    //! see `docs/protocol.md`."),
+        Some("//! see `docs/protocol.md`.")
+    );
+    assert_eq!(
+        comment("let x = 1; // PROTOCOL.md"),
+        Some(" // PROTOCOL.md")
+    );
+    assert_eq!(comment("let path = \"README.md\";"), None);
+    assert_eq!(
+        markdown_names("(see docs/protocol.md), and `README.md`: PROTOCOL.md.").collect::<Vec<_>>(),
+        ["docs/protocol.md", "README.md", "PROTOCOL.md"]
     );
 }

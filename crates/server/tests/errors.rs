@@ -1,6 +1,6 @@
-//! Every row of PROTOCOL.md's error table, each its own test, against the
-//! combined server over real sockets. Every error answer is JSON with an
-//! `error` code and a human `message`.
+//! Every row of the error table in `docs/protocol.md`, each its own test,
+//! against the combined server over real sockets. Every error answer is JSON
+//! with an `error` code and a human `message`.
 
 use std::num::NonZeroU32;
 use std::time::Duration;

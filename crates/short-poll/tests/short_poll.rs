@@ -1,6 +1,6 @@
 //! The short-poll transport over real sockets: a client polling while
 //! notifications are published gets each exactly once, in order; resume and
-//! reset follow PROTOCOL.md.
+//! reset follow `docs/protocol.md`.
 
 use std::time::Duration;
 
