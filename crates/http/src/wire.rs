@@ -155,14 +155,17 @@ impl WireLog {
             (backlog, live, shutdown, keep_alive),
             |(mut backlog, mut live, shutdown, mut keep_alive)| async move {
                 if let Some(record) = backlog.pop_front() {
-                    return Some((data_event(&record), (backlog, live, shutdown, keep_alive)));
+                    return Some((
+                        crate::messages::sse::data(&record),
+                        (backlog, live, shutdown, keep_alive),
+                    ));
                 }
                 loop {
                     let event = tokio::select! {
                         _ = shutdown.started() => return None,
-                        _ = keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
+                        _ = keep_alive.tick() => Bytes::from_static(crate::messages::sse::KEEP_ALIVE),
                         record = live.recv() => match record {
-                            Ok(record) => data_event(&record),
+                            Ok(record) => crate::messages::sse::data(&record),
                             Err(broadcast::error::RecvError::Lagged(_)) => continue,
                             Err(broadcast::error::RecvError::Closed) => return None,
                         },
@@ -186,13 +189,4 @@ impl WireLog {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// `data: <json>\n\n`: one server-sent event without an id.
-fn data_event(json: &Bytes) -> Bytes {
-    let mut event = Vec::with_capacity(json.len() + 8);
-    event.extend_from_slice(b"data: ");
-    event.extend_from_slice(json);
-    event.extend_from_slice(b"\n\n");
-    Bytes::from(event)
 }

@@ -46,6 +46,12 @@ pub fn reset(epoch: &Epoch, reason: ResetReason) -> Bytes {
     framed(b"event: reset\ndata: ", &super::reset(epoch, reason))
 }
 
+/// An unnamed event without an id around one line of JSON, as the lab's
+/// wire feed (`GET /api/wire`) sends each record.
+pub fn data(json: &[u8]) -> Bytes {
+    framed(b"data: ", json)
+}
+
 fn framed(head: &[u8], data: &[u8]) -> Bytes {
     let mut event = BytesMut::with_capacity(head.len() + data.len() + 2);
     event.put_slice(head);
