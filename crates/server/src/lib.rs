@@ -44,36 +44,42 @@ pub struct Transports {
     pub metrics: std::sync::Arc<metrics::Metrics>,
 }
 
-/// Every transport's name and path, in the order the lab shows them.
-pub const TRANSPORTS: [(&str, &str); 4] = [
-    (notify_short_poll::NAME, notify_short_poll::PATH),
-    (notify_long_poll::NAME, notify_long_poll::PATH),
-    (notify_websocket::NAME, notify_websocket::PATH),
-    (notify_sse::NAME, notify_sse::PATH),
-];
-
 impl Transports {
-    /// Each transport's name and counts; `/metrics` reads them in a loop.
-    pub fn tallies(&self) -> [(&'static str, &Tallies); 4] {
+    /// Every transport's name, path and counts, in the order the lab shows
+    /// them. `/metrics`, the request counter and the wire view loop over
+    /// this: a new transport is one line here.
+    pub fn each(&self) -> [(&'static str, &'static str, &Tallies); 4] {
         [
-            (notify_short_poll::NAME, self.short_poll.tallies()),
-            (notify_long_poll::NAME, self.long_poll.tallies()),
-            (notify_websocket::NAME, self.websocket.tallies()),
-            (notify_sse::NAME, self.sse.tallies()),
+            (
+                notify_short_poll::NAME,
+                notify_short_poll::PATH,
+                self.short_poll.tallies(),
+            ),
+            (
+                notify_long_poll::NAME,
+                notify_long_poll::PATH,
+                self.long_poll.tallies(),
+            ),
+            (
+                notify_websocket::NAME,
+                notify_websocket::PATH,
+                self.websocket.tallies(),
+            ),
+            (notify_sse::NAME, notify_sse::PATH, self.sse.tallies()),
         ]
     }
-}
 
-/// The name the wire view and the request counter file an exchange under:
-/// a transport's, or `publish`.
-fn recorded_as(path: &str) -> Option<&'static str> {
-    if path == notify_http::publish::PATH {
-        return Some("publish");
+    /// The name the wire view and the request counter file an exchange
+    /// under: a transport's, or `publish`.
+    fn recorded_as(&self, path: &str) -> Option<&'static str> {
+        if path == notify_http::publish::PATH {
+            return Some("publish");
+        }
+        self.each()
+            .into_iter()
+            .find(|(_, transport_path, _)| *transport_path == path)
+            .map(|(name, _, _)| name)
     }
-    TRANSPORTS
-        .iter()
-        .find(|(_, transport_path)| *transport_path == path)
-        .map(|(name, _)| *name)
 }
 
 /// Builds every transport on `ctx` and the router that serves them.
@@ -98,8 +104,9 @@ pub fn router(
         let ctx = ctx.clone();
         let t = transports.clone();
         Box::pin(async move {
-            let recorded =
-                recorded_as(req.uri().path()).map(|name| (name, RequestHead::capture(&req)));
+            let recorded = t
+                .recorded_as(req.uri().path())
+                .map(|name| (name, RequestHead::capture(&req)));
             let response = route(&ctx, &t, req).await;
             if let Some((name, head)) = recorded {
                 t.metrics.request(name);

@@ -3,7 +3,7 @@
 //! Request counts and publish latency are recorded by the router as
 //! requests pass; what the transports count themselves (their
 //! [`notify_http::Tallies`]: open connections, deliveries, resets, drops by
-//! reason) is read in one loop over [`Transports::tallies`] and mirrored
+//! reason) is read in one loop over [`Transports::each`] and mirrored
 //! into the registry when a scrape asks, so the transports know nothing of
 //! Prometheus beyond a counter type, and a new transport needs no line here.
 
@@ -160,7 +160,7 @@ impl Metrics {
         let _one_at_a_time = self.mirror.lock().expect("metrics lock poisoned");
         self.newest_id.set(hub.newest_id() as i64);
         self.held_long_polls.set(t.long_poll.held() as i64);
-        for (name, tallies) in t.tallies() {
+        for (name, _, tallies) in t.each() {
             let label = transport(name);
             self.connections
                 .get_or_create(&label)
