@@ -75,6 +75,8 @@ pub struct RedisError {
 
 #[derive(Debug)]
 pub(crate) struct RedisBackend {
+    url: String,
+    prefix: String,
     publisher: ConnectionManager,
     script: redis::Script,
     keys: Keys,
@@ -150,6 +152,8 @@ impl Hub {
             .await
             .map_err(fail)?;
         let backend = RedisBackend {
+            url: url.to_owned(),
+            prefix: prefix.to_owned(),
             publisher,
             script: redis::Script::new(PUBLISH_SCRIPT),
             keys: keys.clone(),
@@ -170,6 +174,16 @@ impl Hub {
     /// Whether this hub's history is shared through Redis.
     pub fn is_shared(&self) -> bool {
         matches!(self.shared.backend, crate::Backend::Redis(_))
+    }
+
+    /// The Redis URL and key prefix this hub shares its history through, for
+    /// other traffic between the same processes (Socket.IO's broadcasts);
+    /// `None` for an in-memory hub.
+    pub fn redis_location(&self) -> Option<(&str, &str)> {
+        match &self.shared.backend {
+            crate::Backend::Redis(redis) => Some((&redis.url, &redis.prefix)),
+            crate::Backend::Memory => None,
+        }
     }
 }
 

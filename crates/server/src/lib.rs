@@ -13,7 +13,7 @@ pub mod pages;
 
 /// The transport crates, for the harness and the benchmarks: their `NAME`s
 /// and `PATH`s.
-pub use {notify_long_poll, notify_short_poll, notify_sse, notify_websocket};
+pub use {notify_long_poll, notify_short_poll, notify_socketio, notify_sse, notify_websocket};
 
 use http::Method;
 use notify_http::{
@@ -22,6 +22,7 @@ use notify_http::{
 };
 use notify_long_poll::{LongPoll, LongPollTimeout};
 use notify_short_poll::ShortPoll;
+use notify_socketio::{SocketIo, SocketIoConfig};
 use notify_sse::{Sse, SseConfig};
 use notify_websocket::{WebSocket, WsConfig};
 
@@ -31,6 +32,7 @@ pub struct TransportConfig {
     pub websocket: WsConfig,
     pub long_poll: LongPollTimeout,
     pub sse: SseConfig,
+    pub socketio: SocketIoConfig,
 }
 
 /// Handles on the transports and the wire log, for tests and metrics.
@@ -40,6 +42,7 @@ pub struct Transports {
     pub long_poll: LongPoll,
     pub websocket: WebSocket,
     pub sse: Sse,
+    pub socketio: SocketIo,
     pub wire: WireLog,
     pub metrics: std::sync::Arc<metrics::Metrics>,
 }
@@ -48,7 +51,7 @@ impl Transports {
     /// Every transport's name, path and counts, in the order the lab shows
     /// them. `/metrics`, the request counter and the wire view loop over
     /// this: a new transport is one line here.
-    pub fn each(&self) -> [(&'static str, &'static str, &Tallies); 4] {
+    pub fn each(&self) -> [(&'static str, &'static str, &Tallies); 5] {
         [
             (
                 notify_short_poll::NAME,
@@ -66,6 +69,11 @@ impl Transports {
                 self.websocket.tallies(),
             ),
             (notify_sse::NAME, notify_sse::PATH, self.sse.tallies()),
+            (
+                notify_socketio::NAME,
+                notify_socketio::PATH,
+                self.socketio.tallies(),
+            ),
         ]
     }
 
@@ -75,9 +83,16 @@ impl Transports {
         if path == notify_http::publish::PATH {
             return Some("publish");
         }
+        // A path ending in `/` is a prefix: Socket.IO's requests all start
+        // with it.
         self.each()
             .into_iter()
-            .find(|(_, transport_path, _)| *transport_path == path)
+            .find(
+                |(_, prefix_or_path, _)| match prefix_or_path.strip_suffix('/') {
+                    Some(prefix) => path == prefix || path.starts_with(prefix_or_path),
+                    None => path == *prefix_or_path,
+                },
+            )
             .map(|(name, _, _)| name)
     }
 }
@@ -95,6 +110,7 @@ pub fn router(
         long_poll: LongPoll::new(ctx.hub.clone(), ctx.shutdown.clone(), config.long_poll),
         websocket: WebSocket::new(ctx.hub.clone(), ctx.shutdown.clone(), config.websocket),
         sse: Sse::new(ctx.hub.clone(), ctx.shutdown.clone(), config.sse),
+        socketio: SocketIo::new(ctx.hub.clone(), ctx.shutdown.clone(), config.socketio),
         wire: WireLog::new(),
         metrics: std::sync::Arc::new(metrics::Metrics::new()),
     };
@@ -122,6 +138,9 @@ pub fn router(
 }
 
 async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
+    if notify_socketio::serves(req.uri().path()) {
+        return t.socketio.handle(req).await;
+    }
     let result = match req.uri().path() {
         notify_short_poll::PATH => t.short_poll.handle(&req),
         notify_long_poll::PATH => t.long_poll.handle(&req).await,

@@ -3,9 +3,9 @@
 //! cursor the server cannot honour gets a `reset` before what it still has;
 //! a client that resumes from its cursor gets exactly what it missed.
 //!
-//! Each case runs once per transport in [`Subscriber::ALL`], against the
-//! combined server, through [`Feed`]: one client per transport behind one
-//! interface. The transport-specific tests beside each crate cover the rest
+//! Each case runs once per transport in [`Subscriber::ALL`] (Socket.IO
+//! included), against the combined server, through [`Feed`]: one client per
+//! transport behind one interface. The transport-specific tests beside each crate cover the rest
 //! (headers, keep-alives, close codes).
 
 use notify_hub::HubConfig;

@@ -7,12 +7,16 @@
 //! polling transports poll (a long poll held up to a second) and turn each
 //! answer into the same messages a push transport would have sent: a
 //! `Reset` where the answer says `"reset": true`, then its notifications.
+//! Socket.IO is spoken over its WebSocket transport, Engine.IO 4 packets by
+//! hand: the library's own clients are tested in `web/e2e/`.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
 use notify_http::messages::PollAnswer;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::sse::SseReader;
 use crate::websocket::{Pushed, WsClient, ws_connect, ws_next};
@@ -25,15 +29,19 @@ pub enum Subscriber {
     LongPoll,
     WebSocket,
     Sse,
+    /// Socket.IO over its WebSocket transport (Engine.IO 4), namespace `/`,
+    /// the cursor in the connect packet's `auth`.
+    SocketIo,
 }
 
 impl Subscriber {
     /// Every transport the combined server serves.
-    pub const ALL: [Subscriber; 4] = [
+    pub const ALL: [Subscriber; 5] = [
         Subscriber::ShortPoll,
         Subscriber::LongPoll,
         Subscriber::WebSocket,
         Subscriber::Sse,
+        Subscriber::SocketIo,
     ];
 }
 
@@ -56,6 +64,7 @@ enum Inner {
     },
     WebSocket(Box<WsClient>),
     Sse(SseReader),
+    SocketIo(Box<WsClient>),
 }
 
 /// How long a test long poll is held: long enough to be held, short
@@ -112,6 +121,24 @@ impl Feed {
                     other => bail!("an SSE stream opens with hello, not {other:?}"),
                 }
                 Inner::Sse(reader)
+            }
+            Subscriber::SocketIo => {
+                let url = server.ws_url("/socket.io/?EIO=4&transport=websocket");
+                let mut ws = ws_connect(&url).await?;
+                let open = socketio_next(&mut ws).await?;
+                anyhow::ensure!(open.starts_with('0'), "Engine.IO opens with 0, not {open}");
+                let auth = match cursor {
+                    Some((after, epoch)) => serde_json::json!({ "after": after, "epoch": epoch }),
+                    None => serde_json::json!({}),
+                };
+                ws.send(Message::text(format!("40{auth}"))).await?;
+                let connected = socketio_next(&mut ws).await?;
+                anyhow::ensure!(connected.starts_with("40"), "not connected: {connected}");
+                match socketio_event(&socketio_next(&mut ws).await?)? {
+                    (event, _) if event == "hello" => {}
+                    other => bail!("Socket.IO opens with hello, not {other:?}"),
+                }
+                Inner::SocketIo(Box::new(ws))
             }
         };
         Ok(Feed { transport, inner })
@@ -171,6 +198,14 @@ impl Feed {
                 let event = reader.next_event().await?.context("the stream ended")?;
                 Ok(notify_http::messages::Push::parse(&event.data)?.into())
             }
+            Inner::SocketIo(ws) => {
+                let (event, payload) = socketio_event(&socketio_next(ws).await?)?;
+                anyhow::ensure!(
+                    event == "notification" || event == "reset",
+                    "expected a notification or a reset event, got {event}"
+                );
+                Ok(notify_http::messages::Push::parse(&payload)?.into())
+            }
         }
     }
 
@@ -187,5 +222,37 @@ impl Feed {
             }
         }
         Ok(ids)
+    }
+}
+
+/// The next Engine.IO text packet that is not a heartbeat; a ping (`2`) is
+/// answered with a pong (`3`) on the way, as a client must.
+async fn socketio_next(ws: &mut WsClient) -> anyhow::Result<String> {
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .context("no Socket.IO packet within the test's patience")?
+            .context("the connection ended")??;
+        let Message::Text(text) = frame else {
+            continue;
+        };
+        if text.as_str() == "2" {
+            ws.send(Message::text("3")).await?;
+            continue;
+        }
+        return Ok(text.to_string());
+    }
+}
+
+/// `42["event",payload]` as the event's name and the payload's JSON text.
+fn socketio_event(packet: &str) -> anyhow::Result<(String, String)> {
+    let array: Vec<serde_json::Value> = serde_json::from_str(
+        packet
+            .strip_prefix("42")
+            .with_context(|| format!("not an event packet: {packet}"))?,
+    )?;
+    match array.as_slice() {
+        [serde_json::Value::String(event), payload] => Ok((event.clone(), payload.to_string())),
+        _ => bail!("an event packet with one payload, not {packet}"),
     }
 }

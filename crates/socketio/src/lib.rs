@@ -1,0 +1,257 @@
+//! Socket.IO on the same hub: what the classic write-ups of this feature
+//! use, served by socketioxide on the same hyper connection loop, origin and
+//! port as the hand-made transports.
+//!
+//! Everything under `/socket.io/` goes to socketioxide's hyper `Service`
+//! ([`SocketIo::handle`]), which speaks Engine.IO (the handshake over
+//! HTTP long-polling, the upgrade to WebSocket, heartbeats) and Socket.IO
+//! (namespaces, events, acknowledgements) on top of it. Both protocol
+//! generations are served: Engine.IO 4 for socket.io-client 3.x and 4.x, and
+//! Engine.IO 3 for clients 1.x and 2.x. Two namespaces:
+//!
+//! - `/` carries the site-wide notifications ([`notifications`]): each hub
+//!   notification is emitted as event `notification` with the same JSON
+//!   object every other transport sends, after a `hello`, with a `reset`
+//!   where a cursor cannot be honoured — the WebSocket transport's rules.
+//!   Socket.IO itself forgets what a disconnected client missed; here the
+//!   client's connect `auth` may carry `{"after": ID, "epoch": E}`, and the
+//!   server replays from it.
+//! - `/test` is the original demo ([`demo`]): a client emits
+//!   `my broadcast event` with `{"data": X}` and every socket in `/test`,
+//!   the sender included, gets `my response` with `{"data": X}`.
+//!
+//! With a Redis-backed hub, notifications reach every process through the
+//! hub, and `/test` broadcasts through socketioxide's Redis adapter on the
+//! same Redis. That adapter connects asynchronously, so the service is
+//! built on the first request ([`SocketIo::handle`]) rather than when the
+//! router is.
+
+pub mod demo;
+pub mod notifications;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use notify_http::{ApiError, AppContext, Request, Response, RouteFuture, Shutdown, Tallies};
+use notify_hub::Hub;
+use socketioxide::adapter::Adapter;
+use socketioxide_core::adapter::DefinedAdapter;
+use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use tokio::sync::OnceCell;
+
+/// The transport's name in `/metrics`, the lab and the harness.
+pub const NAME: &str = "socketio";
+/// Every path under this prefix is Socket.IO's.
+pub const PATH: &str = "/socket.io/";
+
+/// Settings of the Socket.IO transport.
+#[derive(Debug, Clone)]
+pub struct SocketIoConfig {
+    /// Engine.IO's heartbeat: the server pings this often, and drops a
+    /// client that has not answered within `ping_timeout` after a ping.
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    /// Largest Engine.IO payload a client may send: a polling POST body or
+    /// a WebSocket message. Larger ones end the session.
+    pub max_payload: u64,
+    /// Largest `data` of a demo message, in bytes of JSON: the same limit
+    /// as a notification's text.
+    pub max_demo_bytes: usize,
+    /// Demo messages one socket may emit per second, and at once.
+    pub demo_rate_per_second: u32,
+    pub demo_burst: u32,
+    /// Longest a notification may wait for room in a socket's queue; a
+    /// client slower than this is disconnected and resumes from its cursor.
+    pub send_timeout: Duration,
+    /// Packets queued per socket before it counts as not reading.
+    pub max_buffer_size: usize,
+}
+
+impl Default for SocketIoConfig {
+    fn default() -> Self {
+        SocketIoConfig {
+            // socket.io's own defaults.
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            // A demo message at its limit, escaped, plus the packet around
+            // it, with room for several in one polling body.
+            max_payload: 64 * 1024,
+            max_demo_bytes: notify_hub::DEFAULT_MAX_TEXT_BYTES,
+            demo_rate_per_second: 10,
+            demo_burst: 20,
+            send_timeout: Duration::from_secs(10),
+            max_buffer_size: 256,
+        }
+    }
+}
+
+/// One request in, one answer out, whatever adapter the service was built
+/// with.
+type Serve = Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send + Sync>;
+
+/// The Socket.IO transport: socketioxide's service and what it counts.
+#[derive(Clone)]
+pub struct SocketIo {
+    hub: Hub,
+    shutdown: Shutdown,
+    config: Arc<SocketIoConfig>,
+    tallies: Tallies,
+    service: Arc<OnceCell<Serve>>,
+}
+
+impl std::fmt::Debug for SocketIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIo")
+            .field("config", &self.config)
+            .field("ready", &self.service.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocketIo {
+    pub fn new(hub: Hub, shutdown: Shutdown, config: SocketIoConfig) -> Self {
+        SocketIo {
+            hub,
+            shutdown,
+            config: Arc::new(config),
+            tallies: Tallies::new(),
+            service: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// Its counts: notifications and resets emitted on `/`, sockets
+    /// connected to `/` now, sockets dropped for being too slow or for
+    /// flooding the demo.
+    pub fn tallies(&self) -> &Tallies {
+        &self.tallies
+    }
+
+    /// Answers a request under [`PATH`]: Engine.IO polling, a WebSocket
+    /// upgrade, or the protocol's error for a bad one.
+    pub async fn handle(&self, req: Request) -> Response {
+        let service = self.service.get_or_try_init(|| self.build()).await;
+        match service {
+            Ok(serve) => serve(req).await,
+            Err(err) => ApiError::BackendUnavailable(err.to_string()).into_response(),
+        }
+    }
+
+    async fn build(&self) -> Result<Serve, redis::RedisError> {
+        let builder = socketioxide::SocketIo::builder()
+            .req_path(PATH.trim_end_matches('/'))
+            .ping_interval(self.config.ping_interval)
+            .ping_timeout(self.config.ping_timeout)
+            .max_payload(self.config.max_payload)
+            .max_buffer_size(self.config.max_buffer_size);
+        match self.hub.redis_location() {
+            None => {
+                let (service, io) = builder.build_svc();
+                self.register(io).await;
+                Ok(erase(service))
+            }
+            Some((url, prefix)) => {
+                // socketioxide's Redis driver speaks RESP3.
+                let separator = if url.contains('?') { '&' } else { '?' };
+                let client = redis::Client::open(format!("{url}{separator}protocol=resp3"))?;
+                let config = RedisAdapterConfig::new().with_prefix(format!("{prefix}:socket.io"));
+                let adapter = RedisAdapterCtr::new_with_redis_config(&client, config).await?;
+                let (service, io) = builder.with_adapter::<RedisAdapter<_>>(adapter).build_svc();
+                self.register(io).await;
+                Ok(erase(service))
+            }
+        }
+    }
+
+    /// Mounts both namespaces on `io`, and closes every session when the
+    /// server shuts down.
+    async fn register<A>(&self, io: socketioxide::SocketIo<A>)
+    where
+        A: Adapter + DefinedAdapter,
+        A::InitRes: notifications::IntoInit,
+    {
+        let notifications = notifications::Notifications {
+            hub: self.hub.clone(),
+            shutdown: self.shutdown.clone(),
+            config: self.config.clone(),
+            tallies: self.tallies.clone(),
+        };
+        let demo = demo::Demo {
+            config: self.config.clone(),
+            tallies: self.tallies.clone(),
+        };
+        let results = (notifications.mount(&io).await, demo.mount(&io).await);
+        if let (Err(err), _) | (_, Err(err)) = results {
+            tracing::warn!(%err, "a Socket.IO namespace could not reach its adapter");
+        }
+        let shutdown = self.shutdown.clone();
+        self.shutdown.spawn(async move {
+            shutdown.started().await;
+            io.close().await;
+        });
+    }
+}
+
+/// socketioxide's service behind one function type. Its body never fails
+/// (`Infallible`), so it becomes this server's body as it is.
+fn erase<S, B>(service: S) -> Serve
+where
+    S: hyper::service::Service<Request, Response = http::Response<B>, Error = Infallible>
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body<Data = bytes::Bytes, Error = Infallible> + Send + 'static,
+{
+    let service = Arc::new(service);
+    Arc::new(move |req: Request| {
+        let answer = hyper::service::Service::call(&*service, req);
+        Box::pin(async move {
+            match answer.await {
+                Ok(response) => response.map(|body| body.boxed_unsync()),
+                Err(never) => match never {},
+            }
+        }) as Pin<Box<dyn Future<Output = Response> + Send>>
+    })
+}
+
+/// Whether `path` is Socket.IO's.
+pub fn serves(path: &str) -> bool {
+    path.starts_with(PATH) || path == PATH.trim_end_matches('/')
+}
+
+/// The router of the Socket.IO server run alone.
+pub fn standalone(
+    ctx: &AppContext,
+    config: SocketIoConfig,
+) -> (
+    SocketIo,
+    impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<>,
+) {
+    let sio = SocketIo::new(ctx.hub.clone(), ctx.shutdown.clone(), config);
+    let handle = sio.clone();
+    let ctx = ctx.clone();
+    let route = move |req: Request| {
+        let sio = handle.clone();
+        let ctx = ctx.clone();
+        Box::pin(async move {
+            if serves(req.uri().path()) {
+                sio.handle(req).await
+            } else {
+                ctx.common(req).await
+            }
+        }) as RouteFuture
+    };
+    (sio, route)
+}
+
+/// An error sent to a client, in the shape of every HTTP error answer:
+/// `{"error": code, "message": sentence}`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClientError {
+    pub error: &'static str,
+    pub message: String,
+}

@@ -1,0 +1,262 @@
+//! The Socket.IO transport over real sockets, speaking Engine.IO's HTTP
+//! long-polling by hand: the handshake of both protocol generations, the
+//! packets that carry notifications, resume and reset, and every kind of
+//! bad input an official client never sends — garbage polling bodies, an
+//! unknown `sid`, a malformed cursor, an oversized payload. The official
+//! clients themselves are tested in `web/e2e/socketio.test.mjs`.
+
+use notify_socketio::{SocketIo, SocketIoConfig};
+use notify_test_support::{PATIENCE, TestServer, eventually};
+
+async fn server() -> (TestServer, SocketIo) {
+    let mut handle = None;
+    let server = TestServer::start(|ctx| {
+        let (sio, route) = notify_socketio::standalone(ctx, SocketIoConfig::default());
+        handle = Some(sio);
+        route
+    })
+    .await;
+    (server, handle.unwrap())
+}
+
+/// One Engine.IO session over HTTP long-polling.
+struct Polling<'a> {
+    server: &'a TestServer,
+    eio: u8,
+    sid: String,
+    /// Packets a poll brought that nobody has looked at yet.
+    pending: std::collections::VecDeque<String>,
+}
+
+impl<'a> Polling<'a> {
+    /// The handshake: `GET ?EIO=N&transport=polling` answers the open packet.
+    async fn open(server: &'a TestServer, eio: u8) -> (Polling<'a>, serde_json::Value) {
+        let body = server
+            .http
+            .get(server.url(&format!("/socket.io/?EIO={eio}&transport=polling")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let open = decode_payload(eio, &body).remove(0);
+        let open: serde_json::Value =
+            serde_json::from_str(open.strip_prefix('0').expect("an open packet")).unwrap();
+        let sid = open["sid"].as_str().unwrap().to_owned();
+        let session = Polling {
+            server,
+            eio,
+            sid,
+            pending: Default::default(),
+        };
+        (session, open)
+    }
+
+    fn url(&self) -> String {
+        self.server.url(&format!(
+            "/socket.io/?EIO={}&transport=polling&sid={}",
+            self.eio, self.sid
+        ))
+    }
+
+    async fn send(&self, body: &str) -> (u16, String) {
+        let response = self
+            .server
+            .http
+            .post(self.url())
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// One poll's packets.
+    async fn poll(&self) -> (u16, Vec<String>) {
+        let response = tokio::time::timeout(PATIENCE, self.server.http.get(self.url()).send())
+            .await
+            .expect("a poll answers within the test's patience")
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        if status != 200 {
+            return (status, vec![body]);
+        }
+        (status, decode_payload(self.eio, &body))
+    }
+
+    /// The next packet starting with `prefix`, polling as needed; packets
+    /// before it are passed over, packets after it are kept.
+    async fn until(&mut self, prefix: &str) -> String {
+        loop {
+            while let Some(packet) = self.pending.pop_front() {
+                if packet.starts_with(prefix) {
+                    return packet;
+                }
+            }
+            let (status, packets) = self.poll().await;
+            assert_eq!(status, 200, "{packets:?}");
+            self.pending.extend(packets);
+        }
+    }
+}
+
+/// The packets of a polling payload: Engine.IO 4 separates them with the
+/// record separator 0x1e; Engine.IO 3 prefixes each with its length and `:`.
+fn decode_payload(eio: u8, body: &str) -> Vec<String> {
+    if eio == 4 {
+        return body.split('\u{1e}').map(str::to_owned).collect();
+    }
+    let mut packets = Vec::new();
+    let mut rest = body;
+    while let Some((len, tail)) = rest.split_once(':') {
+        let len: usize = len.parse().expect("a packet length");
+        let (packet, after) =
+            tail.split_at(tail.char_indices().nth(len).map_or(tail.len(), |(i, _)| i));
+        packets.push(packet.to_owned());
+        rest = after;
+    }
+    packets
+}
+
+/// The JSON payload of `42["event",{…}]`.
+fn event_payload(packet: &str, event: &str) -> serde_json::Value {
+    let array: serde_json::Value =
+        serde_json::from_str(packet.strip_prefix("42").unwrap()).unwrap();
+    assert_eq!(array[0], event, "{packet}");
+    array[1].clone()
+}
+
+#[tokio::test]
+async fn both_generations_shake_hands_and_carry_notifications() {
+    let (server, sio) = server().await;
+    for eio in [4, 3] {
+        let (mut session, open) = Polling::open(&server, eio).await;
+        assert_eq!(open["upgrades"], serde_json::json!(["websocket"]));
+        assert_eq!(open["pingInterval"], 25_000);
+        if eio == 4 {
+            // Engine.IO 4 joins a namespace only when asked; 3 joins `/` at once.
+            assert_eq!(session.send("40").await, (200, "ok".into()));
+        }
+        let hello = event_payload(&session.until("42[\"hello\"").await, "hello");
+        assert_eq!(hello["epoch"], server.hub().epoch().as_str());
+        let id = server
+            .publish(&format!("over Engine.IO {eio}"))
+            .await
+            .unwrap();
+        // A newcomer gets what is retained first: the earlier round's too.
+        let n = loop {
+            let n = event_payload(&session.until("42[\"notification\"").await, "notification");
+            if n["id"] == id {
+                break n;
+            }
+        };
+        assert_eq!(n["text"], format!("over Engine.IO {eio}"));
+    }
+    eventually("both sockets are counted", || sio.tallies().open.get() == 2).await;
+}
+
+#[tokio::test]
+async fn a_cursor_in_auth_replays_what_was_missed_and_a_bad_one_is_refused() {
+    let (server, _) = server().await;
+    for i in 1..=5 {
+        server.publish(&format!("n{i}")).await.unwrap();
+    }
+    let epoch = server.hub().epoch().to_string();
+    let (mut session, _) = Polling::open(&server, 4).await;
+    session
+        .send(&format!(r#"40{{"after":3,"epoch":"{epoch}"}}"#))
+        .await;
+    let hello = event_payload(&session.until("42[\"hello\"").await, "hello");
+    assert_eq!(hello["cursor"], 3, "the replay starts after the cursor");
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let packet = session.until("42[\"notification\"").await;
+        ids.push(
+            event_payload(&packet, "notification")["id"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    assert_eq!(ids, [4, 5]);
+
+    let (mut stale, _) = Polling::open(&server, 4).await;
+    stale.send(r#"40{"after":2,"epoch":"gone"}"#).await;
+    let reset = event_payload(&stale.until("42[\"reset\"").await, "reset");
+    assert_eq!(reset["reset_reason"], "epoch_changed");
+
+    let (mut bad, _) = Polling::open(&server, 4).await;
+    bad.send(r#"40{"after":"three"}"#).await;
+    let refused = bad.until("44").await;
+    assert!(refused.contains("bad resume cursor"), "{refused}");
+}
+
+#[tokio::test]
+async fn garbage_and_unknown_sessions_get_the_protocol_error_and_nothing_else_breaks() {
+    let (server, _) = server().await;
+    let (mut watcher, _) = Polling::open(&server, 4).await;
+    watcher.send("40").await;
+    watcher.until("42[\"hello\"").await;
+
+    // An unknown sid: 400 with Engine.IO's error object.
+    let unknown = server
+        .http
+        .get(server.url("/socket.io/?EIO=4&transport=polling&sid=nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 400);
+    let error: serde_json::Value = unknown.json().await.unwrap();
+    assert_eq!(error["message"], "Session ID unknown");
+
+    // An unsupported protocol version and an unknown transport.
+    for query in ["EIO=9&transport=polling", "EIO=4&transport=carrier-pigeon"] {
+        let response = server
+            .http
+            .get(server.url(&format!("/socket.io/?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+    }
+
+    // Garbage in a polling body ends that session only.
+    let (victim, _) = Polling::open(&server, 4).await;
+    victim.send("this is not an engine.io packet").await;
+    let (status, _) = victim.poll().await;
+    assert_eq!(status, 400, "the session is gone");
+
+    // A polling body over the payload limit is refused.
+    let (big, _) = Polling::open(&server, 4).await;
+    let (status, _) = big
+        .send(&format!("42[\"x\",\"{}\"]", "y".repeat(70_000)))
+        .await;
+    assert_eq!(status, 413);
+
+    // The watcher still gets notifications.
+    let id = server.publish("still serving").await.unwrap();
+    let n = event_payload(&watcher.until("42[\"notification\"").await, "notification");
+    assert_eq!(n["id"], id);
+}
+
+#[tokio::test]
+async fn the_demo_refuses_oversized_data_and_broadcasts_the_rest() {
+    let (server, _) = server().await;
+    let (mut session, _) = Polling::open(&server, 4).await;
+    session.send("40/test,").await;
+    session.until("40/test,").await;
+    let big = "x".repeat(5000);
+    session
+        .send(&format!(
+            r#"42/test,7["my broadcast event",{{"data":"{big}"}}]"#
+        ))
+        .await;
+    let ack = session.until("43/test,7").await;
+    assert!(ack.contains("too_large"), "{ack}");
+    session
+        .send(r#"42/test,["my broadcast event",{"data":"small"}]"#)
+        .await;
+    let response = session.until("42/test,[\"my response\"").await;
+    assert_eq!(response, r#"42/test,["my response",{"data":"small"}]"#);
+}
