@@ -73,7 +73,7 @@ export async function screenshot(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
 }
 
-export const TRANSPORTS = ["short-poll", "long-poll", "websocket", "sse", "auto"];
+export const TRANSPORTS = ["short-poll", "long-poll", "websocket", "sse", "socketio", "auto"];
 
 /** The number a pane's counter shows. */
 export async function counter(page, transport, name) {

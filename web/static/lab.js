@@ -7,6 +7,7 @@ import { ShortPollClient } from "./transports/short-poll.js";
 import { LongPollClient } from "./transports/long-poll.js";
 import { WebSocketClient } from "./transports/websocket.js";
 import { SseClient } from "./transports/sse.js";
+import { SocketIoClient } from "./transports/socketio.js";
 import { AutoClient } from "./transports/auto.js";
 import { measureClockOffset } from "./clock.js";
 
@@ -20,6 +21,7 @@ const CLIENTS = {
     new LongPollClient({ onEvent, timeout: Number(pane.querySelector("[data-control=timeout]").value) }),
   websocket: (onEvent) => new WebSocketClient({ onEvent }),
   sse: (onEvent) => new SseClient({ onEvent }),
+  socketio: (onEvent) => new SocketIoClient({ onEvent }),
   auto: (onEvent, pane) => {
     const refused = new Set(
       [...pane.querySelectorAll("[data-refuse]:checked")].map((box) => box.dataset.refuse),
@@ -94,6 +96,9 @@ class Pane {
       case "reset":
         this.showReset(event.reason);
         break;
+      case "wire":
+        this.showPacket(event.direction, event.text);
+        return;
     }
     this.render();
   }
@@ -128,6 +133,20 @@ class Pane {
     item.className = "reset";
     item.textContent = `reset (${reason}): some notifications may be missing; what follows is what the server still has`;
     this.prepend(item);
+  }
+
+  /** A packet a library client saw, beside the HTTP exchanges the server recorded. */
+  showPacket(direction, text) {
+    const list = this.element.querySelector("[data-role=packets]");
+    if (!list) return;
+    const item = document.createElement("li");
+    item.className = "packet";
+    const arrow = { received: "← ", sent: "→ ", note: "· " }[direction] ?? "";
+    const line = document.createElement("pre");
+    line.textContent = `${arrow}${text}`;
+    item.append(line);
+    list.prepend(item);
+    while (list.children.length > MAX_WIRE_SHOWN) list.lastElementChild.remove();
   }
 
   prepend(item) {

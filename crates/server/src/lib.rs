@@ -148,6 +148,7 @@ async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
         notify_sse::PATH => t.sse.handle(&req),
         "/" => pages::lab(&req, &ctx.hub),
         "/admin" => pages::admin(&req, &ctx.hub),
+        "/seed" => pages::seed(&req, &ctx.hub),
         "/api/time" => pages::time(&req),
         "/metrics" => t.metrics.handle(&req, &ctx.hub, t, &ctx.shutdown),
         "/api/wire" => allow(&req, &Method::GET, "GET")

@@ -1,5 +1,5 @@
 //! The pages and their assets: the side-by-side lab (`/`), the admin page
-//! (`/admin`), the static files under `/static/`, and `/api/time`, which the
+//! (`/admin`), the original Socket.IO demo (`/seed`), the static files under `/static/`, and `/api/time`, which the
 //! lab uses to correct latency for the browser's clock offset.
 //!
 //! Templates are askama files in `web/templates/`, compiled into the binary;
@@ -55,6 +55,13 @@ pub const PANES: &[Pane] = &[
         module: "web/static/transports/sse.js",
     },
     Pane {
+        id: notify_socketio::NAME,
+        title: "Socket.IO",
+        summary: "The library most write-ups use: a handshake over polling, an upgrade to WebSocket, heartbeats and reconnects built in. It resumes without loss only because this page passes its cursor in the connect auth.",
+        source: "crates/socketio/src/lib.rs",
+        module: "web/static/transports/socketio.js",
+    },
+    Pane {
         id: "auto",
         title: "Auto (with fallback)",
         summary: "Tries WebSocket, then SSE, then long polling, then short polling, keeping one cursor across switches. Refuse transports to watch it fall back.",
@@ -71,6 +78,15 @@ struct LabPage<'a> {
     backend: &'static str,
     process: &'a str,
     panes: &'static [Pane],
+}
+
+#[derive(Template)]
+#[template(path = "seed.html")]
+struct SeedPage<'a> {
+    page: &'static str,
+    epoch: &'a str,
+    backend: &'static str,
+    process: &'a str,
 }
 
 #[derive(Template)]
@@ -126,6 +142,9 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
     asset!("transports/websocket.js", JS),
     asset!("transports/sse.js", JS),
     asset!("transports/auto.js", JS),
+    asset!("transports/socketio.js", JS),
+    asset!("seed.js", JS),
+    asset!("vendor/socket.io.esm.min.js", JS),
 ];
 
 /// Browsers refuse to run an ES module served with another type.
@@ -157,6 +176,19 @@ pub fn admin(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
         backend: backend(hub),
         process: &process,
         max_text_bytes: hub.config().max_text_bytes,
+    };
+    html(page.render())
+}
+
+/// `/seed`: the original Socket.IO demo, reproduced on this server.
+pub fn seed(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
+    allow(req, &Method::GET, "GET")?;
+    let process = process(req);
+    let page = SeedPage {
+        page: "seed",
+        epoch: hub.epoch().as_str(),
+        backend: backend(hub),
+        process: &process,
     };
     html(page.render())
 }
