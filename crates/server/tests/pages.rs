@@ -34,7 +34,14 @@ async fn the_lab_has_a_pane_per_transport_and_loads_its_module() {
         .to_owned();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let html = response.text().await.unwrap();
-    for pane in ["short-poll", "long-poll", "websocket", "sse", "auto"] {
+    for pane in [
+        "short-poll",
+        "long-poll",
+        "websocket",
+        "sse",
+        "socketio",
+        "auto",
+    ] {
         assert!(html.contains(&format!("id=\"pane-{pane}\"")), "pane {pane}");
         assert!(
             html.contains(&format!("web/static/transports/{pane}.js")),
@@ -63,9 +70,24 @@ async fn the_admin_page_has_the_publish_form() {
 }
 
 #[tokio::test]
+async fn the_seed_page_is_the_socketio_demo() {
+    let server = server().await;
+    let response = get(&server, "/seed").await;
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    assert!(html.contains(r#"<form id="broadcast""#));
+    assert!(html.contains("my broadcast event"));
+    assert!(html.contains(r#"src="/static/seed.js""#));
+}
+
+#[tokio::test]
 async fn every_script_the_pages_import_is_served_as_javascript() {
     let server = server().await;
-    let mut pending = vec!["/static/lab.js".to_owned(), "/static/admin.js".to_owned()];
+    let mut pending = vec![
+        "/static/lab.js".to_owned(),
+        "/static/admin.js".to_owned(),
+        "/static/seed.js".to_owned(),
+    ];
     let mut seen = Vec::new();
     while let Some(path) = pending.pop() {
         if seen.contains(&path) {
@@ -79,19 +101,31 @@ async fn every_script_the_pages_import_is_served_as_javascript() {
             "{path}"
         );
         let source = response.text().await.unwrap();
-        // Follow `from "./x.js"` imports relative to the file.
+        seen.push(path.clone());
+        // A vendored library is served as it is; its text is not ours to read.
+        if path.starts_with("/static/vendor/") {
+            continue;
+        }
+        // Follow `from "./x.js"` and `from "../x.js"` imports relative to the file.
         let dir = &path[..path.rfind('/').unwrap()];
         for import in source.split("from \"").skip(1) {
             let target = &import[..import.find('"').unwrap()];
-            let resolved = match target.strip_prefix("./") {
-                Some(rest) => format!("{dir}/{rest}"),
-                None => panic!("{path} imports {target}: only relative imports are served"),
+            let resolved = if let Some(rest) = target.strip_prefix("./") {
+                format!("{dir}/{rest}")
+            } else if let Some(rest) = target.strip_prefix("../") {
+                format!("{}/{rest}", &dir[..dir.rfind('/').unwrap()])
+            } else {
+                panic!("{path} imports {target}: only relative imports are served")
             };
             pending.push(resolved);
         }
-        seen.push(path);
     }
     assert!(seen.len() >= 6, "followed the imports: {seen:?}");
+    assert!(
+        seen.iter()
+            .any(|p| p == "/static/vendor/socket.io.esm.min.js"),
+        "the vendored Socket.IO client is served: {seen:?}"
+    );
     let css = get(&server, "/static/lab.css").await;
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
     assert_eq!(get(&server, "/static/missing.js").await.status(), 404);
