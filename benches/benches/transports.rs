@@ -5,7 +5,8 @@
 //! Push subscribers (WebSocket, SSE) and held long polls are woken by the
 //! publish; short-poll subscribers each poll once after it, which is what an
 //! interval elapsing does — the bench measures the work of delivery, not the
-//! waiting for an interval. Run with
+//! waiting for an interval. Socket.IO subscribers use its WebSocket
+//! transport. Run with
 //! `cargo bench -p notify-benches --bench transports`.
 
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
 use notify_harness::Transport;
 use notify_harness::clients::http::{HttpConnection, get_request};
@@ -80,6 +81,9 @@ async fn subscribe(transport: Transport, addr: SocketAddr, n: usize) -> Subscrib
                 Transport::Sse => sse(addr, &cursor, report, ready_tx).await,
                 Transport::LongPoll => long_poll(addr, &cursor, report, ready_tx).await,
                 Transport::ShortPoll => short_poll(addr, &cursor, report, ready_tx, ticks).await,
+                Transport::SocketIo | Transport::SocketIoWebSocket => {
+                    socketio(addr, &cursor, report, ready_tx).await
+                }
             }
         }));
     }
@@ -114,6 +118,48 @@ async fn websocket(
         };
         deliver(
             Push::parse(text.as_str()).expect("a pushed message"),
+            &report,
+            &ready,
+        )
+        .await;
+    }
+}
+
+/// A Socket.IO subscriber over its WebSocket transport (Engine.IO 4): the
+/// cursor rides in the handshake's query, `40` joins `/`, pings are
+/// answered, and `42["event",payload]` packets carry what the others send.
+async fn socketio(
+    addr: SocketAddr,
+    cursor: &str,
+    report: mpsc::Sender<u64>,
+    ready: mpsc::Sender<()>,
+) {
+    let stream = CountingStream::connect(addr, counters())
+        .await
+        .expect("connect");
+    let url = format!(
+        "ws://{addr}{}?EIO=4&transport=websocket&{cursor}",
+        Transport::SocketIoWebSocket.path()
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("handshake");
+    ws.send(Message::text("40")).await.expect("join /");
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        if text.as_str() == "2" {
+            ws.send(Message::text("3")).await.expect("pong");
+            continue;
+        }
+        let Some(event) = text.as_str().strip_prefix("42") else {
+            continue;
+        };
+        let (_, payload): (String, serde_json::Value) =
+            serde_json::from_str(event).expect("an event packet");
+        deliver(
+            Push::parse(&payload.to_string()).expect("a pushed message"),
             &report,
             &ready,
         )
@@ -229,7 +275,12 @@ fn deliver_one(c: &mut Criterion) {
     group.sample_size(20);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(3));
-    for transport in Transport::ALL {
+    // Socket.IO once, over WebSocket: the polling handshake before the
+    // upgrade is connection set-up, which this bench leaves out.
+    let measured = Transport::ALL
+        .into_iter()
+        .filter(|t| *t != Transport::SocketIo);
+    for transport in measured {
         for n in SUBSCRIBERS {
             group.throughput(Throughput::Elements(n as u64));
             group.bench_with_input(BenchmarkId::new(transport.to_string(), n), &n, |b, &n| {

@@ -22,7 +22,9 @@ pub mod target;
 
 use std::fmt;
 
-use notify_server::{notify_long_poll, notify_short_poll, notify_sse, notify_websocket};
+use notify_server::{
+    notify_long_poll, notify_short_poll, notify_socketio, notify_sse, notify_websocket,
+};
 use serde::{Deserialize, Serialize};
 
 pub use config::{Publish, RunConfig};
@@ -40,14 +42,25 @@ pub enum Transport {
     #[serde(rename = "websocket")]
     WebSocket,
     Sse,
+    /// Socket.IO as its clients connect by default: polling, then an
+    /// upgrade to WebSocket.
+    #[value(name = "socketio")]
+    #[serde(rename = "socketio")]
+    SocketIo,
+    /// Socket.IO over a WebSocket from the start (`transports: ["websocket"]`).
+    #[value(name = "socketio-ws")]
+    #[serde(rename = "socketio-ws")]
+    SocketIoWebSocket,
 }
 
 impl Transport {
-    pub const ALL: [Transport; 4] = [
+    pub const ALL: [Transport; 6] = [
         Transport::ShortPoll,
         Transport::LongPoll,
         Transport::WebSocket,
         Transport::Sse,
+        Transport::SocketIo,
+        Transport::SocketIoWebSocket,
     ];
 }
 
@@ -59,6 +72,7 @@ impl Transport {
             Transport::LongPoll => notify_long_poll::NAME,
             Transport::WebSocket => notify_websocket::NAME,
             Transport::Sse => notify_sse::NAME,
+            Transport::SocketIo | Transport::SocketIoWebSocket => notify_socketio::NAME,
         }
     }
 
@@ -69,12 +83,22 @@ impl Transport {
             Transport::LongPoll => notify_long_poll::PATH,
             Transport::WebSocket => notify_websocket::PATH,
             Transport::Sse => notify_sse::PATH,
+            Transport::SocketIo | Transport::SocketIoWebSocket => notify_socketio::PATH,
+        }
+    }
+
+    /// How the report and the command line name it: the transport's name,
+    /// and for Socket.IO over WebSocket only, `socketio-ws`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::SocketIoWebSocket => "socketio-ws",
+            other => other.name(),
         }
     }
 }
 
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(self.label())
     }
 }

@@ -155,6 +155,20 @@ impl Theory {
                 mean_latency_ms: None,
                 latency_formula: "one trip through the server".into(),
             },
+            Transport::SocketIo => Theory {
+                requests: 4.0 * n,
+                requests_formula: format!(
+                    "4·N = 4·{n} (polling handshake, join, first poll, WebSocket upgrade)"
+                ),
+                mean_latency_ms: None,
+                latency_formula: "one trip through the server".into(),
+            },
+            Transport::SocketIoWebSocket => Theory {
+                requests: n,
+                requests_formula: format!("N = {n} (one handshake per client)"),
+                mean_latency_ms: None,
+                latency_formula: "one trip through the server".into(),
+            },
         }
     }
 }

@@ -224,6 +224,9 @@ async fn run_client(transport: Transport, ctx: ClientContext, config: RunConfig)
         Transport::LongPoll => clients::long_poll::run(ctx, config.long_poll_timeout).await,
         Transport::WebSocket => clients::websocket::run(ctx).await,
         Transport::Sse => clients::sse::run(ctx).await,
+        Transport::SocketIo | Transport::SocketIoWebSocket => {
+            clients::socketio::run(ctx, transport).await
+        }
     }
 }
 

@@ -92,6 +92,14 @@ impl Default for SocketIoConfig {
 /// One request in, one answer out, whatever adapter the service was built
 /// with.
 type Serve = Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send + Sync>;
+/// Closes every session, for shutdown.
+type Close = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// socketioxide's service and its `io` handle, once built.
+struct Built {
+    serve: Serve,
+    close: Close,
+}
 
 /// The Socket.IO transport: socketioxide's service and what it counts.
 #[derive(Clone)]
@@ -100,27 +108,42 @@ pub struct SocketIo {
     shutdown: Shutdown,
     config: Arc<SocketIoConfig>,
     tallies: Tallies,
-    service: Arc<OnceCell<Serve>>,
+    built: Arc<OnceCell<Built>>,
 }
 
 impl std::fmt::Debug for SocketIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SocketIo")
             .field("config", &self.config)
-            .field("ready", &self.service.initialized())
+            .field("ready", &self.built.initialized())
             .finish_non_exhaustive()
     }
 }
 
 impl SocketIo {
+    /// Builds the transport and, in a task that lives as long as the
+    /// server, socketioxide's service (with Redis, that connects first),
+    /// closing every session when the server shuts down. Must be called
+    /// inside a tokio runtime.
     pub fn new(hub: Hub, shutdown: Shutdown, config: SocketIoConfig) -> Self {
-        SocketIo {
+        let sio = SocketIo {
             hub,
             shutdown,
             config: Arc::new(config),
             tallies: Tallies::new(),
-            service: Arc::new(OnceCell::new()),
-        }
+            built: Arc::new(OnceCell::new()),
+        };
+        let this = sio.clone();
+        sio.shutdown.spawn(async move {
+            if let Err(err) = this.built().await {
+                tracing::warn!(%err, "Socket.IO waits for Redis; requests will try again");
+            }
+            this.shutdown.started().await;
+            if let Some(built) = this.built.get() {
+                (built.close)().await;
+            }
+        });
+        sio
     }
 
     /// Its counts: notifications and resets emitted on `/`, sockets
@@ -133,14 +156,19 @@ impl SocketIo {
     /// Answers a request under [`PATH`]: Engine.IO polling, a WebSocket
     /// upgrade, or the protocol's error for a bad one.
     pub async fn handle(&self, req: Request) -> Response {
-        let service = self.service.get_or_try_init(|| self.build()).await;
-        match service {
-            Ok(serve) => serve(req).await,
+        match self.built().await {
+            Ok(built) => (built.serve)(req).await,
             Err(err) => ApiError::BackendUnavailable(err.to_string()).into_response(),
         }
     }
 
-    async fn build(&self) -> Result<Serve, redis::RedisError> {
+    /// The service, built now if it was not (a Redis that was down at
+    /// start-up is tried again).
+    async fn built(&self) -> Result<&Built, redis::RedisError> {
+        self.built.get_or_try_init(|| self.build()).await
+    }
+
+    async fn build(&self) -> Result<Built, redis::RedisError> {
         let builder = socketioxide::SocketIo::builder()
             .req_path(PATH.trim_end_matches('/'))
             .ping_interval(self.config.ping_interval)
@@ -150,8 +178,7 @@ impl SocketIo {
         match self.hub.redis_location() {
             None => {
                 let (service, io) = builder.build_svc();
-                self.register(io).await;
-                Ok(erase(service))
+                Ok(self.register(service, io).await)
             }
             Some((url, prefix)) => {
                 // socketioxide's Redis driver speaks RESP3.
@@ -160,16 +187,20 @@ impl SocketIo {
                 let config = RedisAdapterConfig::new().with_prefix(format!("{prefix}:socket.io"));
                 let adapter = RedisAdapterCtr::new_with_redis_config(&client, config).await?;
                 let (service, io) = builder.with_adapter::<RedisAdapter<_>>(adapter).build_svc();
-                self.register(io).await;
-                Ok(erase(service))
+                Ok(self.register(service, io).await)
             }
         }
     }
 
-    /// Mounts both namespaces on `io`, and closes every session when the
-    /// server shuts down.
-    async fn register<A>(&self, io: socketioxide::SocketIo<A>)
+    /// Mounts both namespaces on `io`.
+    async fn register<S, B, A>(&self, service: S, io: socketioxide::SocketIo<A>) -> Built
     where
+        S: hyper::service::Service<Request, Response = http::Response<B>, Error = Infallible>
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        B: hyper::body::Body<Data = bytes::Bytes, Error = Infallible> + Send + 'static,
         A: Adapter + DefinedAdapter,
         A::InitRes: notifications::IntoInit,
     {
@@ -187,11 +218,13 @@ impl SocketIo {
         if let (Err(err), _) | (_, Err(err)) = results {
             tracing::warn!(%err, "a Socket.IO namespace could not reach its adapter");
         }
-        let shutdown = self.shutdown.clone();
-        self.shutdown.spawn(async move {
-            shutdown.started().await;
-            io.close().await;
-        });
+        Built {
+            serve: erase(service),
+            close: Arc::new(move || {
+                let io = io.clone();
+                Box::pin(async move { io.close().await })
+            }),
+        }
     }
 }
 

@@ -91,6 +91,25 @@ impl HttpConnection {
     }
 }
 
+impl HttpConnection {
+    /// `POST path` with a text body, the answer read whole: Engine.IO's
+    /// polling transport sends its packets this way.
+    pub async fn post_text(
+        &mut self,
+        path: &str,
+        text: String,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let request = Request::post(path)
+            .header(header::HOST, self.addr.to_string())
+            .header(header::CONTENT_TYPE, "text/plain;charset=UTF-8")
+            .body(Full::new(Bytes::from(text)))?;
+        let response = self.send(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+}
+
 pub fn get_request(addr: SocketAddr, path: &str) -> Request<Full<Bytes>> {
     Request::get(path)
         .header(header::HOST, addr.to_string())

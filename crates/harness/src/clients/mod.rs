@@ -14,6 +14,7 @@
 pub mod http;
 pub mod long_poll;
 pub mod short_poll;
+pub mod socketio;
 pub mod sse;
 pub mod websocket;
 
