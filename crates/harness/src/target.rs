@@ -184,6 +184,8 @@ impl Server {
                         break rest.trim_end_matches('/').parse()?;
                     }
                 };
+                // Keep reading what it prints, so that its stdout stays open.
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
                 let pid = child.id();
                 Ok(Server {
                     addr,

@@ -7,7 +7,7 @@
 //! server has (`/api/notifications`, `/healthz`) are in [`AppContext::common`].
 
 use std::future::Future;
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -183,15 +183,24 @@ where
         "in-memory"
     };
     tracing::info!(%addr, epoch = %ctx.hub.epoch(), backend, "{name} listening");
-    println!("{name} listening on http://{addr}/");
-    match token.source() {
-        TokenSource::Generated => println!(
+    let token_line = match token.source() {
+        TokenSource::Generated => format!(
             "admin token (generated; set {ADMIN_TOKEN_ENV} to choose one): {}",
             token.reveal()
         ),
-        TokenSource::Environment => println!("admin token: from {ADMIN_TOKEN_ENV}"),
-        TokenSource::Flag => println!("admin token: from --admin-token"),
+        TokenSource::Environment => format!("admin token: from {ADMIN_TOKEN_ENV}"),
+        TokenSource::Flag => "admin token: from --admin-token".to_owned(),
+    };
+    // Whoever started the server may have stopped reading its output (a
+    // closed pipe): that is no reason to stop serving, so a failed write is
+    // only logged, where `println!` would panic.
+    let mut stdout = io::stdout().lock();
+    if let Err(err) = writeln!(stdout, "{name} listening on http://{addr}/\n{token_line}")
+        .and_then(|()| stdout.flush())
+    {
+        tracing::warn!(%err, "could not print the address and token");
     }
+    drop(stdout);
     let server = tokio::spawn(serve(
         listener,
         ctx.serve.clone(),
@@ -216,7 +225,11 @@ where
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    // Logs on stderr; stdout carries only the address and the token line.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn wait_for_signal() {

@@ -210,6 +210,8 @@ async fn a_thousand_silent_sockets_are_closed_and_health_still_answers() {
         ..TestConfig::default()
     };
     let (server, _) = server_with(config).await;
+    // What runs with no client at all: Socket.IO's service keeper.
+    let idle_tasks = server.ctx.shutdown.running_tasks();
     let mut silent = Vec::with_capacity(1000);
     for _ in 0..1000 {
         silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
@@ -241,7 +243,35 @@ async fn a_thousand_silent_sockets_are_closed_and_health_still_answers() {
     // The health check's idle keep-alive connection is closed by the same
     // timeout, and then no connection task is left behind.
     eventually("no connection task is left", || {
-        server.ctx.shutdown.running_tasks() == 0
+        server.ctx.shutdown.running_tasks() == idle_tasks
     })
     .await;
+}
+
+#[tokio::test]
+async fn the_server_keeps_serving_when_whoever_started_it_stops_reading_its_output() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_notify-server"))
+        .args(["--addr", "127.0.0.1:0"])
+        .env("NOTIFY_ADMIN_TOKEN", "closed-pipe")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(PATIENCE, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let addr = first
+        .split("listening on http://")
+        .nth(1)
+        .unwrap_or_else(|| panic!("the first line names the address: {first}"));
+    let addr = addr.trim_end_matches('/').to_owned();
+    // The reading end closes after the first line, as a launcher may.
+    drop(lines);
+    let health = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(child.try_wait().unwrap().is_none(), "still running");
 }
