@@ -271,7 +271,9 @@ async fn the_server_keeps_serving_when_whoever_started_it_stops_reading_its_outp
     let addr = addr.trim_end_matches('/').to_owned();
     // The reading end closes after the first line, as a launcher may.
     drop(lines);
-    let health = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
+    let health = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     assert!(child.try_wait().unwrap().is_none(), "still running");
 }

@@ -358,7 +358,13 @@ where
                     let _ = tokio::time::timeout(config.send_timeout, ws.flush()).await;
                 }
                 Some(Ok(Message::Pong(_))) => unanswered_pings = 0,
-                Some(Ok(Message::Close(_))) | None => return PushEnd::ClientClosed,
+                // tungstenite queued the Close reply RFC 6455 §5.5.1 requires
+                // when it read the client's; it leaves only when flushed.
+                Some(Ok(Message::Close(_))) => {
+                    let _ = tokio::time::timeout(config.send_timeout, ws.flush()).await;
+                    return PushEnd::ClientClosed;
+                }
+                None => return PushEnd::ClientClosed,
                 Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Frame(_))) => {
                     close(&mut ws, CloseCode::Policy, "clients send only pings, pongs and close", config).await;
                     return PushEnd::ClientSentData;
@@ -367,7 +373,12 @@ where
                     close(&mut ws, CloseCode::Size, "message too large", config).await;
                     return PushEnd::TooLarge;
                 }
-                Some(Err(WsError::Protocol(_) | WsError::Utf8(_))) => {
+                // RFC 6455 §7.4.1: data inconsistent with its type is 1007.
+                Some(Err(WsError::Utf8(_))) => {
+                    close(&mut ws, CloseCode::Invalid, "text that is not UTF-8", config).await;
+                    return PushEnd::ProtocolError;
+                }
+                Some(Err(WsError::Protocol(_))) => {
                     close(&mut ws, CloseCode::Protocol, "protocol violation", config).await;
                     return PushEnd::ProtocolError;
                 }

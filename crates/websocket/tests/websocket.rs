@@ -8,8 +8,8 @@ use futures_util::SinkExt;
 use notify_http::messages::Push;
 use notify_hub::HubConfig;
 use notify_test_support::{
-    Pushed, TestConfig, TestServer, assert_exactly_once_in_order, eventually, raw_http, ws_connect,
-    ws_next, ws_notifications,
+    PATIENCE, Pushed, TestConfig, TestServer, assert_exactly_once_in_order, eventually, raw_http,
+    ws_connect, ws_next, ws_notifications,
 };
 use notify_websocket::{WebSocket, WsConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -454,4 +454,85 @@ async fn a_client_that_answers_pings_stays_connected() {
     server.publish("still here").await.unwrap();
     let (got, _ws) = reader.await.unwrap();
     assert_eq!(got[0].text, "still here");
+}
+
+/// A client frame as RFC 6455 §5.3 requires it: FIN set, masked.
+fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126, "a short frame");
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    frame
+}
+
+/// Reads server frames (unmasked) until a close frame; returns its code,
+/// or `None` if the connection ended without one.
+async fn read_until_close(socket: &mut tokio::net::TcpStream) -> Option<u16> {
+    loop {
+        let mut header = [0u8; 2];
+        if socket.read_exact(&mut header).await.is_err() {
+            return None;
+        }
+        let len = match header[1] & 0x7f {
+            126 => socket.read_u16().await.ok()? as usize,
+            127 => socket.read_u64().await.ok()? as usize,
+            short => short as usize,
+        };
+        let mut payload = vec![0u8; len];
+        socket.read_exact(&mut payload).await.ok()?;
+        if header[0] & 0x0f == 0x8 {
+            return Some(u16::from_be_bytes([payload[0], payload[1]]));
+        }
+    }
+}
+
+/// A raw socket past the 101, with the hello read.
+async fn raw_websocket(server: &TestServer) -> tokio::net::TcpStream {
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    socket
+        .write_all(upgrade_request(&[], "").as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut socket).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    socket
+}
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_close_before_the_connection_ends() {
+    let (server, ws_handle) = server().await;
+    let mut socket = raw_websocket(&server).await;
+    eventually("the connection is up", || ws_handle.open_connections() == 1).await;
+    // Close, code 1000 (RFC 6455 §5.5.1: the server must answer with a Close).
+    socket
+        .write_all(&masked_frame(0x8, &1000u16.to_be_bytes()))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(PATIENCE, read_until_close(&mut socket))
+        .await
+        .unwrap();
+    assert_eq!(reply, Some(1000), "the server echoes the close");
+    let mut rest = Vec::new();
+    socket.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "then the server closes the connection");
+    eventually("the connection is gone", || {
+        ws_handle.open_connections() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn text_that_is_not_utf8_is_closed_with_1007() {
+    let (server, _) = server().await;
+    let mut socket = raw_websocket(&server).await;
+    // A text frame whose payload is not UTF-8 (RFC 6455 §7.4.1: 1007).
+    socket
+        .write_all(&masked_frame(0x1, &[0xc3, 0x28, 0xff]))
+        .await
+        .unwrap();
+    let code = tokio::time::timeout(PATIENCE, read_until_close(&mut socket))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1007));
 }
