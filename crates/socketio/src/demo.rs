@@ -20,7 +20,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide_core::adapter::DefinedAdapter;
 
-use crate::notifications::{IntoInit, init_result};
+use crate::notifications::IntoInit;
 use crate::{ClientError, SocketIoConfig};
 
 /// The namespace's path.
@@ -51,7 +51,7 @@ impl Demo {
             let demo = self.clone();
             async move { demo.connected(&socket) }
         };
-        init_result(io.ns(NAMESPACE, on_connect)).await
+        io.ns(NAMESPACE, on_connect).finish().await
     }
 
     fn connected<A: Adapter>(&self, socket: &SocketRef<A>) {

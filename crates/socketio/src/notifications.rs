@@ -105,7 +105,9 @@ impl Notifications {
                 this.connected(socket, cursor);
             }
         };
-        init_result(io.ns(NAMESPACE, on_connect.with(refuse_bad_cursor))).await
+        io.ns(NAMESPACE, on_connect.with(refuse_bad_cursor))
+            .finish()
+            .await
     }
 
     fn connected<A: Adapter>(&self, socket: SocketRef<A>, cursor: Option<Cursor>) {
@@ -197,13 +199,8 @@ impl Notifications {
 /// How often a full queue is looked at again.
 const QUEUE_FULL_RETRY: Duration = Duration::from_millis(20);
 
-/// `io.ns` returns nothing with the in-memory adapter and a future with
-/// Redis's (it subscribes to the namespace's channels).
-pub(crate) async fn init_result<R: IntoInit>(init: R) -> Result<(), String> {
-    init.finish().await
-}
-
-/// What `io.ns` returned, finished.
+/// What `io.ns` returns, awaited: nothing with the in-memory adapter, a
+/// future with Redis's (it subscribes to the namespace's channels).
 pub(crate) trait IntoInit {
     fn finish(self) -> impl std::future::Future<Output = Result<(), String>> + Send;
 }
