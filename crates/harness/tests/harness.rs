@@ -133,7 +133,12 @@ fn the_cli_writes_a_table_json_and_html_report() {
     let json = std::fs::read_to_string(out.join("smoke.json")).expect("the JSON report exists");
     let runs: Vec<RunReport> = serde_json::from_str(&json).expect("the JSON report parses");
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].transports.len(), 4);
+    let reported: Vec<Transport> = runs[0].transports.iter().map(|t| t.transport).collect();
+    assert_eq!(
+        reported,
+        Transport::ALL,
+        "every transport, Socket.IO's two ways included"
+    );
     runs[0].verify().unwrap();
 
     let html = std::fs::read_to_string(out.join("smoke.html")).expect("the HTML report exists");
