@@ -3,13 +3,16 @@
 //! notification exactly once and in order.
 //!
 //! The theory, for N clients over D seconds with M notifications:
-//! - short poll: about N·D/I requests, and a notification waits I/2 on
-//!   average before someone asks;
+//! - short poll: about N·(1 + D/I) requests (each client's first poll, then
+//!   one per interval), and a notification waits I/2 on average before
+//!   someone asks;
 //! - long poll: about N·(M + D/T) requests — one per notification (fewer when
 //!   notifications come faster than a round trip, since one answer then
 //!   carries several) plus one per timeout;
 //! - WebSocket and SSE: one request per client (the handshake, the stream),
-//!   and latency of about one trip through the server.
+//!   and latency of about one trip through the server;
+//! - Socket.IO: four requests per client connecting by default (polling
+//!   handshake, join, first poll, upgrade), one WebSocket-only.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -127,8 +130,9 @@ impl Theory {
             Transport::ShortPoll => {
                 let i = config.poll_interval.as_secs_f64();
                 Theory {
-                    requests: n * d / i,
-                    requests_formula: format!("N·D/I = {n}·{d:.1}/{i}"),
+                    // Each client's first poll, then one per interval.
+                    requests: n * (1.0 + d / i),
+                    requests_formula: format!("N·(1 + D/I) = {n}·(1 + {d:.1}/{i})"),
                     mean_latency_ms: Some(i * 1000.0 / 2.0),
                     latency_formula: "I/2".into(),
                 }

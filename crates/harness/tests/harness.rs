@@ -54,7 +54,7 @@ async fn a_small_run_matches_the_theory_and_loses_nothing() {
         );
     }
 
-    // Short polling: N·D/I requests, mean latency I/2. Requests fall a
+    // Short polling: N·(1 + D/I) requests, mean latency I/2. Requests fall a
     // little short of the model because each poll also takes time; allow 35%.
     let short = figures(&report, Transport::ShortPoll);
     assert!(
