@@ -7,6 +7,19 @@ const result = document.querySelector("[data-role=result]");
 
 form.token.value = sessionStorage.getItem(TOKEN_KEY) ?? "";
 
+// The limit is in bytes of UTF-8 after trimming, as the server counts;
+// nothing is cut here: a text over it is sent, and the server's answer says
+// by how much.
+const bytes = document.querySelector("[data-role=bytes]");
+const maxBytes = Number(form.text.dataset.maxBytes);
+function countBytes() {
+  const used = new TextEncoder().encode(form.text.value.trim()).length;
+  bytes.textContent = `${used.toLocaleString("en")} of ${maxBytes.toLocaleString("en")} bytes`;
+  bytes.dataset.state = used > maxBytes ? "over" : "";
+}
+form.text.addEventListener("input", countBytes);
+countBytes();
+
 function show(state, text) {
   result.dataset.state = state;
   result.textContent = text;
@@ -36,6 +49,7 @@ form.addEventListener("submit", async (event) => {
   if (answer.ok) {
     show("ok", `Published notification #${answer.id}`);
     form.text.value = "";
+    countBytes();
   } else {
     show("error", `${answer.status}: ${answer.message}`);
   }

@@ -39,6 +39,7 @@ class Pane {
     this.startedAt = Date.now() + clockOffset;
     this.counts = { requests: 0, empty: 0, bytes: 0, notifications: 0, delivered: 0, latencySum: 0, lastLatency: null };
     this.received = element.querySelector("[data-role=received]");
+    this.title = element.querySelector("h2").textContent;
     this.status = element.querySelector("[data-role=status]");
     this.pauseButton = element.querySelector("[data-action=pause]");
     this.client = CLIENTS[element.dataset.transport]((event) => this.onEvent(event), element);
@@ -72,7 +73,9 @@ class Pane {
 
   setRunning(running) {
     this.running = running;
-    this.pauseButton.textContent = running ? "Pause" : "Resume";
+    const action = running ? "Pause" : "Resume";
+    this.pauseButton.textContent = action;
+    this.pauseButton.setAttribute("aria-label", `${action} ${this.title}`);
   }
 
   onEvent(event) {
@@ -116,8 +119,14 @@ class Pane {
 
     const item = document.createElement("li");
     item.dataset.id = String(notification.id);
-    // Text, never HTML: a notification is data, whatever it contains.
-    item.append(document.createTextNode(notification.text));
+    // Text, never HTML: a notification is data, whatever it contains. Its
+    // line breaks are kept, and its direction follows its own script.
+    const text = document.createElement("span");
+    text.className = "text";
+    text.dir = "auto";
+    text.textContent = notification.text;
+    item.append(text);
+    announce(notification);
     const meta = document.createElement("span");
     meta.className = "meta";
     const how = via ? ` via ${via}` : "";
@@ -166,6 +175,16 @@ class Pane {
     set("last-latency", c.lastLatency === null ? "–" : formatMs(c.lastLatency));
     set("mean-latency", c.delivered === 0 ? "–" : formatMs(c.latencySum / c.delivered));
   }
+}
+
+/** Tells screen readers of each new notification once, whichever pane shows it first. */
+const announced = new Set();
+const announcer = document.querySelector("[data-role=announce]");
+function announce(notification) {
+  const key = `${notification.id}@${notification.published_at}`;
+  if (announced.has(key) || !announcer) return;
+  announced.add(key);
+  announcer.textContent = `New notification: ${notification.text}`;
 }
 
 function formatMs(ms) {

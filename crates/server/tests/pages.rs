@@ -65,7 +65,11 @@ async fn the_admin_page_has_the_publish_form() {
     let server = server().await;
     let html = get(&server, "/admin").await.text().await.unwrap();
     assert!(html.contains(r#"<form id="publish""#));
-    assert!(html.contains(r#"maxlength="4096""#));
+    assert!(
+        html.contains(r#"data-max-bytes="4096""#),
+        "the limit, in bytes"
+    );
+    assert!(!html.contains("maxlength"), "nothing cuts a pasted text");
     assert!(html.contains(r#"src="/static/admin.js""#));
 }
 
