@@ -114,3 +114,24 @@ test("a dropped connection resumes from its cursor with nothing missing", async 
   }
   await page.close();
 });
+
+test("catching up after a pause is not counted as latency, and counters reset", async () => {
+  const { page } = await openLab(browser, server.base);
+  const live = await publish(server.base, "live before the pause");
+  await page.locator(`#pane-websocket [data-role=received] li[data-id="${live}"]`).waitFor();
+  await page.click("#pane-websocket [data-action=pause]");
+  const missed = await publish(server.base, "published while paused");
+  await page.waitForTimeout(1500);
+  await page.click("#pane-websocket [data-action=pause]"); // Resume
+  const item = page.locator(`#pane-websocket [data-role=received] li[data-id="${missed}"]`);
+  await item.waitFor();
+  assert.match(await item.textContent(), /caught up after a pause/);
+  assert.equal(await counter(page, "websocket", "caught-up"), 1);
+  const mean = await page.locator("#pane-websocket [data-counter=mean-latency]").textContent();
+  assert.match(mean, /^\d+ ms$/, `the pause's 1.5 s is not in the mean (${mean})`);
+
+  await page.click("#pane-websocket [data-action=reset-counters]");
+  assert.equal(await counter(page, "websocket", "notifications"), 0);
+  assert.equal(await page.locator("#pane-websocket [data-counter=mean-latency]").textContent(), "–");
+  await page.close();
+});

@@ -37,7 +37,11 @@ class Pane {
     // Server time when this pane started: older notifications are history
     // replayed to a newcomer, not deliveries whose delay means anything.
     this.startedAt = Date.now() + clockOffset;
-    this.counts = { requests: 0, empty: 0, bytes: 0, notifications: 0, delivered: 0, latencySum: 0, lastLatency: null };
+    // Server time when the client last (re)started: notifications published
+    // before it, after the page opened, were caught up after a pause, and
+    // their delay is the pause's length, not the transport's.
+    this.liveSince = this.startedAt;
+    this.resetCounts();
     this.received = element.querySelector("[data-role=received]");
     this.title = element.querySelector("h2").textContent;
     this.status = element.querySelector("[data-role=status]");
@@ -50,6 +54,10 @@ class Pane {
       this.client.drop();
       this.setRunning(false);
     });
+    element.querySelector("[data-action=reset-counters]").addEventListener("click", () => {
+      this.resetCounts();
+      this.render();
+    });
     element.querySelector("[data-control=interval]")?.addEventListener("change", (e) => {
       this.client.setInterval(Number(e.target.value));
     });
@@ -61,7 +69,14 @@ class Pane {
     }
   }
 
+  resetCounts() {
+    this.counts = {
+      requests: 0, empty: 0, bytes: 0, notifications: 0, caughtUp: 0, delivered: 0, latencySum: 0, lastLatency: null,
+    };
+  }
+
   start() {
+    this.liveSince = Date.now() + this.clockOffset;
     this.client.start();
     this.setRunning(true);
   }
@@ -110,8 +125,11 @@ class Pane {
     const publishedAt = Date.parse(notification.published_at);
     const latency = Date.now() + this.clockOffset - publishedAt;
     const fromHistory = publishedAt < this.startedAt;
+    const caughtUp = !fromHistory && publishedAt < this.liveSince;
     this.counts.notifications += 1;
-    if (!fromHistory) {
+    if (caughtUp) {
+      this.counts.caughtUp += 1;
+    } else if (!fromHistory) {
       this.counts.delivered += 1;
       this.counts.latencySum += latency;
       this.counts.lastLatency = latency;
@@ -132,7 +150,9 @@ class Pane {
     const how = via ? ` via ${via}` : "";
     meta.textContent = fromHistory
       ? `#${notification.id}${how} · from history, published before this page opened`
-      : `#${notification.id}${how} · ${formatMs(latency)} after publish`;
+      : caughtUp
+        ? `#${notification.id}${how} · caught up after a pause, ${formatMs(latency)} after publish (not counted in latency)`
+        : `#${notification.id}${how} · ${formatMs(latency)} after publish`;
     item.append(meta);
     this.prepend(item);
   }
@@ -172,6 +192,7 @@ class Pane {
     set("empty", c.empty);
     set("bytes", c.bytes.toLocaleString("en"));
     set("notifications", c.notifications);
+    set("caught-up", c.caughtUp);
     set("last-latency", c.lastLatency === null ? "–" : formatMs(c.lastLatency));
     set("mean-latency", c.delivered === 0 ? "–" : formatMs(c.latencySum / c.delivered));
   }
