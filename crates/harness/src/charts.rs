@@ -8,11 +8,13 @@ use crate::report::RunReport;
 
 const WIDTH: u32 = 720;
 const HEIGHT: u32 = 360;
-const COLORS: [RGBColor; 4] = [
+const COLORS: [RGBColor; 6] = [
     RGBColor(36, 99, 235),
     RGBColor(22, 128, 60),
     RGBColor(180, 83, 9),
     RGBColor(147, 51, 234),
+    RGBColor(8, 145, 178),
+    RGBColor(190, 24, 93),
 ];
 
 type Chart = Result<String, Box<dyn std::error::Error>>;

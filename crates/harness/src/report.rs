@@ -161,9 +161,7 @@ impl Theory {
             },
             Transport::SocketIo => Theory {
                 requests: 4.0 * n,
-                requests_formula: format!(
-                    "4·N = 4·{n} (polling handshake, join, first poll, WebSocket upgrade)"
-                ),
+                requests_formula: format!("4·N = 4·{n} (handshake, join, poll, upgrade)"),
                 mean_latency_ms: None,
                 latency_formula: "one trip through the server".into(),
             },
@@ -337,21 +335,67 @@ impl RunReport {
     }
 
     /// The terminal table: measured figures with the theory beside them.
-    pub fn table(&self) -> String {
+    /// The run's parameters in one line: N, M, the rate, I, T, D, the target.
+    pub fn parameters(&self) -> String {
         let publish = match self.publish {
             Publish::Rate(rate) => format!("{rate}/s"),
             Publish::Burst => "burst".into(),
         };
-        let mut out = format!(
-            "{}: N={} per transport, M={} at {publish}, I={} s, T={} s, D={:.1} s, {}\n",
-            self.name,
+        format!(
+            "N={} per transport, M={} at {publish}, I={} s, T={} s, D={:.1} s, {}",
             self.clients_per_transport,
             self.notifications,
             self.poll_interval_s,
             self.long_poll_timeout_s,
             self.duration_s,
             self.target
-        );
+        )
+    }
+
+    /// What the run says beyond its table: connections cut, tasks left,
+    /// the server process's CPU and memory.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let disconnects: u64 = self.transports.iter().map(|t| t.disconnects).sum();
+        if disconnects > 0 {
+            let each: Vec<String> = self
+                .transports
+                .iter()
+                .map(|t| format!("{} {}", t.transport, t.disconnects))
+                .collect();
+            notes.push(format!(
+                "chaos: {disconnects} connections cut ({})",
+                each.join(", ")
+            ));
+        }
+        if let Some(left) = self.leftover_server_tasks {
+            notes.push(format!(
+                "server tasks left after the clients hung up: {left}"
+            ));
+        }
+        if let Some(server) = &self.server {
+            notes.push(format!(
+                "server process: {:.2} CPU s during the run, RSS {} KiB at its end (peak {} KiB)",
+                server.cpu_seconds, server.rss_kib, server.peak_rss_kib
+            ));
+        }
+        if let Some(memory) = &self.memory {
+            notes.push(format!(
+                "server memory, settled: {} KiB idle before the wave, {} KiB after it ({})",
+                memory.idle_before_kib,
+                memory.settled_after_kib,
+                if memory.returned() {
+                    "returned to its baseline"
+                } else {
+                    "NOT returned to its baseline"
+                }
+            ));
+        }
+        notes
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = format!("{}: {}\n", self.name, self.parameters());
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
             "transport",
@@ -394,40 +438,9 @@ impl RunReport {
             ]);
         }
         out.push_str(&table.to_string());
-        let disconnects: u64 = self.transports.iter().map(|t| t.disconnects).sum();
-        if disconnects > 0 {
-            let each: Vec<String> = self
-                .transports
-                .iter()
-                .map(|t| format!("{} {}", t.transport, t.disconnects))
-                .collect();
-            out.push_str(&format!(
-                "\nchaos: {disconnects} connections cut ({})",
-                each.join(", ")
-            ));
-        }
-        if let Some(left) = self.leftover_server_tasks {
-            out.push_str(&format!(
-                "\nserver tasks left after the clients hung up: {left}"
-            ));
-        }
-        if let Some(server) = &self.server {
-            out.push_str(&format!(
-                "\nserver process: {:.2} CPU s during the run, RSS {} KiB at its end (peak {} KiB)",
-                server.cpu_seconds, server.rss_kib, server.peak_rss_kib
-            ));
-        }
-        if let Some(memory) = &self.memory {
-            out.push_str(&format!(
-                "\nserver memory, settled: {} KiB idle before the wave, {} KiB after it ({})",
-                memory.idle_before_kib,
-                memory.settled_after_kib,
-                if memory.returned() {
-                    "returned to its baseline"
-                } else {
-                    "NOT returned to its baseline"
-                }
-            ));
+        for note in self.notes() {
+            out.push('\n');
+            out.push_str(&note);
         }
         out.push('\n');
         out

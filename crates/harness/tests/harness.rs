@@ -149,6 +149,20 @@ fn the_cli_writes_a_table_json_and_html_report() {
         "latency, requests and bytes charts"
     );
     assert!(!html.contains("<script"), "self-contained and static");
+    assert!(
+        html.contains("<table>") && !html.contains("<pre>"),
+        "the figures are a real table, not a terminal dump"
+    );
+    for transport in Transport::ALL {
+        assert!(
+            html.contains(&format!(r#"<th scope="row">{transport}</th>"#)),
+            "a row for {transport}"
+        );
+    }
+    assert!(
+        html.contains("N·(1 + D/I)"),
+        "the model's formula beside the measurement"
+    );
     std::fs::remove_dir_all(&out).ok();
 }
 
