@@ -5,23 +5,12 @@
 
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import { after, before, test } from "node:test";
-import { launchBrowser, openLab, publish, startServer } from "./support.mjs";
+import { test } from "node:test";
+import { openLab, publish, serverAndBrowser } from "./support.mjs";
 
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const shared = serverAndBrowser();
 
 /** axe-core's serious and critical findings on the page as it is now. */
 async function seriousViolations(page) {
@@ -34,9 +23,9 @@ async function seriousViolations(page) {
 
 test("axe-core finds no serious violation on the lab, the admin page and /seed", async () => {
   // The pages forbid inline scripts; the checker is injected as one.
-  const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1400, height: 1000 } });
-  const { page } = await openLab(context, server.base);
-  await publish(server.base, "Checked by axe");
+  const context = await shared.browser.newContext({ bypassCSP: true, viewport: { width: 1400, height: 1000 } });
+  const { page } = await openLab(context, shared.server.base);
+  await publish(shared.server.base, "Checked by axe");
   await page.locator("#pane-websocket [data-role=received] li").first().waitFor();
   assert.deepEqual(await seriousViolations(page), [], "lab");
   // The other states' colours: paused, dropped and failing panes.
@@ -48,14 +37,14 @@ test("axe-core finds no serious violation on the lab, the admin page and /seed",
   await page.locator("#pane-auto [data-role=status][data-state=error]").waitFor();
   assert.deepEqual(await seriousViolations(page), [], "lab, paused, dropped and failing");
   for (const path of ["/admin", "/seed"]) {
-    await page.goto(new URL(path, server.base).href);
+    await page.goto(new URL(path, shared.server.base).href);
     assert.deepEqual(await seriousViolations(page), [], path);
   }
   await context.close();
 });
 
 test("screen readers get named buttons, pane states and new notifications", async () => {
-  const { page } = await openLab(browser, server.base);
+  const { page } = await openLab(shared.browser, shared.server.base);
   for (const title of ["Short polling", "WebSocket", "Socket.IO"]) {
     await page.getByRole("button", { name: `Pause ${title}` }).waitFor();
     await page.getByRole("button", { name: `Drop connection of ${title}` }).waitFor();
@@ -66,15 +55,15 @@ test("screen readers get named buttons, pane states and new notifications", asyn
   assert.match(await status.textContent(), /^WebSocket: /, "a state change names its pane");
 
   const text = "Heard, not only seen";
-  await publish(server.base, text);
+  await publish(shared.server.base, text);
   await page.locator("[data-role=announce][aria-live=polite]", { hasText: `New notification: ${text}` }).waitFor();
   await page.close();
 });
 
 test("notifications keep their line breaks and their direction", async () => {
-  const { page } = await openLab(browser, server.base);
-  const multiline = await publish(server.base, "First line\nSecond line");
-  const arabic = await publish(server.base, "الصيانة الساعة العاشرة");
+  const { page } = await openLab(shared.browser, shared.server.base);
+  const multiline = await publish(shared.server.base, "First line\nSecond line");
+  const arabic = await publish(shared.server.base, "الصيانة الساعة العاشرة");
   const shown = (id) => page.locator(`#pane-sse [data-role=received] li[data-id="${id}"] .text`);
   await shown(arabic).waitFor();
   assert.equal(await shown(multiline).evaluate((el) => el.innerText), "First line\nSecond line");
@@ -84,7 +73,7 @@ test("notifications keep their line breaks and their direction", async () => {
 });
 
 test("a long state stays inside its pane", async () => {
-  const { page } = await openLab(browser, server.base, { width: 390, height: 844 });
+  const { page } = await openLab(shared.browser, shared.server.base, { width: 390, height: 844 });
   for (const transport of ["websocket", "sse", "long-poll", "short-poll"]) {
     await page.check(`#pane-auto [data-refuse=${transport}]`);
   }
@@ -102,9 +91,9 @@ test("a long state stays inside its pane", async () => {
 });
 
 test("the admin page sends a text over the limit and shows why it was refused", async () => {
-  const page = await browser.newPage();
-  await page.goto(new URL("/admin", server.base).href);
-  const before = await (await fetch(new URL("/api/poll", server.base))).json();
+  const page = await shared.browser.newPage();
+  await page.goto(new URL("/admin", shared.server.base).href);
+  const before = await (await fetch(new URL("/api/poll", shared.server.base))).json();
   await page.fill("input[name=token]", "e2e-admin-token");
   await page.fill("textarea[name=text]", "a".repeat(4097));
   assert.equal(await page.locator("[data-role=bytes]").textContent(), "4,097 of 4,096 bytes");
@@ -113,7 +102,7 @@ test("the admin page sends a text over the limit and shows why it was refused", 
   await result.waitFor();
   assert.match(await result.textContent(), /^413: .*4097 bytes; the limit is 4096/);
   assert.equal((await page.inputValue("textarea[name=text]")).length, 4097, "nothing was cut");
-  const after = await (await fetch(new URL("/api/poll", server.base))).json();
+  const after = await (await fetch(new URL("/api/poll", shared.server.base))).json();
   assert.equal(after.cursor, before.cursor, "nothing was published");
   await page.close();
 });

@@ -2,30 +2,19 @@
 // shows the API's answer, and a burst publishes many.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { TOKEN, launchBrowser, screenshot, startServer } from "./support.mjs";
+import { test } from "node:test";
+import { TOKEN, screenshot, serverAndBrowser } from "./support.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const shared = serverAndBrowser();
 
 async function poll() {
-  const response = await fetch(new URL("/api/poll", server.base));
+  const response = await fetch(new URL("/api/poll", shared.server.base));
   return response.json();
 }
 
 test("a wrong token shows the 401 message and publishes nothing", async () => {
-  const page = await browser.newPage();
-  await page.goto(new URL("/admin", server.base).href);
+  const page = await shared.browser.newPage();
+  await page.goto(new URL("/admin", shared.server.base).href);
   await page.fill("input[name=token]", "not-the-token");
   await page.fill("textarea[name=text]", "should not go out");
   await page.click("button[type=submit]");
@@ -37,8 +26,8 @@ test("a wrong token shows the 401 message and publishes nothing", async () => {
 });
 
 test("the right token publishes and shows the new id; a burst publishes many", async () => {
-  const page = await browser.newPage();
-  await page.goto(new URL("/admin", server.base).href);
+  const page = await shared.browser.newPage();
+  await page.goto(new URL("/admin", shared.server.base).href);
   await page.fill("input[name=token]", TOKEN);
   await page.fill("textarea[name=text]", "Maintenance at 22:00");
   await page.click("button[type=submit]");

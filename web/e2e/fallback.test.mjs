@@ -4,21 +4,10 @@
 // the switches.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { launchBrowser, openLab, publish, screenshot, shownIds, startServer } from "./support.mjs";
+import { test } from "node:test";
+import { openLab, publish, screenshot, shownIds, serverAndBrowser } from "./support.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const shared = serverAndBrowser();
 
 async function waitUntilUsing(page, transport) {
   await page.locator(`#pane-auto[data-using="${transport}"] [data-role=status][data-state=live]`).waitFor();
@@ -31,10 +20,10 @@ async function receivedVia(page, id, transport) {
 }
 
 test("the auto client falls back transport by transport without loss or duplicate", async () => {
-  const { page, errors } = await openLab(browser, server.base);
+  const { page, errors } = await openLab(shared.browser, shared.server.base);
   await waitUntilUsing(page, "websocket");
   const published = [];
-  published.push(await publish(server.base, "on websocket"));
+  published.push(await publish(shared.server.base, "on websocket"));
   await receivedVia(page, published.at(-1), "websocket");
 
   for (const [refuse, next] of [
@@ -44,9 +33,9 @@ test("the auto client falls back transport by transport without loss or duplicat
   ]) {
     await page.check(`#pane-auto [data-refuse="${refuse}"]`);
     // Published while the client is switching: the shared cursor brings it.
-    published.push(await publish(server.base, `while leaving ${refuse}`));
+    published.push(await publish(shared.server.base, `while leaving ${refuse}`));
     await waitUntilUsing(page, next);
-    published.push(await publish(server.base, `on ${next}`));
+    published.push(await publish(shared.server.base, `on ${next}`));
     await receivedVia(page, published.at(-1), next);
   }
 
@@ -63,7 +52,7 @@ test("the auto client falls back transport by transport without loss or duplicat
   // Allowing WebSocket again moves the client back to it.
   await page.uncheck('#pane-auto [data-refuse="websocket"]');
   await waitUntilUsing(page, "websocket");
-  const back = await publish(server.base, "back on websocket");
+  const back = await publish(shared.server.base, "back on websocket");
   await receivedVia(page, back, "websocket");
   assert.deepEqual(errors, []);
   await page.close();

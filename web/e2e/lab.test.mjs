@@ -3,26 +3,15 @@
 // connection resumes from its cursor with nothing missing.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { TRANSPORTS, counter, launchBrowser, openLab, publish, screenshot, shownIds, startServer } from "./support.mjs";
+import { test } from "node:test";
+import { TRANSPORTS, counter, openLab, publish, screenshot, shownIds, serverAndBrowser } from "./support.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const shared = serverAndBrowser();
 
 test("every pane shows a published notification and its counters move", async () => {
-  const { page, errors } = await openLab(browser, server.base);
+  const { page, errors } = await openLab(shared.browser, shared.server.base);
   await page.selectOption("#pane-short-poll [data-control=interval]", "500");
-  const id = await publish(server.base, "Maintenance at 22:00");
+  const id = await publish(shared.server.base, "Maintenance at 22:00");
   for (const transport of TRANSPORTS) {
     const item = page.locator(`#pane-${transport} [data-role=received] li[data-id="${id}"]`);
     await item.waitFor();
@@ -57,7 +46,7 @@ test("every pane shows a published notification and its counters move", async ()
 });
 
 test("the lab fits a phone screen", async () => {
-  const { page } = await openLab(browser, server.base, { width: 390, height: 844 });
+  const { page } = await openLab(shared.browser, shared.server.base, { width: 390, height: 844 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no horizontal scrolling (${overflow}px too wide)`);
   await screenshot(page, "lab-phone.png");
@@ -65,14 +54,14 @@ test("the lab fits a phone screen", async () => {
 });
 
 test("markup in a notification is shown as text and never runs", async () => {
-  const { page } = await openLab(browser, server.base);
+  const { page } = await openLab(shared.browser, shared.server.base);
   let dialogs = 0;
   page.on("dialog", async (dialog) => {
     dialogs += 1;
     await dialog.dismiss();
   });
   const hostile = "<img src=x onerror=alert(1)>";
-  const id = await publish(server.base, hostile);
+  const id = await publish(shared.server.base, hostile);
   for (const transport of TRANSPORTS) {
     const item = page.locator(`#pane-${transport} [data-role=received] li[data-id="${id}"]`);
     await item.waitFor();
@@ -85,13 +74,13 @@ test("markup in a notification is shown as text and never runs", async () => {
 });
 
 test("a dropped connection resumes from its cursor with nothing missing", async () => {
-  const { page } = await openLab(browser, server.base);
+  const { page } = await openLab(shared.browser, shared.server.base);
   for (const transport of TRANSPORTS) {
     await page.click(`#pane-${transport} [data-action=drop]`);
     await page.locator(`#pane-${transport} [data-role=status][data-state=dropped]`).waitFor();
   }
   const missed = [];
-  for (const n of [1, 2, 3]) missed.push(await publish(server.base, `while dropped ${n}`));
+  for (const n of [1, 2, 3]) missed.push(await publish(shared.server.base, `while dropped ${n}`));
   await page.waitForTimeout(700);
   for (const transport of TRANSPORTS) {
     const ids = await shownIds(page, transport);
@@ -116,11 +105,11 @@ test("a dropped connection resumes from its cursor with nothing missing", async 
 });
 
 test("catching up after a pause is not counted as latency, and counters reset", async () => {
-  const { page } = await openLab(browser, server.base);
-  const live = await publish(server.base, "live before the pause");
+  const { page } = await openLab(shared.browser, shared.server.base);
+  const live = await publish(shared.server.base, "live before the pause");
   await page.locator(`#pane-websocket [data-role=received] li[data-id="${live}"]`).waitFor();
   await page.click("#pane-websocket [data-action=pause]");
-  const missed = await publish(server.base, "published while paused");
+  const missed = await publish(shared.server.base, "published while paused");
   await page.waitForTimeout(1500);
   await page.click("#pane-websocket [data-action=pause]"); // Resume
   const item = page.locator(`#pane-websocket [data-role=received] li[data-id="${missed}"]`);

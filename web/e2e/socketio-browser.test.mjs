@@ -2,27 +2,16 @@
 // the vendored official client) and the lab's Socket.IO pane.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { launchBrowser, openLab, publish, screenshot, shownIds, startServer } from "./support.mjs";
+import { test } from "node:test";
+import { openLab, publish, screenshot, shownIds, serverAndBrowser } from "./support.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const shared = serverAndBrowser();
 
 async function openSeed() {
-  const page = await browser.newPage({ viewport: { width: 1000, height: 700 } });
+  const page = await shared.browser.newPage({ viewport: { width: 1000, height: 700 } });
   const errors = [];
   page.on("pageerror", (error) => errors.push(error.message));
-  await page.goto(new URL("/seed", server.base).href);
+  await page.goto(new URL("/seed", shared.server.base).href);
   await page.locator("[data-role=transport]", { hasText: "websocket" }).waitFor();
   return { page, errors };
 }
@@ -42,8 +31,8 @@ test("the /seed page: a broadcast from one tab reaches both, over WebSocket", as
 });
 
 test("the lab's Socket.IO pane receives notifications and shows the library's packets", async () => {
-  const { page, errors } = await openLab(browser, server.base);
-  const id = await publish(server.base, "Through the library");
+  const { page, errors } = await openLab(shared.browser, shared.server.base);
+  const id = await publish(shared.server.base, "Through the library");
   const item = page.locator(`#pane-socketio [data-role=received] li[data-id="${id}"]`);
   await item.waitFor();
   assert.match(await item.textContent(), /^Through the library/);
@@ -65,7 +54,7 @@ test("the lab's Socket.IO pane receives notifications and shows the library's pa
   await page.click("#pane-socketio [data-action=drop]");
   await page.locator("#pane-socketio [data-role=status][data-state=dropped]").waitFor();
   const missed = [];
-  for (const n of [1, 2, 3]) missed.push(await publish(server.base, `missed ${n}`));
+  for (const n of [1, 2, 3]) missed.push(await publish(shared.server.base, `missed ${n}`));
   await page.click("#pane-socketio [data-action=pause]");
   await page.locator(`#pane-socketio [data-role=received] li[data-id="${missed[2]}"]`).waitFor();
   const ids = await shownIds(page, "socketio");

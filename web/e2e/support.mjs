@@ -5,6 +5,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -38,6 +39,24 @@ export async function startServer(extraArgs = []) {
       await new Promise((done) => child.once("exit", done));
     },
   };
+}
+
+/**
+ * A server and a browser for the tests of one file: started before the
+ * first test, stopped after the last. Read `.server` and `.browser` inside
+ * tests.
+ */
+export function serverAndBrowser() {
+  const shared = { server: null, browser: null };
+  before(async () => {
+    shared.server = await startServer();
+    shared.browser = await launchBrowser();
+  });
+  after(async () => {
+    await shared.browser?.close();
+    await shared.server?.stop();
+  });
+  return shared;
 }
 
 /** Headless Chromium from the distribution, with no network of its own. */
