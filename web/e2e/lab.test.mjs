@@ -4,7 +4,16 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { TRANSPORTS, counter, openLab, publish, screenshot, shownIds, serverAndBrowser } from "./support.mjs";
+import {
+  TRANSPORTS,
+  counter,
+  openLab,
+  publish,
+  screenshot,
+  serverAndBrowser,
+  shownIds,
+  startServer,
+} from "./support.mjs";
 
 const shared = serverAndBrowser();
 
@@ -123,4 +132,34 @@ test("catching up after a pause is not counted as latency, and counters reset", 
   assert.equal(await counter(page, "websocket", "notifications"), 0);
   assert.equal(await page.locator("#pane-websocket [data-counter=mean-latency]").textContent(), "–");
   await page.close();
+});
+
+test("a server restart is explained in plain words, and ids start again at #1", async () => {
+  // A server of this test's own, restarted on the same port.
+  const first = await startServer();
+  const addr = new URL(first.base).host;
+  const { page } = await openLab(shared.browser, first.base);
+  const before = await page.locator("[data-role=process]").textContent();
+  const old = await publish(first.base, "before the restart");
+  await page.locator(`#pane-websocket [data-role=received] li[data-id="${old}"]`).waitFor();
+
+  await first.stop();
+  await page.locator("#pane-websocket [data-role=status][data-state=error]", { hasText: "connection lost" }).waitFor();
+  const second = await startServer([], addr);
+  try {
+    const id = await publish(second.base, "after the restart");
+    assert.equal(id, 1, "a new in-memory hub starts at #1");
+    const notice = page.locator("[data-role=restart]:not([hidden])");
+    await notice.waitFor();
+    assert.match(await notice.textContent(), /The server restarted: .* ids begin again at #1/);
+    const now = await page.locator("[data-role=process]").textContent();
+    assert.notEqual(now, before, "the header names the new process");
+    for (const transport of ["websocket", "sse", "socketio"]) {
+      await page.locator(`#pane-${transport} [data-role=received] li.reset`, { hasText: "ids start again at #1" }).waitFor();
+      await page.locator(`#pane-${transport} [data-role=received] li[data-id="1"]`, { hasText: "after the restart" }).waitFor();
+    }
+  } finally {
+    await page.close();
+    await second.stop();
+  }
 });

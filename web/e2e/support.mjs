@@ -12,10 +12,10 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const ARTIFACTS = join(ROOT, "test-artifacts");
 export const TOKEN = "e2e-admin-token";
 
-/** Starts target/debug/notify-server on 127.0.0.1:0 and waits for its address. */
-export async function startServer(extraArgs = []) {
+/** Starts target/debug/notify-server on `addr` (a free port by default) and waits for its address. */
+export async function startServer(extraArgs = [], addr = "127.0.0.1:0") {
   const binary = process.env.NOTIFY_SERVER_BIN ?? join(ROOT, "target/debug/notify-server");
-  const child = spawn(binary, ["--addr", "127.0.0.1:0", ...extraArgs], {
+  const child = spawn(binary, ["--addr", addr, ...extraArgs], {
     env: { ...process.env, NOTIFY_ADMIN_TOKEN: TOKEN, RUST_LOG: "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -112,7 +112,7 @@ class Pane {
         this.showNotification(event.notification, event.transport);
         break;
       case "reset":
-        this.showReset(event.reason);
+        this.showReset(event.reason, event.epoch);
         break;
       case "wire":
         this.showPacket(event.direction, event.text);
@@ -157,11 +157,15 @@ class Pane {
     this.prepend(item);
   }
 
-  showReset(reason) {
+  showReset(reason, epoch) {
     const item = document.createElement("li");
     item.className = "reset";
-    item.textContent = `reset (${reason}): some notifications may be missing; what follows is what the server still has`;
+    item.textContent =
+      reason === "epoch_changed"
+        ? "reset (epoch_changed): the server's history started again, so ids start again at #1; what follows is all it has"
+        : `reset (${reason}): some notifications may be missing; what follows is what the server still has`;
     this.prepend(item);
+    if (reason === "epoch_changed") explainRestart(epoch);
   }
 
   /** A packet a library client saw, beside the HTTP exchanges the server recorded. */
@@ -196,6 +200,32 @@ class Pane {
     set("last-latency", c.lastLatency === null ? "–" : formatMs(c.lastLatency));
     set("mean-latency", c.delivered === 0 ? "–" : formatMs(c.latencySum / c.delivered));
   }
+}
+
+/**
+ * Says once, in plain words, that the server this page talks to restarted:
+ * which process answers now, and why every pane got a reset and ids begin
+ * again at #1 (an in-memory hub starts a new history, a new epoch).
+ */
+let explainedEpoch = document.querySelector("[data-role=epoch]")?.textContent;
+async function explainRestart(epoch) {
+  if (!epoch || epoch === explainedEpoch) return;
+  explainedEpoch = epoch;
+  const before = document.querySelector("[data-role=process]").textContent;
+  let now = { process: "a new process", epoch };
+  try {
+    now = await (await fetch("/api/time", { cache: "no-store" })).json();
+  } catch {
+    // The panes' own retries will show whether it answers.
+  }
+  document.querySelector("[data-role=process]").textContent = now.process;
+  document.querySelector("[data-role=epoch]").textContent = now.epoch;
+  const notice = document.querySelector("[data-role=restart]");
+  notice.textContent =
+    `The server restarted: ${before} stopped, ${now.process} answers now. Its hub started a new history ` +
+    `(epoch ${now.epoch}), so ids begin again at #1 and notifications published before the restart are gone; ` +
+    "each pane was told with a reset and shows what the new server has.";
+  notice.hidden = false;
 }
 
 /** Tells screen readers of each new notification once, whichever pane shows it first. */

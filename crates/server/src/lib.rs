@@ -149,7 +149,7 @@ async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
         "/" => pages::lab(&req, &ctx.hub),
         "/admin" => pages::admin(&req, &ctx.hub),
         "/seed" => pages::seed(&req, &ctx.hub),
-        "/api/time" => pages::time(&req),
+        "/api/time" => pages::time(&req, &ctx.hub),
         "/metrics" => t.metrics.handle(&req, &ctx.hub, t, &ctx.shutdown),
         "/api/wire" => allow(&req, &Method::GET, "GET")
             .map(|()| reply::event_stream(t.wire.events(ctx.shutdown.clone()))),

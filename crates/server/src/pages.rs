@@ -234,14 +234,18 @@ pub fn static_file(req: &Request) -> Option<Result<Response, ApiError>> {
     }))
 }
 
-/// `{"now_ms": <server clock, ms since the Unix epoch>}`.
-pub fn time(req: &Request) -> Result<Response, ApiError> {
+/// `{"now_ms": <server clock, ms since the Unix epoch>, "process": "pid … at …", "epoch": "…"}`.
+/// The lab also reads which process answered and its hub's epoch, to say
+/// in plain words when the server it talks to restarted.
+pub fn time(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
     allow(req, &Method::GET, "GET")?;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    Ok(reply::json(
-        StatusCode::OK,
-        format!("{{\"now_ms\":{now_ms}}}").into(),
-    ))
+    let body = serde_json::json!({
+        "now_ms": now_ms as u64,
+        "process": process(req),
+        "epoch": hub.epoch().as_str(),
+    });
+    Ok(reply::json(StatusCode::OK, body.to_string().into()))
 }

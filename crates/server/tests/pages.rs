@@ -152,6 +152,15 @@ async fn time_is_the_server_clock_in_milliseconds() {
         (before..=after).contains(&now),
         "{before} <= {now} <= {after}"
     );
+    // And which process and history answered, for the lab's restart notice.
+    assert_eq!(body["epoch"], server.hub().epoch().as_str());
+    assert!(
+        body["process"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("pid {} at ", std::process::id())),
+        "{body}"
+    );
 }
 
 /// Reads server-sent events from `response` until one satisfies `wanted`.

@@ -60,7 +60,7 @@ export class LongPollClient {
         backoff = 500;
       } catch (error) {
         if (signal.aborted) return;
-        this.onEvent({ type: "status", state: "error", text: `${error.message}; retrying` });
+        this.onEvent({ type: "status", state: "error", text: `no answer from the server (${error.message}); retrying` });
         await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }

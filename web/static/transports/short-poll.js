@@ -63,7 +63,7 @@ export class ShortPollClient {
       this.onEvent({ type: "status", state: "live", text: `polling every ${this.interval / 1000} s` });
       applyPollAnswer(this.cursor, body, this.onEvent);
     } catch (error) {
-      if (!signal.aborted) this.onEvent({ type: "status", state: "error", text: error.message });
+      if (!signal.aborted) this.onEvent({ type: "status", state: "error", text: `no answer from the server (${error.message}); polling on` });
     }
   }
 }

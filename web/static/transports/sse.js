@@ -51,7 +51,7 @@ export class SseClient {
       }
       source.close();
       this.source = null;
-      this.onEvent({ type: "status", state: "error", text: "stream failed" });
+      this.onEvent({ type: "status", state: "error", text: "the stream failed and the browser gave up; reopening in 2 s" });
       if (this.reconnect) setTimeout(() => this.source === null && this.start(), 2000);
     };
   }

@@ -72,13 +72,26 @@ export class WebSocketClient {
       this.socket = null;
       if (!this.reconnect) {
         this.running = false;
-        this.onEvent({ type: "status", state: "error", text: `closed (${event.code})` });
+        this.onEvent({ type: "status", state: "error", text: describeClose(event) });
         return;
       }
       const wait = this.backoff;
       this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
-      this.onEvent({ type: "status", state: "error", text: `closed (${event.code}); reconnecting in ${wait / 1000} s` });
+      this.onEvent({ type: "status", state: "error", text: `${describeClose(event)}; reconnecting in ${wait / 1000} s` });
       this.retryTimer = setTimeout(() => this.running && this.#connect(), wait);
     };
   }
+}
+
+/** A close code in words: what a learner should make of it. */
+function describeClose(event) {
+  const words = {
+    1000: "closed normally",
+    1001: "the server is going away",
+    1006: "connection lost without a close frame",
+    1008: "closed by the server's policy",
+    1009: "a message was too large",
+  }[event.code] ?? "closed";
+  const reason = event.reason ? `: ${event.reason}` : "";
+  return `${words} (${event.code}${reason})`;
 }
