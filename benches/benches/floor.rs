@@ -73,6 +73,7 @@ fn read_exact(socket: &mut TcpStream, buf: &mut [u8]) {
 }
 
 fn floor(c: &mut Criterion) {
+    #[cfg(unix)]
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let frame = frame();
     let mut group = c.benchmark_group("floor_one_notification");

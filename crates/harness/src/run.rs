@@ -28,6 +28,8 @@ use crate::target::{Server, Target};
 
 /// Runs one measured run against `target`.
 pub async fn run(config: &RunConfig, target: &Target, progress: bool) -> anyhow::Result<RunReport> {
+    // Thousands of sockets: as many file descriptors as the system allows.
+    #[cfg(unix)]
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     if config.notifications == 0 || config.clients == 0 {
         bail!("a run needs at least one client and one notification");

@@ -230,6 +230,14 @@ pub struct ProcessUsage {
 }
 
 impl ProcessUsage {
+    /// The process's figures on Linux; `None` elsewhere, where the report
+    /// leaves them out.
+    #[cfg(not(target_os = "linux"))]
+    pub fn read(_pid: u32) -> Option<Self> {
+        None
+    }
+
+    #[cfg(target_os = "linux")]
     pub fn read(pid: u32) -> Option<Self> {
         let process = procfs::process::Process::new(pid as i32).ok()?;
         let stat = process.stat().ok()?;

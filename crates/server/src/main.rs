@@ -6,7 +6,9 @@ use notify_websocket::WsConfig;
 
 /// Thousands of connections come and go: jemalloc, with its background
 /// thread, hands the memory they freed back to the system within seconds,
-/// where glibc's allocator keeps most of it.
+/// where glibc's allocator keeps most of it. It does not build with
+/// Microsoft's toolchain, which keeps the system allocator.
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -35,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
     };
     notify_http::run("notify-server", args.common, |ctx| {
         // Here, once logging is set up, so that a failure is seen.
+        #[cfg(not(target_env = "msvc"))]
         if let Err(err) = tikv_jemalloc_ctl::background_thread::write(true) {
             tracing::warn!(%err, "memory freed by closed connections will be returned late");
         }
