@@ -38,6 +38,9 @@ pub const MAX_REFUSED_IN_A_ROW: u32 = 50;
 #[derive(Debug, Clone)]
 pub(crate) struct Demo {
     pub config: Arc<SocketIoConfig>,
+    /// Largest `data`, in bytes of JSON: the hub's limit on a
+    /// notification's text (`--max-text-bytes`).
+    pub max_bytes: usize,
     pub tallies: Tallies,
 }
 
@@ -119,12 +122,12 @@ impl Demo {
             });
         };
         let len = data.to_string().len();
-        if len > self.config.max_demo_bytes {
+        if len > self.max_bytes {
             return Err(ClientError {
                 error: "too_large",
                 message: format!(
                     "`data` is {len} bytes of JSON; the limit is {}",
-                    self.config.max_demo_bytes
+                    self.max_bytes
                 ),
             });
         }

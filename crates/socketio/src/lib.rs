@@ -58,9 +58,6 @@ pub struct SocketIoConfig {
     /// Largest Engine.IO payload a client may send: a polling POST body or
     /// a WebSocket message. Larger ones end the session.
     pub max_payload: u64,
-    /// Largest `data` of a demo message, in bytes of JSON: the same limit
-    /// as a notification's text.
-    pub max_demo_bytes: usize,
     /// Demo messages one socket may emit per second, and at once.
     pub demo_rate_per_second: u32,
     pub demo_burst: u32,
@@ -80,7 +77,6 @@ impl Default for SocketIoConfig {
             // A demo message at its limit, escaped, plus the packet around
             // it, with room for several in one polling body.
             max_payload: 64 * 1024,
-            max_demo_bytes: notify_hub::DEFAULT_MAX_TEXT_BYTES,
             demo_rate_per_second: 10,
             demo_burst: 20,
             send_timeout: Duration::from_secs(10),
@@ -178,7 +174,7 @@ impl SocketIo {
         match self.hub.redis_location() {
             None => {
                 let (service, io) = builder.build_svc();
-                Ok(self.register(service, io).await)
+                Ok(self.register(erase(service), io).await)
             }
             Some((url, prefix)) => {
                 // socketioxide's Redis driver speaks RESP3.
@@ -187,20 +183,14 @@ impl SocketIo {
                 let config = RedisAdapterConfig::new().with_prefix(format!("{prefix}:socket.io"));
                 let adapter = RedisAdapterCtr::new_with_redis_config(&client, config).await?;
                 let (service, io) = builder.with_adapter::<RedisAdapter<_>>(adapter).build_svc();
-                Ok(self.register(service, io).await)
+                Ok(self.register(erase(service), io).await)
             }
         }
     }
 
-    /// Mounts both namespaces on `io`.
-    async fn register<S, B, A>(&self, service: S, io: socketioxide::SocketIo<A>) -> Built
+    /// Mounts both namespaces on `io`, whose service is `serve`.
+    async fn register<A>(&self, serve: Serve, io: socketioxide::SocketIo<A>) -> Built
     where
-        S: hyper::service::Service<Request, Response = http::Response<B>, Error = Infallible>
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-        B: hyper::body::Body<Data = bytes::Bytes, Error = Infallible> + Send + 'static,
         A: Adapter + DefinedAdapter,
         A::InitRes: notifications::IntoInit,
     {
@@ -212,6 +202,7 @@ impl SocketIo {
         };
         let demo = demo::Demo {
             config: self.config.clone(),
+            max_bytes: self.hub.config().max_text_bytes,
             tallies: self.tallies.clone(),
         };
         let results = (notifications.mount(&io).await, demo.mount(&io).await);
@@ -219,7 +210,7 @@ impl SocketIo {
             tracing::warn!(%err, "a Socket.IO namespace could not reach its adapter");
         }
         Built {
-            serve: erase(service),
+            serve,
             close: Arc::new(move || {
                 let io = io.clone();
                 Box::pin(async move { io.close().await })

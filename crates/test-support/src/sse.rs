@@ -26,11 +26,6 @@ impl SseReader {
         }
     }
 
-    /// The `retry:` the stream set, once read.
-    pub fn retry_ms(&self) -> Option<u64> {
-        self.parser.retry_ms
-    }
-
     /// The next event or comment within [`PATIENCE`]; `None` when the
     /// stream ends.
     pub async fn next(&mut self) -> anyhow::Result<Option<SseItem>> {
