@@ -172,7 +172,7 @@ async fn socketio(
 async fn deliver(push: Push, report: &mpsc::Sender<u64>, ready: &mpsc::Sender<()>) {
     match push {
         Push::Hello { .. } => ready.send(()).await.expect("bench listening"),
-        Push::Reset { .. } => {}
+        Push::Reset { .. } | Push::Heartbeat => {}
         Push::Notification(n) => report.send(n.id).await.expect("bench listening"),
     }
 }

@@ -4,8 +4,8 @@
 //! table ([`error`]), query and cursor parsing ([`query`]), the admin token
 //! ([`admin`]), the publish API ([`publish`]), the connection loop with its
 //! graceful shutdown ([`server`]), the run loop of a binary
-//! ([`standalone`]), what each transport counts ([`tallies`]) and the lab's
-//! record of raw exchanges ([`wire`]).
+//! ([`standalone`]), what each transport counts ([`tallies`]), the lab's
+//! record of raw exchanges ([`wire`]) and its taps on connections ([`tap`]).
 //!
 //! Requests flow: [`server::serve`] accepts a connection and hands each
 //! request to the binary's router, which calls a transport's handler or
@@ -23,6 +23,7 @@ pub mod reply;
 pub mod server;
 pub mod standalone;
 pub mod tallies;
+pub mod tap;
 pub mod wire;
 
 pub use admin::AdminToken;
@@ -39,4 +40,5 @@ pub use server::{
 };
 pub use standalone::{AppContext, CommonArgs, allow, run, single_transport};
 pub use tallies::{DropReason, Tallies};
+pub use tap::{Cut, Lab, LabTag, Tap};
 pub use wire::{RequestHead, WireLog};

@@ -80,6 +80,19 @@ impl Query {
     }
 }
 
+/// The seconds a client may ask between heartbeats.
+pub const HEARTBEAT_SECS: RangeInclusive<u64> = 1..=60;
+
+impl Query {
+    /// `heartbeat=<seconds>`: how quiet a push connection may be before the
+    /// server sends a heartbeat the page can see; `None` when not asked.
+    pub fn heartbeat(&self) -> Result<Option<std::time::Duration>, ApiError> {
+        Ok(self
+            .number_in("heartbeat", HEARTBEAT_SECS)?
+            .map(std::time::Duration::from_secs))
+    }
+}
+
 fn parse_u64(param: &'static str, raw: &str) -> Result<u64, ApiError> {
     raw.parse().map_err(|_| ApiError::BadQuery {
         param,

@@ -32,6 +32,7 @@ use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::reply::{Request, Response};
+use crate::tap::{Tap, Tapped};
 
 /// The peer address of a request, put in its extensions by the loop.
 #[derive(Debug, Clone, Copy)]
@@ -267,7 +268,8 @@ impl Admission {
 
 /// Serves HTTP/1.1 on one connection until it closes, shutdown finishes it,
 /// or a handler kills it. Each request carries, in its extensions, the
-/// peer's address, the connection's kill switch, and the connection's slot
+/// peer's address, the connection's kill switch, its [`Tap`] (which the
+/// lab counts and cuts through), and the connection's slot
 /// (which an upgraded WebSocket takes along, so that the slot is held as
 /// long as the WebSocket lives, not just the HTTP exchange).
 async fn serve_connection<R, Fut>(
@@ -286,10 +288,13 @@ async fn serve_connection<R, Fut>(
     let slot = slot.map(Arc::new);
     let kill = ConnectionKill::default();
     let kill_on_request = kill.clone();
+    let tap = Tap::new(kill.clone());
+    let tap_on_request = tap.clone();
     let service = service_fn(move |mut req: Request| {
         let route = route.clone();
         let slot = slot.clone();
         let kill = kill_on_request.clone();
+        let tap = tap_on_request.clone();
         let id = request_ids.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), %peer);
         async move {
@@ -299,6 +304,7 @@ async fn serve_connection<R, Fut>(
             }
             req.extensions_mut().insert(ClientAddr(peer));
             req.extensions_mut().insert(kill);
+            req.extensions_mut().insert(tap);
             if let Some(slot) = slot {
                 req.extensions_mut().insert(slot);
             }
@@ -318,7 +324,7 @@ async fn serve_connection<R, Fut>(
         .header_read_timeout(config.header_read_timeout)
         .max_buf_size(config.max_buf_size)
         .keep_alive(!full)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(Tapped::new(stream, tap)), service)
         .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {

@@ -8,6 +8,11 @@
 //! enter it: `Authorization` and `Cookie` values are redacted when the
 //! request head is captured. The view is lossy by design — a page that falls
 //! behind skips records rather than making the server buffer for it.
+//!
+//! A page of the lab sees only its own exchanges: those whose request
+//! carried its tag (`?lab=<page>.<pane>`, see [`crate::tap`]), with, once a
+//! second, the bytes each of its panes carried. Everyone's exchanges are for
+//! the admin.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,8 +25,10 @@ use http::{HeaderMap, header};
 use hyper::body::Body as _;
 use tokio::sync::broadcast;
 
+use crate::messages::sse;
 use crate::reply::{Request, Response};
 use crate::server::Shutdown;
+use crate::tap::{Lab, LabTag};
 
 /// Records kept for a page that opens later.
 pub const WIRE_LOG_CAPACITY: usize = 200;
@@ -43,10 +50,38 @@ pub struct WireLog {
 
 #[derive(Debug)]
 struct Inner {
-    ring: Mutex<VecDeque<Bytes>>,
-    live: broadcast::Sender<Bytes>,
+    ring: Mutex<VecDeque<Record>>,
+    live: broadcast::Sender<Record>,
     next_seq: AtomicU64,
 }
+
+/// One exchange, serialized once, with the lab page it belongs to.
+#[derive(Debug, Clone)]
+struct Record {
+    page: Option<Arc<str>>,
+    json: Bytes,
+}
+
+/// Whose exchanges a wire feed shows.
+#[derive(Debug, Clone)]
+pub enum WireView {
+    /// One lab page's, with its panes' byte counts.
+    Page { page: String, lab: Lab },
+    /// Everyone's (the admin's view).
+    Everyone,
+}
+
+impl WireView {
+    fn shows(&self, record: &Record) -> bool {
+        match self {
+            WireView::Everyone => true,
+            WireView::Page { page, .. } => record.page.as_deref() == Some(page.as_str()),
+        }
+    }
+}
+
+/// How often a page's feed reports its panes' bytes, when they changed.
+pub const BYTES_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Default for WireLog {
     fn default() -> Self {
@@ -95,6 +130,15 @@ fn write_headers(out: &mut String, headers: &HeaderMap) {
 }
 
 impl RequestHead {
+    /// The head's size on the wire: what the browser sent before any body.
+    pub fn len(&self) -> u64 {
+        self.text.len() as u64 + 2
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
     /// Time since the request's head was captured.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
@@ -106,8 +150,15 @@ impl WireLog {
         Self::default()
     }
 
-    /// Records one exchange of `transport` (e.g. `"long-poll"`).
-    pub fn record(&self, transport: &'static str, request: RequestHead, response: &Response) {
+    /// Records one exchange of `transport` (e.g. `"long-poll"`), made by the
+    /// lab pane `tag` names, if any.
+    pub fn record(
+        &self,
+        transport: &'static str,
+        tag: Option<&LabTag>,
+        request: RequestHead,
+        response: &Response,
+    ) {
         let held = request.started.elapsed();
         let status = response.status();
         let mut response_text = format!(
@@ -128,53 +179,75 @@ impl WireLog {
         let record = serde_json::json!({
             "seq": seq,
             "transport": transport,
+            "pane": tag.and_then(|t| t.pane.as_deref()),
             "at": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             "held_ms": held.as_millis() as u64,
             "request": request.text,
             "response": response_text,
         });
-        let bytes = Bytes::from(record.to_string());
+        let record = Record {
+            page: tag.map(|t| Arc::from(t.page.as_str())),
+            json: Bytes::from(record.to_string()),
+        };
         let mut ring = self.inner.ring.lock().expect("wire log lock poisoned");
         if ring.len() == WIRE_LOG_CAPACITY {
             ring.pop_front();
         }
-        ring.push_back(bytes.clone());
-        let _ = self.inner.live.send(bytes);
+        ring.push_back(record.clone());
+        let _ = self.inner.live.send(record);
     }
 
-    /// What is kept, oldest first, then every new record, as server-sent
-    /// events; ends on shutdown.
-    pub fn events(&self, shutdown: Shutdown) -> impl Stream<Item = Bytes> + Send + 'static {
+    /// What is kept of `view`'s exchanges, oldest first, then every new
+    /// one, as server-sent events; for a page, its panes' bytes as `bytes`
+    /// events too. Ends on shutdown.
+    pub fn events(
+        &self,
+        view: WireView,
+        shutdown: Shutdown,
+    ) -> impl Stream<Item = Bytes> + Send + 'static {
         let ring = self.inner.ring.lock().expect("wire log lock poisoned");
         let live = self.inner.live.subscribe();
-        let backlog: VecDeque<Bytes> = ring.iter().cloned().collect();
+        let backlog: VecDeque<Bytes> = ring
+            .iter()
+            .filter(|r| view.shows(r))
+            .map(|r| r.json.clone())
+            .collect();
         drop(ring);
         let mut keep_alive = tokio::time::interval(KEEP_ALIVE_INTERVAL);
         keep_alive.reset();
-        futures_util::stream::unfold(
-            (backlog, live, shutdown, keep_alive),
-            |(mut backlog, mut live, shutdown, mut keep_alive)| async move {
-                if let Some(record) = backlog.pop_front() {
-                    return Some((
-                        crate::messages::sse::data(&record),
-                        (backlog, live, shutdown, keep_alive),
-                    ));
-                }
-                loop {
-                    let event = tokio::select! {
-                        _ = shutdown.started() => return None,
-                        _ = keep_alive.tick() => Bytes::from_static(crate::messages::sse::KEEP_ALIVE),
-                        record = live.recv() => match record {
-                            Ok(record) => crate::messages::sse::data(&record),
-                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                            Err(broadcast::error::RecvError::Closed) => return None,
-                        },
-                    };
-                    keep_alive.reset();
-                    return Some((event, (backlog, live, shutdown, keep_alive)));
-                }
-            },
-        )
+        let mut bytes_tick = tokio::time::interval(BYTES_INTERVAL);
+        bytes_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let state = Feed {
+            backlog,
+            live,
+            shutdown,
+            keep_alive,
+            bytes_tick,
+            view,
+            last_bytes: Vec::new(),
+        };
+        futures_util::stream::unfold(state, |mut s| async move {
+            if let Some(record) = s.backlog.pop_front() {
+                return Some((sse::data(&record), s));
+            }
+            loop {
+                let event = tokio::select! {
+                    _ = s.shutdown.started() => return None,
+                    _ = s.keep_alive.tick() => Bytes::from_static(sse::KEEP_ALIVE),
+                    _ = s.bytes_tick.tick() => match s.bytes_event() {
+                        Some(event) => event,
+                        None => continue,
+                    },
+                    record = s.live.recv() => match record {
+                        Ok(record) if s.view.shows(&record) => sse::data(&record.json),
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                };
+                s.keep_alive.reset();
+                return Some((event, s));
+            }
+        })
     }
 
     /// Records kept right now.
@@ -188,5 +261,44 @@ impl WireLog {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A wire feed's state between two events.
+struct Feed {
+    backlog: VecDeque<Bytes>,
+    live: broadcast::Receiver<Record>,
+    shutdown: Shutdown,
+    keep_alive: tokio::time::Interval,
+    bytes_tick: tokio::time::Interval,
+    view: WireView,
+    last_bytes: Vec<(String, u64, u64)>,
+}
+
+impl Feed {
+    /// `event: bytes` with each pane's counts, when they changed:
+    /// `{"sse": {"to_browser": 1234, "from_browser": 456}, ...}`.
+    fn bytes_event(&mut self) -> Option<Bytes> {
+        let WireView::Page { page, lab } = &self.view else {
+            return None;
+        };
+        let now = lab.bytes(page);
+        if now == self.last_bytes {
+            return None;
+        }
+        let panes: serde_json::Map<String, serde_json::Value> = now
+            .iter()
+            .map(|(pane, to, from)| {
+                (
+                    pane.clone(),
+                    serde_json::json!({"to_browser": to, "from_browser": from}),
+                )
+            })
+            .collect();
+        self.last_bytes = now;
+        Some(sse::event(
+            "bytes",
+            &serde_json::Value::Object(panes).to_string(),
+        ))
     }
 }

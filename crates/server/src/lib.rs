@@ -5,7 +5,11 @@
 //! paths to them; anything not a transport's or a page's goes to
 //! [`AppContext::common`] (publish, `/healthz`, 404). Exchanges on the
 //! transports' paths and the publish path are recorded in the [`WireLog`]
-//! for the lab's wire view, which reads them from `GET /api/wire`. The binary
+//! for the lab's wire view, which reads them from `GET /api/wire`: a lab page
+//! its own (`?lab=<page>`), the admin everyone's. Requests tagged with a lab
+//! pane (`?lab=<page>.<pane>`) have their connection filed under that pane
+//! in the [`Lab`], which counts their bytes and cuts them on
+//! `POST /api/lab/cut`. The binary
 //! in `main.rs` only parses flags and calls [`notify_http::run`].
 
 pub mod metrics;
@@ -15,10 +19,13 @@ pub mod pages;
 /// and `PATH`s.
 pub use {notify_long_poll, notify_short_poll, notify_socketio, notify_sse, notify_websocket};
 
-use http::Method;
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use notify_http::wire::WireView;
 use notify_http::{
-    ApiError, AppContext, Request, RequestHead, Response, RouteFuture, Tallies, WireLog, allow,
-    reply,
+    ApiError, AppContext, Cut, Lab, LabTag, Query, Request, RequestHead, Response, RouteFuture,
+    Tallies, Tap, WireLog, allow, reply,
 };
 use notify_long_poll::{LongPoll, LongPollTimeout};
 use notify_short_poll::ShortPoll;
@@ -44,7 +51,8 @@ pub struct Transports {
     pub sse: Sse,
     pub socketio: SocketIo,
     pub wire: WireLog,
-    pub metrics: std::sync::Arc<metrics::Metrics>,
+    pub lab: Lab,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Transports {
@@ -112,7 +120,8 @@ pub fn router(
         sse: Sse::new(ctx.hub.clone(), ctx.shutdown.clone(), config.sse),
         socketio: SocketIo::new(ctx.hub.clone(), ctx.shutdown.clone(), config.socketio),
         wire: WireLog::new(),
-        metrics: std::sync::Arc::new(metrics::Metrics::new()),
+        lab: Lab::new(),
+        metrics: Arc::new(metrics::Metrics::new()),
     };
     let handles = transports.clone();
     let ctx = ctx.clone();
@@ -123,13 +132,27 @@ pub fn router(
             let recorded = t
                 .recorded_as(req.uri().path())
                 .map(|name| (name, RequestHead::capture(&req)));
+            let tag = match recorded
+                .as_ref()
+                .map(|(_, head)| tag_connection(&t.lab, &req, head))
+            {
+                Some(Err(err)) => return err.into_response(),
+                Some(Ok(tag)) => tag,
+                None => None,
+            };
+            let tap = req.extensions().get::<Arc<Tap>>().cloned();
             let response = route(&ctx, &t, req).await;
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS
+                && let Some(tap) = tap
+            {
+                tap.mark_upgraded();
+            }
             if let Some((name, head)) = recorded {
                 t.metrics.request(name);
-                if name == "publish" && response.status() == http::StatusCode::CREATED {
+                if name == "publish" && response.status() == StatusCode::CREATED {
                     t.metrics.published_in(head.elapsed());
                 }
-                t.wire.record(name, head, &response);
+                t.wire.record(name, tag.as_ref(), head, &response);
             }
             response
         }) as RouteFuture
@@ -151,12 +174,75 @@ async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
         "/seed" => pages::seed(&req, &ctx.hub),
         "/api/time" => pages::time(&req, &ctx.hub),
         "/metrics" => t.metrics.handle(&req, &ctx.hub, t, &ctx.shutdown),
-        "/api/wire" => allow(&req, &Method::GET, "GET")
-            .map(|()| reply::event_stream(t.wire.events(ctx.shutdown.clone()))),
+        "/api/wire" => wire(ctx, t, &req),
+        "/api/lab/cut" => cut(t, &req),
         _ => match pages::static_file(&req) {
             Some(result) => result,
             None => return ctx.common(req).await,
         },
     };
     result.unwrap_or_else(ApiError::into_response)
+}
+
+/// The lab pane a transport request says it comes from (`lab=<page>.<pane>`),
+/// its connection filed under that pane from now on. `lab_freeze=1` asks for
+/// the connection to go silent at once, as a proxy that holds everything
+/// back would: the lab's Auto pane uses it to show its "live within N s or
+/// move on" rule.
+fn tag_connection(
+    lab: &Lab,
+    req: &Request,
+    head: &RequestHead,
+) -> Result<Option<LabTag>, ApiError> {
+    let query = Query::from_uri(req.uri());
+    let Some(raw) = query.get("lab") else {
+        return Ok(None);
+    };
+    let tag = LabTag::parse(raw)?;
+    if let Some(tap) = req.extensions().get::<Arc<Tap>>() {
+        let body = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        lab.attach(tap, &tag, head.len() + body);
+        if query.number_in("lab_freeze", 0..=1)? == Some(1) {
+            tap.cut(Cut::Freeze);
+        }
+    }
+    Ok(Some(tag))
+}
+
+/// `GET /api/wire?lab=<page>`: that page's exchanges and bytes. Without
+/// `lab`, everyone's, which takes the admin token.
+fn wire(ctx: &AppContext, t: &Transports, req: &Request) -> Result<Response, ApiError> {
+    allow(req, &Method::GET, "GET")?;
+    let view = match Query::from_uri(req.uri()).get("lab") {
+        Some(raw) => WireView::Page {
+            page: LabTag::parse(raw)?.page,
+            lab: t.lab.clone(),
+        },
+        None => {
+            ctx.publisher.token().check(req.headers())?;
+            WireView::Everyone
+        }
+    };
+    Ok(reply::event_stream(
+        t.wire.events(view, ctx.shutdown.clone()),
+    ))
+}
+
+/// `POST /api/lab/cut?lab=<page>.<pane>&how=drop|freeze`: breaks that pane's
+/// connections as a network would. Only the page that chose the tag knows
+/// it.
+fn cut(t: &Transports, req: &Request) -> Result<Response, ApiError> {
+    allow(req, &Method::POST, "POST")?;
+    let query = Query::from_uri(req.uri());
+    let tag = LabTag::parse(query.get("lab").unwrap_or(""))?;
+    let how = Cut::parse(query.get("how").unwrap_or(""))?;
+    let cut = t.lab.cut(&tag, how);
+    Ok(reply::json(
+        StatusCode::OK,
+        serde_json::json!({ "cut": cut }).to_string().into(),
+    ))
 }

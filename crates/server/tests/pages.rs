@@ -193,9 +193,21 @@ async fn wait_for_event(
 }
 
 #[tokio::test]
-async fn the_wire_stream_shows_exchanges_with_the_token_redacted() {
+async fn everyones_wire_takes_the_admin_token_and_redacts_it() {
     let server = server().await;
-    let mut wire = get(&server, "/api/wire").await;
+    let refused = get(&server, "/api/wire").await;
+    assert_eq!(
+        refused.status(),
+        401,
+        "everyone's exchanges are the admin's"
+    );
+    let mut wire = server
+        .http
+        .get(server.url("/api/wire"))
+        .bearer_auth(TEST_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wire.headers()["content-type"], "text/event-stream");
     server.publish("watched").await.unwrap();
     let record = wait_for_event(&mut wire, |r| r["transport"] == "publish").await;
@@ -231,15 +243,19 @@ async fn the_wire_stream_shows_exchanges_with_the_token_redacted() {
 }
 
 #[tokio::test]
-async fn a_page_opened_later_gets_the_recent_exchanges() {
+async fn a_page_opened_later_gets_its_own_recent_exchanges_only() {
     let server = server().await;
-    server.poll("/api/poll").await.unwrap();
-    let mut wire = get(&server, "/api/wire").await;
+    server.poll("/api/poll?lab=other.short-poll").await.unwrap();
+    server.poll("/api/poll?lab=mine.short-poll").await.unwrap();
+    let mut wire = get(&server, "/api/wire?lab=mine").await;
+    assert_eq!(wire.status(), 200);
     let record = wait_for_event(&mut wire, |r| r["transport"] == "short-poll").await;
     assert!(
         record["request"]
             .as_str()
             .unwrap()
-            .starts_with("GET /api/poll HTTP/1.1")
+            .starts_with("GET /api/poll?lab=mine.short-poll HTTP/1.1"),
+        "{record}"
     );
+    assert_eq!(record["pane"], "short-poll");
 }

@@ -97,10 +97,12 @@ impl Sse {
 
     pub fn handle(&self, req: &Request) -> Result<Response, ApiError> {
         allow(req, &Method::GET, "GET")?;
+        let query = Query::from_uri(req.uri());
         let cursor = match last_event_id(req.headers())? {
             Some(cursor) => Some(cursor),
-            None => Query::from_uri(req.uri()).cursor()?,
+            None => query.cursor()?,
         };
+        let heartbeat = query.heartbeat()?;
         let subscription = self.hub.subscribe(cursor.as_ref());
         let progress = Arc::new(Progress {
             since: Instant::now(),
@@ -121,7 +123,12 @@ impl Sse {
         let stream = EventStream {
             subscription,
             shutdown: self.shutdown.clone(),
-            keep_alive: self.config.keep_alive,
+            keep_alive: heartbeat.unwrap_or(self.config.keep_alive),
+            quiet: if heartbeat.is_some() {
+                events::heartbeat()
+            } else {
+                Bytes::from_static(events::KEEP_ALIVE)
+            },
             tallies: self.tallies.clone(),
             progress,
             _gone: stream_gone.drop_guard(),
@@ -161,6 +168,9 @@ struct EventStream {
     subscription: Subscription,
     shutdown: Shutdown,
     keep_alive: Duration,
+    /// What a quiet spell of `keep_alive` sends: a comment, or a heartbeat
+    /// event for a client that asked for one.
+    quiet: Bytes,
     tallies: Tallies,
     progress: Arc<Progress>,
     _gone: DropGuard,
@@ -238,7 +248,7 @@ impl EventStream {
                         events::reset(&epoch, reason)
                     }
                 },
-                _ = tokio::time::sleep(s.keep_alive) => Bytes::from_static(events::KEEP_ALIVE),
+                _ = tokio::time::sleep(s.keep_alive) => s.quiet.clone(),
             };
             Some((event, s))
         });

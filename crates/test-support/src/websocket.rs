@@ -31,6 +31,7 @@ pub enum Pushed {
     Hello { epoch: String, cursor: u64 },
     Reset { epoch: String, reason: String },
     Notification(WireNotification),
+    Heartbeat,
     Closed { code: u16, reason: String },
 }
 
@@ -66,6 +67,7 @@ impl From<Push> for Pushed {
             Push::Hello { epoch, cursor } => Pushed::Hello { epoch, cursor },
             Push::Reset { epoch, reason } => Pushed::Reset { epoch, reason },
             Push::Notification(n) => Pushed::Notification(n),
+            Push::Heartbeat => Pushed::Heartbeat,
         }
     }
 }

@@ -140,7 +140,9 @@ impl WebSocket {
     pub fn handle(&self, mut req: Request) -> Result<Response, ApiError> {
         allow(&req, &Method::GET, "GET")?;
         let response = accept_handshake(req.headers(), &self.config.allowed_origins)?;
-        let cursor = Query::from_uri(req.uri()).cursor()?;
+        let query = Query::from_uri(req.uri());
+        let cursor = query.cursor()?;
+        let heartbeat = query.heartbeat()?;
         // Subscribe now, before answering 101: nothing published from here
         // on can be missed, however long the upgrade takes.
         let subscription = self.hub.subscribe(cursor.as_ref());
@@ -166,6 +168,7 @@ impl WebSocket {
                         ws,
                         subscription,
                         hello_cursor,
+                        heartbeat,
                         &this.config,
                         &this.shutdown,
                         &this.tallies,
@@ -280,10 +283,12 @@ pub enum PushEnd {
 }
 
 /// The life of one connection: hello, replay, live, pings, until an end.
+/// With `heartbeat`, a quiet spell that long sends a heartbeat message.
 pub async fn push<S>(
     mut ws: WebSocketStream<S>,
     mut subscription: Subscription,
     hello_cursor: u64,
+    heartbeat: Option<Duration>,
     config: &WsConfig,
     shutdown: &Shutdown,
     tallies: &Tallies,
@@ -300,6 +305,10 @@ where
         config.ping_interval,
     );
     let mut unanswered_pings = 0u32;
+    // Pings are invisible to page code; a heartbeat is a message it sees.
+    let quiet = heartbeat.unwrap_or(Duration::from_secs(365 * 24 * 3600));
+    let heartbeat_due = tokio::time::sleep(quiet);
+    tokio::pin!(heartbeat_due);
     // One task owns the socket and waits on four things at once, rather
     // than splitting it into a reader task and a writer task: tungstenite
     // answers a client's ping on the next write, the pong that resets the
@@ -333,10 +342,18 @@ where
                 // from its subscription, and the hub's bounded channel turns
                 // a client that stays behind into a `fell_behind` reset
                 // rather than memory that grows.
+                heartbeat_due.as_mut().reset(tokio::time::Instant::now() + quiet);
                 if send(&mut ws, message, config).await.is_err() {
                     // Best effort: a client whose buffers are full may never
                     // read it, and `close` gives up after a short wait.
                     close(&mut ws, CloseCode::Policy, "too slow: a frame could not be written in time", config).await;
+                    return PushEnd::TooSlow;
+                }
+            }
+            _ = &mut heartbeat_due, if heartbeat.is_some() => {
+                heartbeat_due.as_mut().reset(tokio::time::Instant::now() + quiet);
+                let beat = text_frame(bytes::Bytes::from_static(messages::HEARTBEAT));
+                if send(&mut ws, beat, config).await.is_err() {
                     return PushEnd::TooSlow;
                 }
             }

@@ -350,7 +350,7 @@ async fn a_subscriber_that_never_reads_is_dropped_never_silently_skipped() {
             continue;
         };
         match Push::parse(text.as_str()).unwrap() {
-            Push::Hello { .. } => {}
+            Push::Hello { .. } | Push::Heartbeat => {}
             Push::Reset { .. } => reset_seen = true,
             Push::Notification(n) => {
                 if !reset_seen {

@@ -68,6 +68,7 @@ pub async fn run(ctx: ClientContext) -> ClientOutcome {
                     match Push::parse(&event.data) {
                         Ok(Push::Hello { .. }) => recorder.ready(),
                         Ok(Push::Reset { .. }) => recorder.reset(),
+                        Ok(Push::Heartbeat) => {}
                         Ok(Push::Notification(n)) => recorder.notification(&n.text),
                         Err(_) => {
                             ctx.stats.errors.fetch_add(1, Ordering::Relaxed);

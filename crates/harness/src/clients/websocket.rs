@@ -51,6 +51,7 @@ pub async fn run(ctx: ClientContext) -> ClientOutcome {
                     cursor.epoch = epoch;
                 }
                 Ok(Push::Reset { .. }) => recorder.reset(),
+                Ok(Push::Heartbeat) => {}
                 Ok(Push::Notification(n)) => {
                     cursor.after = n.id;
                     recorder.notification(&n.text);

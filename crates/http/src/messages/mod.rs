@@ -10,7 +10,8 @@
 //! - **Control messages** ([`hello`], [`reset`]) open a push connection and
 //!   announce a cursor that could not be honoured. They always carry a
 //!   `type`; notifications never do, which is how a client tells them apart
-//!   ([`Push::parse`]).
+//!   ([`Push::parse`]). A [`HEARTBEAT`] is sent on a quiet connection to
+//!   clients that ask for one.
 //! - The **poll answer** ([`poll_answer`]) is the body of both polling
 //!   transports.
 //! - **SSE framing** ([`sse`]) wraps the same JSON in `event:`, `id:` and
@@ -46,6 +47,12 @@ pub fn reset(epoch: &Epoch, reason: ResetReason) -> Bytes {
         reason: reason.as_str(),
     })
 }
+
+/// Proof of life on a quiet push connection, for a client that asked for it
+/// with `heartbeat=<seconds>`: page code cannot see WebSocket pings or SSE
+/// comments, so a browser that must notice a silent server needs a message
+/// it can see.
+pub const HEARTBEAT: &[u8] = br#"{"type":"heartbeat"}"#;
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -124,6 +131,7 @@ pub enum Push {
         epoch: String,
         reason: String,
     },
+    Heartbeat,
     Notification(WireNotification),
 }
 
@@ -149,6 +157,7 @@ impl Push {
         let value: serde_json::Value = serde_json::from_str(text)?;
         match value.get("type") {
             None => Ok(Push::Notification(serde_json::from_value(value)?)),
+            Some(serde_json::Value::String(kind)) if kind == "heartbeat" => Ok(Push::Heartbeat),
             Some(serde_json::Value::String(kind)) if kind != "hello" && kind != "reset" => {
                 Err(MessageError::UnknownType(kind.clone()))
             }

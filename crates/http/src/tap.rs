@@ -1,0 +1,476 @@
+//! Connection taps: what the lab needs to see of, and do to, the connections
+//! of one browser pane.
+//!
+//! Every accepted socket is wrapped in a [`Tapped`] stream with a [`Tap`]
+//! beside it (in each request's extensions). The tap does two things, both
+//! at the socket, beneath hyper and the WebSocket library:
+//!
+//! - **Counts bytes** written to the browser — status lines, headers, chunk
+//!   framing, WebSocket frames, everything — into the [`PaneBytes`] of the
+//!   pane whose request the connection carries now. (Bytes from the browser
+//!   are the request heads the router sees, plus everything read after an
+//!   upgrade, when the socket carries only that pane's frames.)
+//! - **Breaks the connection the way a network does**: [`Cut::Drop`] resets
+//!   it (no close frame, no final chunk: the browser sees the connection
+//!   lost), [`Cut::Freeze`] makes the server go silent on it without closing
+//!   — what it writes is thrown away and what arrives is ignored — which is
+//!   what a dead server or a buffering proxy looks like from the browser. A
+//!   frozen connection still notices its peer leaving, and ends after
+//!   [`FREEZE_LIMIT`] at the latest, so nothing is left behind.
+//!
+//! [`Lab`] maps pane tags (`?lab=<page>.<pane>`, chosen at random by the lab
+//! page) to the connections and byte counts of each pane. It is bounded:
+//! [`MAX_PAGES`] pages, [`MAX_PANES`] panes each, the least recently used
+//! page forgotten first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::error::ApiError;
+use crate::server::ConnectionKill;
+
+/// Pages the lab keeps counts for at once.
+pub const MAX_PAGES: usize = 256;
+/// Panes one page may have.
+pub const MAX_PANES: usize = 32;
+/// Connections remembered per page (older ones are forgotten).
+pub const MAX_CONNECTIONS_PER_PAGE: usize = 64;
+/// The longest a frozen connection lives.
+pub const FREEZE_LIMIT: Duration = Duration::from_secs(90);
+const MAX_TAG_PART: usize = 64;
+
+/// How to break a pane's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// A reset: the connection is gone at once, without a clean close.
+    Drop,
+    /// Silence: nothing more reaches the browser, and the connection stays.
+    Freeze,
+}
+
+impl Cut {
+    pub fn parse(raw: &str) -> Result<Cut, ApiError> {
+        match raw {
+            "drop" => Ok(Cut::Drop),
+            "freeze" => Ok(Cut::Freeze),
+            _ => Err(ApiError::BadQuery {
+                param: "how",
+                reason: "expected `drop` or `freeze`".into(),
+            }),
+        }
+    }
+}
+
+const OPEN: u8 = 0;
+const DROPPED: u8 = 1;
+const FROZEN: u8 = 2;
+
+/// Bytes one pane's connections carried, as the server counted them.
+#[derive(Debug, Default)]
+pub struct PaneBytes {
+    /// Written to the browser.
+    pub to_browser: AtomicU64,
+    /// Read from the browser.
+    pub from_browser: AtomicU64,
+}
+
+/// One connection's tap; shared by the stream and the requests on it.
+#[derive(Debug)]
+pub struct Tap {
+    state: AtomicU8,
+    frozen_at: Mutex<Option<Instant>>,
+    upgraded: AtomicBool,
+    pane: Mutex<Option<Arc<PaneBytes>>>,
+    waker: AtomicWaker,
+    kill: ConnectionKill,
+}
+
+impl Tap {
+    pub fn new(kill: ConnectionKill) -> Arc<Self> {
+        Arc::new(Tap {
+            state: AtomicU8::new(OPEN),
+            frozen_at: Mutex::new(None),
+            upgraded: AtomicBool::new(false),
+            pane: Mutex::new(None),
+            waker: AtomicWaker::new(),
+            kill,
+        })
+    }
+
+    /// Breaks this connection now.
+    pub fn cut(&self, how: Cut) {
+        match how {
+            Cut::Drop => {
+                self.state.store(DROPPED, Ordering::Release);
+                // An HTTP exchange ends with hyper's connection; an upgraded
+                // socket ends when its task next touches the stream.
+                self.kill.kill();
+            }
+            Cut::Freeze => {
+                *self.frozen_at.lock().expect("tap lock poisoned") = Some(Instant::now());
+                self.state.store(FROZEN, Ordering::Release);
+            }
+        }
+        self.waker.wake();
+    }
+
+    /// The connection now carries only one pane's WebSocket: count what it
+    /// reads too.
+    pub fn mark_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Relaxed);
+    }
+
+    fn pane(&self) -> Option<Arc<PaneBytes>> {
+        self.pane.lock().expect("tap lock poisoned").clone()
+    }
+
+    fn set_pane(&self, pane: Option<Arc<PaneBytes>>) {
+        *self.pane.lock().expect("tap lock poisoned") = pane;
+    }
+
+    fn is_pane(&self, pane: &Arc<PaneBytes>) -> bool {
+        self.pane
+            .lock()
+            .expect("tap lock poisoned")
+            .as_ref()
+            .is_some_and(|p| Arc::ptr_eq(p, pane))
+    }
+
+    fn frozen_too_long(&self) -> bool {
+        self.frozen_at
+            .lock()
+            .expect("tap lock poisoned")
+            .is_some_and(|at| at.elapsed() > FREEZE_LIMIT)
+    }
+}
+
+/// A TCP stream that counts and can be cut through its [`Tap`].
+#[derive(Debug)]
+pub struct Tapped {
+    io: TcpStream,
+    tap: Arc<Tap>,
+}
+
+impl Tapped {
+    pub fn new(io: TcpStream, tap: Arc<Tap>) -> Self {
+        Tapped { io, tap }
+    }
+
+    /// In a frozen connection, reads what arrives and throws it away; ends
+    /// the connection when the peer has gone or the freeze has lasted long
+    /// enough.
+    fn drain_frozen(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.tap.frozen_too_long() {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        let mut scratch = [0u8; 512];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn dropped() -> io::Error {
+        io::Error::new(io::ErrorKind::ConnectionReset, "cut by the lab")
+    }
+}
+
+impl Drop for Tapped {
+    fn drop(&mut self) {
+        if self.tap.state.load(Ordering::Acquire) == DROPPED {
+            // A reset, not an orderly close: what a lost network looks like.
+            let _ = self.io.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for Tapped {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.tap.waker.register(cx.waker());
+        match self.tap.state.load(Ordering::Acquire) {
+            DROPPED => Poll::Ready(Err(Self::dropped())),
+            FROZEN => match self.drain_frozen(cx) {
+                // The peer left (or the freeze ran out): end of stream.
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+                Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+                Poll::Pending => Poll::Pending,
+            },
+            _ => {
+                let before = buf.filled().len();
+                let result = Pin::new(&mut self.io).poll_read(cx, buf);
+                if self.tap.upgraded.load(Ordering::Relaxed)
+                    && let Some(pane) = self.tap.pane()
+                {
+                    let read = (buf.filled().len() - before) as u64;
+                    pane.from_browser.fetch_add(read, Ordering::Relaxed);
+                }
+                result
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Tapped {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.tap.state.load(Ordering::Acquire) {
+            DROPPED => Poll::Ready(Err(Self::dropped())),
+            FROZEN => match self.drain_frozen(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+                Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+                // Silence: the bytes vanish, as into a dead network.
+                Poll::Pending => Poll::Ready(Ok(data.len())),
+            },
+            _ => {
+                let result = Pin::new(&mut self.io).poll_write(cx, data);
+                if let Poll::Ready(Ok(n)) = result {
+                    self.count_written(n);
+                }
+                result
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.tap.state.load(Ordering::Acquire) {
+            OPEN => {
+                let result = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+                if let Poll::Ready(Ok(n)) = result {
+                    self.count_written(n);
+                }
+                result
+            }
+            _ => {
+                let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+                self.poll_write(cx, first)
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.tap.state.load(Ordering::Acquire) {
+            DROPPED => Poll::Ready(Err(Self::dropped())),
+            FROZEN => Poll::Ready(Ok(())),
+            _ => Pin::new(&mut self.io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.tap.state.load(Ordering::Acquire) {
+            DROPPED => Poll::Ready(Err(Self::dropped())),
+            _ => Pin::new(&mut self.io).poll_shutdown(cx),
+        }
+    }
+}
+
+impl Tapped {
+    fn count_written(&self, n: usize) {
+        if let Some(pane) = self.tap.pane() {
+            pane.to_browser.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `<page>.<pane>`, from a request's `lab` parameter: a page the lab chose
+/// at random and one of its panes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabTag {
+    pub page: String,
+    pub pane: Option<String>,
+}
+
+impl LabTag {
+    /// `page` or `page.pane`, each 1 to 64 of `[A-Za-z0-9_-]`.
+    pub fn parse(raw: &str) -> Result<LabTag, ApiError> {
+        let (page, pane) = match raw.split_once('.') {
+            Some((page, pane)) => (page, Some(pane)),
+            None => (raw, None),
+        };
+        let valid = |part: &str| {
+            !part.is_empty()
+                && part.len() <= MAX_TAG_PART
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !valid(page) || !pane.is_none_or(valid) {
+            return Err(ApiError::BadQuery {
+                param: "lab",
+                reason: "expected `<page>.<pane>`, each 1 to 64 characters of [A-Za-z0-9_-]".into(),
+            });
+        }
+        Ok(LabTag {
+            page: page.to_owned(),
+            pane: pane.map(str::to_owned),
+        })
+    }
+}
+
+/// The lab's pages: their panes' byte counts and connections.
+#[derive(Debug, Default, Clone)]
+pub struct Lab {
+    pages: Arc<Mutex<HashMap<String, Page>>>,
+}
+
+#[derive(Debug)]
+struct Page {
+    panes: BTreeMap<String, Arc<PaneBytes>>,
+    connections: Vec<(String, Weak<Tap>)>,
+    used: Instant,
+}
+
+impl Lab {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Files the connection of `tap` under the pane of `tag` from now on,
+    /// counting `request_bytes` (the request's head and body) as read from
+    /// the browser. A tag without a pane detaches the connection.
+    pub fn attach(&self, tap: &Arc<Tap>, tag: &LabTag, request_bytes: u64) {
+        let Some(pane_name) = &tag.pane else {
+            tap.set_pane(None);
+            return;
+        };
+        let mut pages = self.pages.lock().expect("lab lock poisoned");
+        if !pages.contains_key(&tag.page) && pages.len() >= MAX_PAGES {
+            let oldest = pages
+                .iter()
+                .min_by_key(|(_, page)| page.used)
+                .map(|(name, _)| name.clone());
+            if let Some(oldest) = oldest {
+                pages.remove(&oldest);
+            }
+        }
+        let page = pages.entry(tag.page.clone()).or_insert_with(|| Page {
+            panes: BTreeMap::new(),
+            connections: Vec::new(),
+            used: Instant::now(),
+        });
+        page.used = Instant::now();
+        if !page.panes.contains_key(pane_name) && page.panes.len() >= MAX_PANES {
+            tap.set_pane(None);
+            return;
+        }
+        let bytes = page.panes.entry(pane_name.clone()).or_default().clone();
+        bytes
+            .from_browser
+            .fetch_add(request_bytes, Ordering::Relaxed);
+        tap.set_pane(Some(bytes));
+        page.connections.retain(|(_, tap)| tap.strong_count() > 0);
+        if !page
+            .connections
+            .iter()
+            .any(|(_, known)| known.as_ptr() == Arc::as_ptr(tap))
+        {
+            if page.connections.len() >= MAX_CONNECTIONS_PER_PAGE {
+                page.connections.remove(0);
+            }
+            page.connections
+                .push((pane_name.clone(), Arc::downgrade(tap)));
+        }
+    }
+
+    /// Breaks every connection that carries the pane of `tag` now; answers
+    /// how many.
+    pub fn cut(&self, tag: &LabTag, how: Cut) -> usize {
+        let Some(pane_name) = &tag.pane else { return 0 };
+        let pages = self.pages.lock().expect("lab lock poisoned");
+        let Some(page) = pages.get(&tag.page) else {
+            return 0;
+        };
+        let Some(bytes) = page.panes.get(pane_name) else {
+            return 0;
+        };
+        let mut cut = 0;
+        for (_, tap) in &page.connections {
+            if let Some(tap) = tap.upgrade()
+                && tap.is_pane(bytes)
+            {
+                tap.cut(how);
+                cut += 1;
+            }
+        }
+        cut
+    }
+
+    /// Each pane of `page` with the bytes it carried to and from the browser.
+    pub fn bytes(&self, page: &str) -> Vec<(String, u64, u64)> {
+        let pages = self.pages.lock().expect("lab lock poisoned");
+        pages.get(page).map_or_else(Vec::new, |page| {
+            page.panes
+                .iter()
+                .map(|(name, bytes)| {
+                    (
+                        name.clone(),
+                        bytes.to_browser.load(Ordering::Relaxed),
+                        bytes.from_browser.load(Ordering::Relaxed),
+                    )
+                })
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_a_page_and_an_optional_pane() {
+        assert_eq!(
+            LabTag::parse("a1b2.sse").unwrap(),
+            LabTag {
+                page: "a1b2".into(),
+                pane: Some("sse".into())
+            }
+        );
+        assert_eq!(LabTag::parse("a1b2").unwrap().pane, None);
+        for bad in ["", ".sse", "a1b2.", "a b.sse", "a.b.c", &"x".repeat(65)] {
+            assert!(LabTag::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn pages_are_bounded_and_the_least_recently_used_goes_first() {
+        let lab = Lab::new();
+        for i in 0..=MAX_PAGES {
+            let tap = Tap::new(ConnectionKill::default());
+            lab.attach(&tap, &LabTag::parse(&format!("p{i}.sse")).unwrap(), 10);
+        }
+        assert!(lab.bytes("p0").is_empty(), "the oldest page was kept");
+        assert_eq!(
+            lab.bytes(&format!("p{MAX_PAGES}")),
+            vec![("sse".into(), 0, 10)]
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! What the lab page relies on, over real sockets: a page's wire feed with
+//! its panes' bytes counted at the socket, connections cut the way a network
+//! cuts them (reset, or silence), heartbeats a page can see, and clear
+//! errors for bad lab parameters. What the page makes of them is tested in
+//! headless Chromium (web/e2e/lab.test.mjs).
+
+use std::time::Duration;
+
+use notify_http::messages::sse::SseEvent;
+use notify_server::{TransportConfig, Transports};
+use notify_test_support::{
+    PATIENCE, Pushed, SseReader, TestConfig, TestServer, eventually, raw_http, ws_connect, ws_next,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn server() -> (TestServer, Transports) {
+    let mut handles = None;
+    let server = TestServer::start_with(TestConfig::default(), |ctx| {
+        let (t, route) = notify_server::router(ctx, TransportConfig::default());
+        handles = Some(t);
+        route
+    })
+    .await;
+    (server, handles.expect("router built"))
+}
+
+async fn open_sse(server: &TestServer, path: &str) -> SseReader {
+    let response = server.http.get(server.url(path)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    SseReader::new(response)
+}
+
+/// The next event named `name`, skipping others.
+async fn next_named(feed: &mut SseReader, name: &str) -> SseEvent {
+    loop {
+        let event = feed
+            .next_event()
+            .await
+            .unwrap()
+            .expect("the feed stays open");
+        if event.event == name {
+            return event;
+        }
+    }
+}
+
+async fn cut(server: &TestServer, tag: &str, how: &str) -> reqwest::Response {
+    server
+        .http
+        .post(server.url(&format!("/api/lab/cut?lab={tag}&how={how}")))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_pages_feed_counts_every_byte_its_pane_exchanged() {
+    let (server, _) = server().await;
+    let mut feed = open_sse(&server, "/api/wire?lab=page1").await;
+    server.publish("one").await.unwrap();
+
+    // One short poll on a raw socket, so that the test knows every byte.
+    let request = format!(
+        "GET /api/poll?lab=page1.short-poll HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+        server.addr
+    );
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, socket.read_to_end(&mut answer))
+        .await
+        .expect("the answer arrives")
+        .unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
+
+    let counted = loop {
+        let event = next_named(&mut feed, "bytes").await;
+        let counts: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+        if counts["short-poll"]["to_browser"].as_u64() == Some(answer.len() as u64) {
+            break counts;
+        }
+    };
+    assert_eq!(
+        counted["short-poll"]["from_browser"].as_u64(),
+        Some(request.len() as u64),
+        "the request head, as sent: {counted}"
+    );
+    assert!(counted.get("websocket").is_none(), "only panes that spoke");
+}
+
+#[tokio::test]
+async fn drop_resets_a_websocket_without_a_close_frame() {
+    let (server, _) = server().await;
+    let mut ws = ws_connect(&server.ws_url("/api/ws?lab=page2.websocket"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    let answer = cut(&server, "page2.websocket", "drop").await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<serde_json::Value>().await.unwrap()["cut"], 1);
+    match ws_next(&mut ws).await {
+        // A reset connection is an error to the client, or an end without
+        // the closing handshake; never a close frame.
+        Err(_) | Ok(None) => {}
+        Ok(other) => panic!("expected a lost connection, got {other:?}"),
+    }
+    // Only that pane's connections are cut.
+    let answer = cut(&server, "page2.sse", "drop").await;
+    assert_eq!(answer.json::<serde_json::Value>().await.unwrap()["cut"], 0);
+}
+
+#[tokio::test]
+async fn drop_ends_a_held_long_poll_without_an_answer() {
+    let (server, _) = server().await;
+    let epoch = server.hub().epoch().to_string();
+    let poll = tokio::spawn({
+        let http = server.http.clone();
+        let url = server.url(&format!(
+            "/api/long-poll?after=0&epoch={epoch}&timeout=30&lab=page3.long-poll"
+        ));
+        async move { http.get(url).send().await }
+    });
+    // The poll is cut once the server holds it.
+    let mut cuts = 0;
+    for _ in 0..100 {
+        let answer = cut(&server, "page3.long-poll", "drop").await;
+        cuts = answer.json::<serde_json::Value>().await.unwrap()["cut"]
+            .as_u64()
+            .unwrap();
+        if cuts == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cuts, 1, "the held poll's connection was found");
+    let outcome = tokio::time::timeout(PATIENCE, poll).await.unwrap().unwrap();
+    assert!(
+        outcome.is_err(),
+        "no answer, a lost connection: {outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_websocket_heartbeat_is_a_message_page_code_sees() {
+    let (server, _) = server().await;
+    let mut ws = ws_connect(&server.ws_url("/api/ws?heartbeat=1"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    assert_eq!(ws_next(&mut ws).await.unwrap(), Some(Pushed::Heartbeat));
+    server.publish("between beats").await.unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Notification(n)) if n.text == "between beats"
+    ));
+}
+
+#[tokio::test]
+async fn an_sse_heartbeat_is_a_named_event() {
+    let (server, _) = server().await;
+    let mut stream = open_sse(&server, "/api/sse?heartbeat=1").await;
+    assert_eq!(stream.next_event().await.unwrap().unwrap().event, "hello");
+    let beat = stream.next_event().await.unwrap().unwrap();
+    assert_eq!(beat.event, "heartbeat");
+    assert_eq!(beat.data, r#"{"type":"heartbeat"}"#);
+}
+
+#[tokio::test]
+async fn freeze_silences_a_connection_and_lets_it_go_when_the_client_does() {
+    let (server, transports) = server().await;
+    let mut ws = ws_connect(&server.ws_url("/api/ws?heartbeat=1&lab=page4.websocket"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    assert_eq!(ws_next(&mut ws).await.unwrap(), Some(Pushed::Heartbeat));
+    let answer = cut(&server, "page4.websocket", "freeze").await;
+    assert_eq!(answer.json::<serde_json::Value>().await.unwrap()["cut"], 1);
+    server.publish("never seen").await.unwrap();
+    // Three heartbeat intervals of silence: neither the notification nor a
+    // heartbeat arrives, and the connection is not closed either.
+    let silence = tokio::time::timeout(Duration::from_secs(3), ws_next(&mut ws)).await;
+    assert!(silence.is_err(), "something arrived: {silence:?}");
+    assert_eq!(transports.websocket.open_connections(), 1);
+    // The client gives up, as the lab's liveness rule does; the server
+    // notices and lets the connection go.
+    drop(ws);
+    eventually("the frozen connection ends", || {
+        transports.websocket.open_connections() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_request_that_asks_to_be_frozen_never_gets_its_answer() {
+    let (server, transports) = server().await;
+    let request = server
+        .http
+        .get(server.url("/api/sse?lab=page5.auto-sse&lab_freeze=1"))
+        .send();
+    let outcome = tokio::time::timeout(Duration::from_secs(2), request).await;
+    assert!(outcome.is_err(), "an answer arrived: {outcome:?}");
+    // The request future is gone, so is the client's connection; the
+    // server's stream ends with it.
+    eventually("the frozen stream ends", || {
+        transports.sse.open_streams() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_lab_parameters_are_clear_errors() {
+    let (server, _) = server().await;
+    for (path, param) in [
+        ("GET /api/poll?lab=no%20spaces.pane", "lab"),
+        ("GET /api/wire?lab=a.b.c", "lab"),
+        ("GET /api/sse?heartbeat=0", "heartbeat"),
+        ("GET /api/sse?heartbeat=61", "heartbeat"),
+        ("POST /api/lab/cut?lab=page.pane&how=explode", "how"),
+        ("POST /api/lab/cut?how=drop", "lab"),
+    ] {
+        let answer = raw_http(
+            server.addr,
+            &format!(
+                "{path} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 400, "{path}: {}", answer.body);
+        assert_eq!(answer.json()["error"], "bad_query", "{path}");
+        assert!(
+            answer.json()["message"].as_str().unwrap().contains(param),
+            "{path}: {}",
+            answer.body
+        );
+    }
+    let answer = raw_http(
+        server.addr,
+        "GET /api/lab/cut?lab=p.q&how=drop HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 405);
+}
