@@ -47,6 +47,9 @@ pub struct RunConfig {
     /// memory it settles at after the second with where it settled before
     /// it (the first warms up what stays: thread caches, buffers, history).
     pub leak_check: bool,
+    /// A round-trip delay of its own on each client's connection (R), half
+    /// each way; publishing stays direct. Zero on plain loopback.
+    pub rtt: Duration,
 }
 
 impl RunConfig {

@@ -2,6 +2,12 @@
 //! every byte read and written to a transport's counters. What it counts is
 //! what crossed the wire — HTTP headers, chunked-encoding framing, WebSocket
 //! frame headers and all — not just the payloads.
+//!
+//! With a round-trip delay (`--rtt`), each connection gets a network of its
+//! own: a relay between the client and the server that holds every chunk
+//! for half the round trip in each direction, in order, as a long link
+//! would. Loopback has no distance; this gives it one, per connection, so
+//! that the transports' extra trips show.
 
 use std::io;
 use std::pin::Pin;
@@ -9,31 +15,126 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use std::time::Duration;
 
-/// Bytes up (client to server) and down (server to client).
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Bytes up (client to server) and down (server to client), and the
+/// one-way delay of the connections that count into them.
 #[derive(Debug, Default)]
 pub struct ByteCounters {
     pub up: AtomicU64,
     pub down: AtomicU64,
+    pub one_way_delay: Duration,
+}
+
+impl ByteCounters {
+    /// Counters for connections with `rtt` of round-trip delay.
+    pub fn with_rtt(rtt: Duration) -> Self {
+        ByteCounters {
+            one_way_delay: rtt / 2,
+            ..Self::default()
+        }
+    }
 }
 
 /// A TCP stream that counts.
 #[derive(Debug)]
 pub struct CountingStream {
-    inner: TcpStream,
+    inner: Link,
     counters: Arc<ByteCounters>,
 }
+
+/// The client's end of a connection: the socket itself, or its side of a
+/// delaying relay.
+#[derive(Debug)]
+enum Link {
+    Direct(TcpStream),
+    Delayed(DuplexStream),
+}
+
+/// What the relay holds in flight per direction, in chunks.
+const RELAY_CHUNKS: usize = 64;
+const RELAY_CHUNK_BYTES: usize = 16 * 1024;
 
 impl CountingStream {
     pub async fn connect(
         addr: std::net::SocketAddr,
         counters: Arc<ByteCounters>,
     ) -> io::Result<Self> {
-        let inner = TcpStream::connect(addr).await?;
-        inner.set_nodelay(true)?;
+        let socket = TcpStream::connect(addr).await?;
+        socket.set_nodelay(true)?;
+        let inner = if counters.one_way_delay.is_zero() {
+            Link::Direct(socket)
+        } else {
+            Link::Delayed(delayed(socket, counters.one_way_delay))
+        };
         Ok(CountingStream { inner, counters })
+    }
+}
+
+/// A relay between a duplex pipe (the client's end is returned) and
+/// `socket`, holding each chunk `delay` in each direction. It ends when
+/// either side closes, so nothing outlives the client's connection.
+fn delayed(socket: TcpStream, delay: Duration) -> DuplexStream {
+    let (client_end, relay_end) = tokio::io::duplex(RELAY_CHUNK_BYTES * 4);
+    let (from_client, to_client) = tokio::io::split(relay_end);
+    let (from_server, to_server) = socket.into_split();
+    tokio::spawn(carry(from_client, to_server, delay));
+    tokio::spawn(carry(from_server, to_client, delay));
+    client_end
+}
+
+/// Reads chunks from `from`, and writes each to `to` once `delay` has passed
+/// since it was read; in order, with a bounded number in flight.
+async fn carry<R, W>(mut from: R, mut to: W, delay: Duration)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(RELAY_CHUNKS);
+    let reader = async move {
+        let mut buf = vec![0u8; RELAY_CHUNK_BYTES];
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let due = Instant::now() + delay;
+                    if tx.send((due, buf[..n].to_vec())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    let writer = async move {
+        while let Some((due, chunk)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reader, writer);
+}
+
+impl Link {
+    fn as_read(self: Pin<&mut Self>) -> Pin<&mut (dyn AsyncRead + Unpin)> {
+        match self.get_mut() {
+            Link::Direct(s) => Pin::new(s),
+            Link::Delayed(s) => Pin::new(s),
+        }
+    }
+
+    fn as_write(self: Pin<&mut Self>) -> Pin<&mut (dyn AsyncWrite + Unpin)> {
+        match self.get_mut() {
+            Link::Direct(s) => Pin::new(s),
+            Link::Delayed(s) => Pin::new(s),
+        }
     }
 }
 
@@ -44,7 +145,7 @@ impl AsyncRead for CountingStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let result = Pin::new(&mut self.inner).as_read().poll_read(cx, buf);
         let read = (buf.filled().len() - before) as u64;
         self.counters.down.fetch_add(read, Ordering::Relaxed);
         result
@@ -57,7 +158,7 @@ impl AsyncWrite for CountingStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let result = Pin::new(&mut self.inner).as_write().poll_write(cx, buf);
         if let Poll::Ready(Ok(written)) = result {
             self.counters
                 .up
@@ -67,10 +168,10 @@ impl AsyncWrite for CountingStream {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        Pin::new(&mut self.inner).as_write().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        Pin::new(&mut self.inner).as_write().poll_shutdown(cx)
     }
 }

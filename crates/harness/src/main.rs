@@ -13,7 +13,7 @@ use notify_harness::{Publish, RunConfig, Target, Transport, html};
 #[derive(Debug, Parser)]
 #[command(about = "Compare the transports: requests, bytes and latency, measured against theory")]
 struct Args {
-    /// A named scenario: quiet, busy, burst, interval-sweep, smoke or chaos; or
+    /// A named scenario: quiet, busy, burst, interval-sweep, smoke, chaos or rtt; or
     /// `custom` with the flags below.
     scenario: String,
     /// Where the report files go.
@@ -62,6 +62,10 @@ struct Args {
     /// this many seconds (chaos mode).
     #[arg(long)]
     chaos: Option<f64>,
+    /// custom: a round-trip delay on each client's connection, e.g. `100ms`
+    /// (half each way; publishing stays direct).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    rtt: Option<Duration>,
     /// custom: run the wave twice on one server and check that its memory,
     /// once settled, returns to where it idled between the waves (needs a
     /// server process: --server-bin or --server-pid).
@@ -157,6 +161,9 @@ fn custom(args: &Args) -> anyhow::Result<Scenario> {
     if args.notifications == 0 || args.notifications > MAX_NOTIFICATIONS {
         bail!("--notifications must be 1..={MAX_NOTIFICATIONS}");
     }
+    if args.rtt.is_some_and(|rtt| rtt > Duration::from_secs(10)) {
+        bail!("--rtt must be at most 10s");
+    }
     if !(1..=60).contains(&args.timeout) || args.interval <= 0.0 || args.rate < 0.0 {
         bail!("--timeout must be 1..=60, --interval and --rate positive");
     }
@@ -184,6 +191,7 @@ fn custom(args: &Args) -> anyhow::Result<Scenario> {
             lossy: None,
             chaos: args.chaos.filter(|s| *s > 0.0).map(Duration::from_secs_f64),
             leak_check: args.leak_check,
+            rtt: args.rtt.unwrap_or_default(),
         }],
     })
 }

@@ -13,6 +13,12 @@
 //!   and latency of about one trip through the server;
 //! - Socket.IO: four requests per client connecting by default (polling
 //!   handshake, join, first poll, upgrade), one WebSocket-only.
+//!
+//! With a round trip R on every client's connection (`--rtt`), a push costs
+//! one transit, R/2; a long poll too while notifications are further apart
+//! than R (the next poll is already held), and R once they come faster (a
+//! request is always in flight: it waits R/2 for one, then R/2 back); a short
+//! poll's cycle becomes I + R, so it waits I/2 + R.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -36,6 +42,9 @@ pub struct RunReport {
     pub publish: Publish,
     pub poll_interval_s: f64,
     pub long_poll_timeout_s: f64,
+    /// The round-trip delay put on each client's connection (R).
+    #[serde(default)]
+    pub rtt_ms: f64,
     pub duration_s: f64,
     /// Set when the drain deadline passed before every client had everything.
     pub incomplete: bool,
@@ -126,24 +135,75 @@ impl Theory {
         let n = config.clients as f64;
         let d = duration.as_secs_f64();
         let m = config.notifications as f64;
+        let r = config.rtt.as_secs_f64();
+        let r_ms = r * 1000.0;
+        // One transit, server to client: what a push costs over a network.
+        // On loopback it is too small for a model to say anything useful.
+        let one_transit = (r > 0.0).then_some(r_ms / 2.0);
+        let push_latency = if r > 0.0 {
+            "R/2 (one transit)"
+        } else {
+            "one trip through the server"
+        };
         match transport {
             Transport::ShortPoll => {
                 let i = config.poll_interval.as_secs_f64();
-                Theory {
-                    // Each client's first poll, then one per interval.
-                    requests: n * (1.0 + d / i),
-                    requests_formula: format!("N·(1 + D/I) = {n}·(1 + {d:.1}/{i})"),
-                    mean_latency_ms: Some(i * 1000.0 / 2.0),
-                    latency_formula: "I/2".into(),
+                // A client waits I after each answer, so its cycle is I + R;
+                // a notification waits half a cycle for the next request to
+                // reach the server, then one transit back.
+                if r > 0.0 {
+                    Theory {
+                        requests: n * (1.0 + d / (i + r)),
+                        requests_formula: format!("N·(1 + D/(I+R)) = {n}·(1 + {d:.1}/({i} + {r}))"),
+                        mean_latency_ms: Some(i * 1000.0 / 2.0 + r_ms),
+                        latency_formula: "(I+R)/2 + R/2 = I/2 + R".into(),
+                    }
+                } else {
+                    Theory {
+                        // Each client's first poll, then one per interval.
+                        requests: n * (1.0 + d / i),
+                        requests_formula: format!("N·(1 + D/I) = {n}·(1 + {d:.1}/{i})"),
+                        mean_latency_ms: Some(i * 1000.0 / 2.0),
+                        latency_formula: "I/2".into(),
+                    }
                 }
             }
             Transport::LongPoll => {
                 let t = config.long_poll_timeout.as_secs_f64();
-                Theory {
-                    requests: n * (m + d / t),
-                    requests_formula: format!("N·(M + D/T) = {n}·({m} + {d:.1}/{t})"),
-                    mean_latency_ms: None,
-                    latency_formula: "one round trip".into(),
+                let gap = match config.publish {
+                    Publish::Rate(rate) => 1.0 / rate,
+                    Publish::Burst => 0.0,
+                };
+                if r > 0.0 && gap < r {
+                    // Notifications come faster than a round trip: every
+                    // request finds something waiting and returns at once,
+                    // so the poll cycle is R, a notification waits R/2 for
+                    // the next request and R/2 to come back (RFC 6202 §2.2:
+                    // up to three transits in the worst case).
+                    let p = config.publish_duration().as_secs_f64();
+                    Theory {
+                        // One request per round trip while publishing lasts
+                        // (P), then one held per timeout.
+                        requests: n * (1.0 + p / r + d / t),
+                        requests_formula: format!(
+                            "N·(1 + P/R + D/T) = {n}·(1 + {p:.1}/{r} + {d:.1}/{t})"
+                        ),
+                        mean_latency_ms: Some(r_ms),
+                        latency_formula: "R/2 + R/2 = R (a request is always in flight)".into(),
+                    }
+                } else {
+                    Theory {
+                        requests: n * (m + d / t),
+                        requests_formula: format!("N·(M + D/T) = {n}·({m} + {d:.1}/{t})"),
+                        // The next request is held before the next
+                        // notification: one transit, as a push.
+                        mean_latency_ms: one_transit,
+                        latency_formula: if r > 0.0 {
+                            "R/2 (the next poll is already held)".into()
+                        } else {
+                            "one round trip".into()
+                        },
+                    }
                 }
             }
             Transport::WebSocket | Transport::Sse => Theory {
@@ -156,20 +216,20 @@ impl Theory {
                         "handshake"
                     }
                 ),
-                mean_latency_ms: None,
-                latency_formula: "one trip through the server".into(),
+                mean_latency_ms: one_transit,
+                latency_formula: push_latency.into(),
             },
             Transport::SocketIo => Theory {
                 requests: 4.0 * n,
                 requests_formula: format!("4·N = 4·{n} (handshake, join, poll, upgrade)"),
-                mean_latency_ms: None,
-                latency_formula: "one trip through the server".into(),
+                mean_latency_ms: one_transit,
+                latency_formula: push_latency.into(),
             },
             Transport::SocketIoWebSocket => Theory {
                 requests: n,
                 requests_formula: format!("N = {n} (one handshake per client)"),
-                mean_latency_ms: None,
-                latency_formula: "one trip through the server".into(),
+                mean_latency_ms: one_transit,
+                latency_formula: push_latency.into(),
             },
         }
     }
@@ -288,6 +348,7 @@ impl RunReport {
             publish: config.publish,
             poll_interval_s: config.poll_interval.as_secs_f64(),
             long_poll_timeout_s: config.long_poll_timeout.as_secs_f64(),
+            rtt_ms: config.rtt.as_secs_f64() * 1000.0,
             duration_s: duration.as_secs_f64(),
             incomplete: false,
             transports,
@@ -341,8 +402,13 @@ impl RunReport {
             Publish::Rate(rate) => format!("{rate}/s"),
             Publish::Burst => "burst".into(),
         };
+        let rtt = if self.rtt_ms > 0.0 {
+            format!(", R={} ms", self.rtt_ms)
+        } else {
+            String::new()
+        };
         format!(
-            "N={} per transport, M={} at {publish}, I={} s, T={} s, D={:.1} s, {}",
+            "N={} per transport, M={} at {publish}, I={} s, T={} s{rtt}, D={:.1} s, {}",
             self.clients_per_transport,
             self.notifications,
             self.poll_interval_s,
@@ -454,8 +520,13 @@ impl RunReport {
             Publish::Rate(rate) => format!("{rate}/s"),
             Publish::Burst => "a burst".into(),
         };
+        let rtt = if self.rtt_ms > 0.0 {
+            format!(", R = {} ms of round trip per client", self.rtt_ms)
+        } else {
+            String::new()
+        };
         let mut out = format!(
-            "N = {} clients per transport, M = {} notifications at {publish}, I = {} s, T = {} s, D = {:.1} s.\n\n",
+            "N = {} clients per transport, M = {} notifications at {publish}, I = {} s, T = {} s{rtt}, D = {:.1} s.\n\n",
             self.clients_per_transport,
             self.notifications,
             self.poll_interval_s,

@@ -126,7 +126,13 @@ async fn measure(
     let stats: Vec<(Transport, Arc<TransportStats>)> = config
         .transports
         .iter()
-        .map(|t| (*t, Arc::new(TransportStats::default())))
+        .map(|t| {
+            let stats = TransportStats {
+                bytes: Arc::new(ByteCounters::with_rtt(config.rtt)),
+                ..TransportStats::default()
+            };
+            (*t, Arc::new(stats))
+        })
         .collect();
 
     // One connection for every scrape, so that it counts the same each time.

@@ -14,7 +14,15 @@ pub struct Scenario {
     pub runs: Vec<RunConfig>,
 }
 
-pub const NAMES: &[&str] = &["quiet", "busy", "burst", "interval-sweep", "smoke", "chaos"];
+pub const NAMES: &[&str] = &[
+    "quiet",
+    "busy",
+    "burst",
+    "interval-sweep",
+    "smoke",
+    "chaos",
+    "rtt",
+];
 
 fn base(name: &str, clients: usize, notifications: u64, publish: Publish) -> RunConfig {
     RunConfig {
@@ -29,6 +37,7 @@ fn base(name: &str, clients: usize, notifications: u64, publish: Publish) -> Run
         lossy: None,
         chaos: None,
         leak_check: false,
+        rtt: Duration::ZERO,
     }
 }
 
@@ -87,6 +96,20 @@ pub fn named(name: &str) -> Option<Scenario> {
                 drain: Duration::from_secs(20),
                 ..base("chaos", 500, 100, Publish::Rate(5.0))
             }],
+        },
+        "rtt" => Scenario {
+            name: "rtt",
+            description: "Every client 200 ms of round trip away from the server, as over a long network path: where long polling's extra transits and short polling's interval show, next to RFC 6202's model. Notifications 0.5 s apart, then 0.1 s apart (faster than a round trip).",
+            runs: vec![
+                RunConfig {
+                    rtt: Duration::from_millis(200),
+                    ..base("rtt, sparse", 50, 20, Publish::Rate(2.0))
+                },
+                RunConfig {
+                    rtt: Duration::from_millis(200),
+                    ..base("rtt, dense", 50, 60, Publish::Rate(10.0))
+                },
+            ],
         },
         "smoke" => Scenario {
             name: "smoke",

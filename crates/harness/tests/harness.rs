@@ -21,6 +21,7 @@ fn small(name: &str) -> RunConfig {
         lossy: None,
         chaos: None,
         leak_check: false,
+        rtt: Duration::ZERO,
     }
 }
 
@@ -92,6 +93,40 @@ async fn a_small_run_matches_the_theory_and_loses_nothing() {
         assert!(
             push.bytes_per_delivered < short.bytes_per_delivered,
             "{transport} costs fewer bytes than polling"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_trip_delay_puts_every_client_that_far_from_the_server() {
+    let config = RunConfig {
+        transports: vec![
+            Transport::WebSocket,
+            Transport::LongPoll,
+            Transport::ShortPoll,
+        ],
+        rtt: Duration::from_millis(120),
+        ..small("rtt")
+    };
+    let report = notify_harness::run(&config, &Target::InProcess { redis: None }, false)
+        .await
+        .unwrap();
+    report.verify().expect("a slow link loses nothing");
+    assert_eq!(report.rtt_ms, 120.0);
+    // However fast the machine, nothing crosses a 120 ms link in less than
+    // its one-way 60 ms.
+    for t in &report.transports {
+        assert_eq!(t.delivered, 5 * 10, "{}", t.transport);
+        assert!(
+            t.latency_ms.p50 >= 60.0 * 0.99,
+            "{}: p50 {} ms under the link's one-way 60 ms",
+            t.transport,
+            t.latency_ms.p50
+        );
+        assert!(
+            t.theory.mean_latency_ms.is_some(),
+            "{}: a model with R",
+            t.transport
         );
     }
 }
