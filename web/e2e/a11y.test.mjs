@@ -28,9 +28,10 @@ test("axe-core finds no serious violation on the lab, the admin page and /seed",
   await publish(shared.server.base, "Checked by axe");
   await page.locator("#pane-websocket [data-role=received] li").first().waitFor();
   assert.deepEqual(await seriousViolations(page), [], "lab");
-  // The other states' colours: paused, dropped and failing panes.
+  // The other states' colours: paused, cut and failing panes.
   await page.click("#pane-websocket [data-action=pause]");
   await page.click("#pane-sse [data-action=drop]");
+  await page.click("#pane-long-poll [data-action=freeze]");
   for (const transport of ["websocket", "sse", "long-poll", "short-poll"]) {
     await page.check(`#pane-auto [data-refuse=${transport}]`);
   }
@@ -48,10 +49,11 @@ test("screen readers get named buttons, pane states and new notifications", asyn
   for (const title of ["Short polling", "WebSocket", "Socket.IO"]) {
     await page.getByRole("button", { name: `Pause ${title}` }).waitFor();
     await page.getByRole("button", { name: `Drop connection of ${title}` }).waitFor();
+    await page.getByRole("button", { name: `Freeze connection of ${title}` }).waitFor();
   }
   await page.getByRole("button", { name: "Pause WebSocket" }).click();
   await page.getByRole("button", { name: "Resume WebSocket" }).waitFor();
-  const status = page.locator("#pane-websocket [role=status]");
+  const status = page.locator("#pane-websocket header [role=status]");
   assert.match(await status.textContent(), /^WebSocket: /, "a state change names its pane");
 
   const text = "Heard, not only seen";

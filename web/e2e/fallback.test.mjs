@@ -1,7 +1,8 @@
 // The auto client in headless Chromium: it uses WebSocket while it can, and
 // as transports are refused one by one it falls back to SSE, long polling
 // and short polling, receiving every notification once, in order, across
-// the switches.
+// the switches; and a transport that answers nothing at all is left behind
+// by the rule "live within 5 s, or move on".
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -54,6 +55,22 @@ test("the auto client falls back transport by transport without loss or duplicat
   await waitUntilUsing(page, "websocket");
   const back = await publish(shared.server.base, "back on websocket");
   await receivedVia(page, back, "websocket");
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("a transport that goes silent is left after five seconds, as a hung upgrade or a buffering proxy would need", async () => {
+  const { page, errors } = await openLab(shared.browser, shared.server.base);
+  await waitUntilUsing(page, "websocket");
+  // The server swallows the upgrade and the stream without answering: no
+  // error ever comes, only silence.
+  await page.check('#pane-auto [data-silence="websocket"]');
+  await waitUntilUsing(page, "sse");
+  await page.check('#pane-auto [data-silence="sse"]');
+  await waitUntilUsing(page, "long-poll");
+  const id = await publish(shared.server.base, "past two silent transports");
+  await receivedVia(page, id, "long-poll");
+  assert.equal(await page.locator("#pane-auto [data-role=received] li.reset").count(), 0);
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -1,10 +1,13 @@
 // The lab page in headless Chromium: every pane receives what is published,
-// counters show each transport's cost, text stays text, and a dropped
-// connection resumes from its cursor with nothing missing.
+// counters show each transport's cost (bytes counted at the socket), a pane
+// sees its own exchanges only, text stays text, and a connection that is
+// dropped or frozen by the server is noticed by the client's own logic and
+// resumed from its cursor with nothing missing.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
+  TOKEN,
   TRANSPORTS,
   counter,
   openLab,
@@ -49,6 +52,23 @@ test("every pane shows a published notification and its counters move", async ()
   assert.match(exchange, /HTTP\/1\.1 101 Switching Protocols/);
   assert.match(exchange, /sec-websocket-accept: /);
 
+  // A pane's Wire holds its own exchanges only: the Auto pane's WebSocket
+  // and the other panes' requests are not in it.
+  await page.click("#pane-sse details.wire summary");
+  const sseRequests = await page.locator("#pane-sse [data-role=wire] li pre:first-of-type").allTextContents();
+  assert.ok(sseRequests.length >= 1);
+  for (const request of sseRequests) assert.match(request, /^GET \/api\/sse\?.*lab=[0-9a-f]+\.sse/);
+  const wsRequests = await page.locator("#pane-websocket [data-role=wire] li pre:first-of-type").allTextContents();
+  assert.deepEqual(wsRequests.length, 1, "the Auto pane's handshake is not shown here");
+
+  // What crosses the wire, headers included, is far more than the bodies.
+  await page.waitForFunction(() => Number(document.querySelector("#pane-short-poll [data-counter=wire-up]").textContent.replaceAll(",", "")) > 0);
+  const body = await counter(page, "short-poll", "bytes");
+  const down = await counter(page, "short-poll", "wire-down");
+  const up = await counter(page, "short-poll", "wire-up");
+  assert.ok(down > body + 100 * (await counter(page, "short-poll", "requests")) - 1000, `headers counted: ${down} vs body ${body}`);
+  assert.ok(up > 0, "request heads counted");
+
   await screenshot(page, "lab.png");
   assert.deepEqual(errors, []);
   await page.close();
@@ -82,34 +102,65 @@ test("markup in a notification is shown as text and never runs", async () => {
   await page.close();
 });
 
-test("a dropped connection resumes from its cursor with nothing missing", async () => {
+test("a dropped connection is noticed by the client, which reconnects and resumes with nothing missing", async () => {
   const { page } = await openLab(shared.browser, shared.server.base);
-  for (const transport of TRANSPORTS) {
+  const cut = ["long-poll", "websocket", "sse", "socketio", "auto"];
+  // Socket.IO's connection is the WebSocket once the library has upgraded.
+  await page.locator("#pane-socketio [data-role=status]", { hasText: "connected over websocket" }).waitFor();
+  const requests = {};
+  for (const transport of cut) {
+    requests[transport] = await counter(page, transport, "requests");
     await page.click(`#pane-${transport} [data-action=drop]`);
-    await page.locator(`#pane-${transport} [data-role=status][data-state=dropped]`).waitFor();
+    const note = page.locator(`#pane-${transport} [data-role=cut]`);
+    await note.filter({ hasText: /Reset \d+ connection/ }).waitFor();
   }
-  const missed = [];
-  for (const n of [1, 2, 3]) missed.push(await publish(shared.server.base, `while dropped ${n}`));
-  await page.waitForTimeout(700);
-  for (const transport of TRANSPORTS) {
+  const after = [];
+  for (const n of [1, 2, 3]) after.push(await publish(shared.server.base, `after the drop ${n}`));
+  for (const transport of cut) {
+    await page.locator(`#pane-${transport} [data-role=received] li[data-id="${after[2]}"]`).waitFor();
+    await page.locator(`#pane-${transport} [data-role=status][data-state=live]`).waitFor();
+    assert.ok((await counter(page, transport, "requests")) > requests[transport], `${transport} reconnected by itself`);
     const ids = await shownIds(page, transport);
-    assert.ok(!ids.includes(missed[0]), `${transport} received nothing while dropped`);
+    for (const id of after) assert.equal(ids.filter((x) => x === id).length, 1, `${transport} shows #${id} once`);
+    assert.deepEqual(ids, [...ids].sort((a, b) => b - a), `${transport} shows them in order`);
+    assert.equal(await page.locator(`#pane-${transport} [data-role=received] li.reset`).count(), 0, `${transport} needed no reset`);
   }
-  for (const transport of TRANSPORTS) {
-    await page.click(`#pane-${transport} [data-action=pause]`); // now labelled Resume
+  await page.close();
+});
+
+test("a frozen connection is noticed by the liveness rule, not by TCP", async () => {
+  const { page } = await openLab(shared.browser, shared.server.base);
+  for (const transport of ["websocket", "sse"]) {
+    await page.click(`#pane-${transport} [data-action=freeze]`);
+    await page.locator(`#pane-${transport} [data-role=cut]`, { hasText: "Froze 1 connection" }).waitFor();
   }
-  for (const transport of TRANSPORTS) {
-    await page.locator(`#pane-${transport} [data-role=received] li[data-id="${missed[2]}"]`).waitFor();
-    const ids = await shownIds(page, transport);
-    for (const id of missed) assert.equal(ids.filter((x) => x === id).length, 1, `${transport} shows #${id} once`);
-    const sorted = [...ids].sort((a, b) => b - a);
-    assert.deepEqual(ids, sorted, `${transport} shows them in order`);
-    assert.equal(
-      await page.locator(`#pane-${transport} [data-role=received] li.reset`).count(),
-      0,
-      `${transport} needed no reset`,
-    );
+  const id = await publish(shared.server.base, "sent into the silence");
+  for (const transport of ["websocket", "sse"]) {
+    // The server wrote it into the frozen connection, where it vanished;
+    // the client hears nothing, calls the connection dead, and resumes.
+    await page.locator(`#pane-${transport} [data-role=status][data-state=error]`, { hasText: "nothing heard for 11 s" }).waitFor({ timeout: 20_000 });
+    const item = page.locator(`#pane-${transport} [data-role=received] li[data-id="${id}"]`);
+    await item.waitFor({ timeout: 20_000 });
+    assert.equal(await item.count(), 1);
+    assert.equal(await page.locator(`#pane-${transport} [data-role=received] li.reset`).count(), 0);
   }
+  assert.match(await page.locator("#pane-websocket [data-counter=heard]").textContent(), /^\d+ s ago$/);
+  await page.close();
+});
+
+test("every client's exchanges need the admin token", async () => {
+  const { page } = await openLab(shared.browser, shared.server.base);
+  await page.click(".publish-wire details.wire summary");
+  await page.fill("#everyone [name=token]", "not the token");
+  await page.click("#everyone button[type=submit]");
+  await page.locator("[data-role=everyone-state]", { hasText: /^401: / }).waitFor();
+  await page.fill("#everyone [name=token]", TOKEN);
+  await page.click("#everyone button[type=submit]");
+  await page.locator("[data-role=everyone-state]", { hasText: "watching" }).waitFor();
+  await publish(shared.server.base, "seen by the admin");
+  const item = page.locator(".publish-wire [data-role=wire] li", { hasText: "POST /api/notifications" }).first();
+  await item.waitFor();
+  assert.match(await item.textContent(), /authorization: <redacted>/);
   await page.close();
 });
 

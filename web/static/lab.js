@@ -2,6 +2,13 @@
 // hub, with live counters and the raw HTTP exchanges the server recorded.
 // Each transport's client is a small module in ./transports/, readable next
 // to its Rust server; this file only wires them to the page.
+//
+// Each pane tags its requests with `lab=<page>.<pane>`, the page part chosen
+// at random here. The server files the pane's connections under that tag:
+// the page's wire feed shows its own exchanges only, with the bytes each
+// pane's connections carried (counted at the socket, headers and framing
+// included), and "Drop"/"Freeze" ask the server to break exactly that
+// pane's connections, as a network would.
 
 import { ShortPollClient } from "./transports/short-poll.js";
 import { LongPollClient } from "./transports/long-poll.js";
@@ -9,25 +16,39 @@ import { WebSocketClient } from "./transports/websocket.js";
 import { SseClient } from "./transports/sse.js";
 import { SocketIoClient } from "./transports/socketio.js";
 import { AutoClient } from "./transports/auto.js";
+import { HEARTBEAT_S, silenceLimitMs } from "./transports/liveness.js";
 import { measureClockOffset } from "./clock.js";
+
+/** This page's tag: random, so that only this page can see or cut its panes' connections. */
+const PAGE = crypto.randomUUID().replaceAll("-", "");
+const tagOf = (pane) => `${PAGE}.${pane.dataset.transport}`;
 
 const MAX_RECEIVED_SHOWN = 100;
 const MAX_WIRE_SHOWN = 30;
 
 const CLIENTS = {
-  "short-poll": (onEvent, pane) =>
-    new ShortPollClient({ onEvent, interval: Number(pane.querySelector("[data-control=interval]").value) }),
-  "long-poll": (onEvent, pane) =>
-    new LongPollClient({ onEvent, timeout: Number(pane.querySelector("[data-control=timeout]").value) }),
-  websocket: (onEvent) => new WebSocketClient({ onEvent }),
-  sse: (onEvent) => new SseClient({ onEvent }),
-  socketio: (onEvent) => new SocketIoClient({ onEvent }),
-  auto: (onEvent, pane) => {
-    const refused = new Set(
-      [...pane.querySelectorAll("[data-refuse]:checked")].map((box) => box.dataset.refuse),
-    );
-    return new AutoClient({ onEvent, refused });
+  "short-poll": (onEvent, pane, params) =>
+    new ShortPollClient({ onEvent, params, interval: Number(pane.querySelector("[data-control=interval]").value) }),
+  "long-poll": (onEvent, pane, params) =>
+    new LongPollClient({ onEvent, params, timeout: Number(pane.querySelector("[data-control=timeout]").value) }),
+  websocket: (onEvent, pane, params) => new WebSocketClient({ onEvent, params, heartbeat: HEARTBEAT_S }),
+  sse: (onEvent, pane, params) => new SseClient({ onEvent, params, heartbeat: HEARTBEAT_S }),
+  socketio: (onEvent, pane, params) => new SocketIoClient({ onEvent, params }),
+  auto: (onEvent, pane, params) => {
+    const checked = (kind) =>
+      new Set([...pane.querySelectorAll(`[data-${kind}]:checked`)].map((box) => box.dataset[kind]));
+    return new AutoClient({ onEvent, params, refused: checked("refuse"), silenced: checked("silence") });
   },
+};
+
+/** What each pane's "live within" rule is, in words, for its summary line. */
+const LIVENESS = {
+  "short-poll": "each poll answered within 5 s",
+  "long-poll": "each poll answered within its timeout + 5 s",
+  websocket: `a hello within 5 s, then a message or heartbeat every ${silenceLimitMs(HEARTBEAT_S) / 1000} s`,
+  sse: `a hello within 5 s, then an event or heartbeat every ${silenceLimitMs(HEARTBEAT_S) / 1000} s`,
+  socketio: "the library's own: a ping every pingInterval, within pingTimeout",
+  auto: "live within 5 s, or the next transport",
 };
 
 class Pane {
@@ -46,14 +67,18 @@ class Pane {
     this.title = element.querySelector("h2").textContent;
     this.status = element.querySelector("[data-role=status]");
     this.pauseButton = element.querySelector("[data-action=pause]");
-    this.client = CLIENTS[element.dataset.transport]((event) => this.onEvent(event), element);
+    this.tag = tagOf(element);
+    this.client = CLIENTS[element.dataset.transport]((event) => this.onEvent(event), element, { lab: this.tag });
     this.running = false;
+    this.lastHeard = null;
+    this.wireBytes = { down: 0, up: 0 };
+    this.wireBase = { down: 0, up: 0 };
+    const liveness = element.querySelector("[data-role=liveness]");
+    if (liveness) liveness.textContent = LIVENESS[element.dataset.transport];
 
     this.pauseButton.addEventListener("click", () => (this.running ? this.stop() : this.start()));
-    element.querySelector("[data-action=drop]").addEventListener("click", () => {
-      this.client.drop();
-      this.setRunning(false);
-    });
+    element.querySelector("[data-action=drop]").addEventListener("click", () => this.cut("drop"));
+    element.querySelector("[data-action=freeze]").addEventListener("click", () => this.cut("freeze"));
     element.querySelector("[data-action=reset-counters]").addEventListener("click", () => {
       this.resetCounts();
       this.render();
@@ -67,9 +92,46 @@ class Pane {
     for (const box of element.querySelectorAll("[data-refuse]")) {
       box.addEventListener("change", () => this.client.setRefused(box.dataset.refuse, box.checked));
     }
+    for (const box of element.querySelectorAll("[data-silence]")) {
+      box.addEventListener("change", () => this.client.setSilenced(box.dataset.silence, box.checked));
+    }
+  }
+
+  /**
+   * Asks the server to break this pane's connections: "drop" resets them (no
+   * clean close), "freeze" makes the server go silent on them. The client
+   * is not told: what it does next is its own reconnect or liveness logic.
+   */
+  async cut(how) {
+    const note = this.element.querySelector("[data-role=cut]");
+    let answer;
+    try {
+      const response = await fetch(`/api/lab/cut?lab=${this.tag}&how=${how}`, { method: "POST" });
+      answer = await response.json();
+      if (!response.ok) throw new Error(answer.message ?? response.status);
+    } catch (error) {
+      note.textContent = `The server could not ${how} the connection: ${error.message}`;
+      return;
+    }
+    const n = answer.cut;
+    const connections = n === 1 ? "1 connection" : `${n} connections`;
+    note.textContent =
+      n === 0
+        ? `No open connection to ${how}: this client holds none between requests.`
+        : how === "drop"
+          ? `Reset ${connections}, no clean close: the client sees it lost and reconnects by itself.`
+          : `Froze ${connections}: the server says nothing more on it and the connection stays open; ` +
+            `the client's liveness rule (${LIVENESS[this.element.dataset.transport]}) has to notice.`;
+  }
+
+  /** The bytes the server counted on this pane's connections, since the counters were reset. */
+  setWireBytes(down, up) {
+    this.wireBytes = { down, up };
+    this.render();
   }
 
   resetCounts() {
+    if (this.wireBytes) this.wireBase = { ...this.wireBytes };
     this.counts = {
       requests: 0, empty: 0, bytes: 0, notifications: 0, caughtUp: 0, delivered: 0, latencySum: 0, lastLatency: null,
     };
@@ -114,6 +176,9 @@ class Pane {
       case "reset":
         this.showReset(event.reason, event.epoch);
         break;
+      case "heard":
+        this.lastHeard = Date.now();
+        return;
       case "wire":
         this.showPacket(event.direction, event.text);
         return;
@@ -195,10 +260,21 @@ class Pane {
     set("requests", c.requests);
     set("empty", c.empty);
     set("bytes", c.bytes.toLocaleString("en"));
+    const down = this.wireBytes.down - this.wireBase.down;
+    const up = this.wireBytes.up - this.wireBase.up;
+    set("wire-down", down.toLocaleString("en"));
+    set("wire-up", up.toLocaleString("en"));
     set("notifications", c.notifications);
     set("caught-up", c.caughtUp);
     set("last-latency", c.lastLatency === null ? "–" : formatMs(c.lastLatency));
     set("mean-latency", c.delivered === 0 ? "–" : formatMs(c.latencySum / c.delivered));
+    this.renderHeard();
+  }
+
+  renderHeard() {
+    const heard = this.element.querySelector("[data-counter=heard]");
+    if (!heard) return;
+    heard.textContent = this.lastHeard === null ? "–" : `${Math.floor((Date.now() - this.lastHeard) / 1000)} s ago`;
   }
 }
 
@@ -242,34 +318,97 @@ function formatMs(ms) {
   return ms < 1000 ? `${Math.max(0, Math.round(ms))} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
-/** Shows the exchanges the server recorded, newest first, in their pane. */
-function followWire() {
-  const lists = new Map();
-  for (const list of document.querySelectorAll("[data-role=wire]")) {
-    const transport = list.dataset.transport ?? list.closest("[data-transport]").dataset.transport;
-    lists.set(transport, list);
-  }
-  const source = new EventSource("/api/wire");
+/** One recorded exchange as a list item: when, how long held, request and response heads. */
+function exchangeItem(record) {
+  const item = document.createElement("li");
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  const held = record.held_ms >= 100 ? ` · held ${formatMs(record.held_ms)}` : "";
+  const who = record.pane ? ` · ${record.pane}` : "";
+  meta.textContent = `${record.at}${held}${who}`;
+  const request = document.createElement("pre");
+  request.textContent = record.request;
+  const response = document.createElement("pre");
+  response.textContent = record.response;
+  item.append(meta, request, response);
+  return item;
+}
+
+function prependBounded(list, item) {
+  list.prepend(item);
+  while (list.children.length > MAX_WIRE_SHOWN) list.lastElementChild.remove();
+}
+
+/**
+ * Follows this page's wire feed: each exchange into the Wire view of the
+ * pane that made it, and the bytes the server counted into each pane.
+ */
+function followWire(panes) {
+  const byPane = new Map(panes.map((pane) => [pane.element.dataset.transport, pane]));
+  const source = new EventSource(`/api/wire?lab=${PAGE}`);
   source.onmessage = (event) => {
     const record = JSON.parse(event.data);
-    const list = lists.get(record.transport);
-    if (!list) return;
-    const item = document.createElement("li");
-    const meta = document.createElement("div");
-    meta.className = "meta";
-    const held = record.held_ms >= 100 ? ` · held ${formatMs(record.held_ms)}` : "";
-    meta.textContent = `${record.at}${held}`;
-    const request = document.createElement("pre");
-    request.textContent = record.request;
-    const response = document.createElement("pre");
-    response.textContent = record.response;
-    item.append(meta, request, response);
-    list.prepend(item);
-    while (list.children.length > MAX_WIRE_SHOWN) list.lastElementChild.remove();
+    const list = byPane.get(record.pane)?.element.querySelector("[data-role=wire]");
+    if (list) prependBounded(list, exchangeItem(record));
   };
+  source.addEventListener("bytes", (event) => {
+    for (const [name, bytes] of Object.entries(JSON.parse(event.data))) {
+      byPane.get(name)?.setWireBytes(bytes.to_browser, bytes.from_browser);
+    }
+  });
+}
+
+/**
+ * Everyone's exchanges, every visitor's, which only the admin may watch:
+ * the feed takes the admin token, so it is read with fetch (EventSource
+ * cannot send a header) and split into events here.
+ */
+function followEveryone() {
+  const form = document.querySelector("#everyone");
+  if (!form) return;
+  const list = form.parentElement.querySelector("[data-role=wire]");
+  const state = form.querySelector("[data-role=everyone-state]");
+  let controller = null;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    controller?.abort();
+    controller = new AbortController();
+    state.textContent = "connecting…";
+    try {
+      const response = await fetch("/api/wire", {
+        headers: { Authorization: `Bearer ${form.token.value}` },
+        signal: controller.signal,
+      });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        state.textContent = `${response.status}: ${body.message ?? "refused"}`;
+        return;
+      }
+      state.textContent = "watching every client's exchanges";
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) !== -1) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block.split("\n").find((line) => line.startsWith("data: "));
+          if (data) prependBounded(list, exchangeItem(JSON.parse(data.slice(6))));
+        }
+      }
+      state.textContent = "the feed ended";
+    } catch (error) {
+      if (error.name !== "AbortError") state.textContent = `the feed failed: ${error.message}`;
+    }
+  });
 }
 
 const clockOffset = await measureClockOffset();
 const panes = [...document.querySelectorAll(".pane")].map((element) => new Pane(element, clockOffset));
-followWire();
+followWire(panes);
+followEveryone();
 for (const pane of panes) pane.start();
+setInterval(() => panes.forEach((pane) => pane.renderHeard()), 1000);

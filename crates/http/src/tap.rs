@@ -123,6 +123,14 @@ impl Tap {
         self.waker.wake();
     }
 
+    /// The connection now carries a request of no pane: what follows on it
+    /// is not counted, and cutting a pane leaves it alone. (A browser reuses
+    /// connections across a page's requests; the lab's own request to cut
+    /// a pane must not be cut with it.)
+    pub fn detach(&self) {
+        self.set_pane(None);
+    }
+
     /// The connection now carries only one pane's WebSocket: count what it
     /// reads too.
     pub fn mark_upgraded(&self) {

@@ -141,6 +141,11 @@ pub fn router(
                 None => None,
             };
             let tap = req.extensions().get::<Arc<Tap>>().cloned();
+            if tag.is_none()
+                && let Some(tap) = &tap
+            {
+                tap.detach();
+            }
             let response = route(&ctx, &t, req).await;
             if response.status() == StatusCode::SWITCHING_PROTOCOLS
                 && let Some(tap) = tap

@@ -137,6 +137,7 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
     asset!("admin.js", JS),
     asset!("clock.js", JS),
     asset!("transports/cursor.js", JS),
+    asset!("transports/liveness.js", JS),
     asset!("transports/short-poll.js", JS),
     asset!("transports/long-poll.js", JS),
     asset!("transports/websocket.js", JS),

@@ -251,3 +251,29 @@ async fn bad_lab_parameters_are_clear_errors() {
     .unwrap();
     assert_eq!(answer.status, 405);
 }
+
+#[tokio::test]
+async fn a_connection_reused_for_another_request_is_no_longer_the_panes() {
+    let (server, _) = server().await;
+    // A browser sends the lab's own request to cut a pane on whichever
+    // keep-alive connection is free, perhaps the one the pane used last.
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let poll = "GET /api/poll?lab=page6.short-poll HTTP/1.1\r\nhost: x\r\n\r\n";
+    let cut = "POST /api/lab/cut?lab=page6.short-poll&how=drop HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+    socket.write_all(poll.as_bytes()).await.unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = tokio::time::timeout(PATIENCE, socket.read(&mut first))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200 OK\r\n"));
+    socket.write_all(cut.as_bytes()).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(PATIENCE, socket.read_to_end(&mut rest))
+        .await
+        .expect("the cut request is answered")
+        .unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "{rest}");
+    assert!(rest.ends_with(r#"{"cut":0}"#), "{rest}");
+}

@@ -10,9 +10,14 @@
 //
 // `refused` names transports to treat as blocked, as a proxy that breaks
 // WebSocket would: their requests go to a path the server refuses, so the
-// failure the client sees is a real one.
+// failure the client sees is a real one. `silenced` names transports whose
+// requests the server should swallow without answering (`lab_freeze=1`), as
+// a proxy that buffers a stream or hangs an upgrade would: the failure is a
+// silence, and only the rule "live within LIVE_WITHIN_MS, or move on"
+// (liveness.js), which every client here keeps, gets past it.
 
 import { Cursor } from "./cursor.js";
+import { HEARTBEAT_S } from "./liveness.js";
 import { WebSocketClient } from "./websocket.js";
 import { SseClient } from "./sse.js";
 import { LongPollClient } from "./long-poll.js";
@@ -24,16 +29,18 @@ const FIRST_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 15_000;
 
 const FACTORIES = {
-  websocket: (options) => new WebSocketClient({ ...options, reconnect: false }),
-  sse: (options) => new SseClient({ ...options, reconnect: false }),
+  websocket: (options) => new WebSocketClient({ ...options, reconnect: false, heartbeat: HEARTBEAT_S }),
+  sse: (options) => new SseClient({ ...options, reconnect: false, heartbeat: HEARTBEAT_S }),
   "long-poll": (options) => new LongPollClient({ ...options, timeout: 25 }),
   "short-poll": (options) => new ShortPollClient({ ...options, interval: 2000 }),
 };
 
 export class AutoClient {
-  constructor({ onEvent, refused = new Set() }) {
+  constructor({ onEvent, refused = new Set(), silenced = new Set(), params = {} }) {
     this.onEvent = onEvent;
     this.refused = refused;
+    this.silenced = silenced;
+    this.params = params;
     this.cursor = new Cursor();
     this.client = null;
     this.transport = null;
@@ -60,15 +67,20 @@ export class AutoClient {
     this.onEvent({ type: "status", state, text: state });
   }
 
-  drop() {
-    this.stop("dropped");
-  }
-
   /** Refuses or allows a transport; if it is the one in use, switches now. */
   setRefused(transport, refused) {
-    if (refused) this.refused.add(transport);
-    else this.refused.delete(transport);
-    if (this.running && (transport === this.transport || !refused)) {
+    this.#setBroken(this.refused, transport, refused);
+  }
+
+  /** Silences a transport, or lets it speak again; if it is the one in use, switches now. */
+  setSilenced(transport, silenced) {
+    this.#setBroken(this.silenced, transport, silenced);
+  }
+
+  #setBroken(set, transport, broken) {
+    if (broken) set.add(transport);
+    else set.delete(transport);
+    if (this.running && (transport === this.transport || !broken)) {
       this.#closeCurrent();
       this.#tryFrom(0);
     }
@@ -118,7 +130,8 @@ export class AutoClient {
       }
     };
     const base = this.refused.has(transport) ? REFUSED_PREFIX : "";
-    const client = FACTORIES[transport]({ onEvent, cursor: this.cursor, base });
+    const params = this.silenced.has(transport) ? { ...this.params, lab_freeze: 1 } : this.params;
+    const client = FACTORIES[transport]({ onEvent, cursor: this.cursor, base, params });
     this.client = client;
     this.transport = transport;
     this.onEvent({ type: "status", state: "connecting", text: `trying ${transport}…`, transport });

@@ -13,6 +13,10 @@
 //   {type: "response", bytes, empty}          an answer or message arrived
 //   {type: "notification", notification}      a notification, each id once, in order
 //   {type: "reset", reason, epoch}            the server could not honour the cursor
+//   {type: "heard"}                           the server showed it is alive (any message or answer)
+//
+// Every client also takes `params`, extra query parameters for its requests
+// (the lab tags each pane's requests with `lab=<page>.<pane>`).
 
 export class Cursor {
   constructor() {
@@ -40,6 +44,15 @@ export class Cursor {
     this.epoch = epoch;
     this.after = null;
   }
+}
+
+/** The query string of a request: the cursor's, then each of `params` that is set. */
+export function queryWith(cursor, params = {}) {
+  const query = new URLSearchParams(cursor.query());
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null) query.set(name, String(value));
+  }
+  return query.toString();
 }
 
 /** Applies a short- or long-poll answer to `cursor`, emitting what it brings. */

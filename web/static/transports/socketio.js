@@ -22,8 +22,9 @@ const TYPE_NUMBER = { open: 0, close: 1, ping: 2, pong: 3, message: 4, upgrade: 
 
 export class SocketIoClient {
   /** Options as for WebSocketClient. */
-  constructor({ onEvent, cursor = new Cursor(), base = "" }) {
+  constructor({ onEvent, cursor = new Cursor(), base = "", params = {} }) {
     this.onEvent = onEvent;
+    this.params = params;
     this.cursor = cursor;
     this.base = base;
     this.socket = null;
@@ -35,6 +36,7 @@ export class SocketIoClient {
     const socket = io(`${location.origin}${this.base}/`, {
       path: `${this.base}/socket.io/`,
       forceNew: true,
+      query: this.params,
       // Called on every connection attempt: resume from where this page is.
       auth: (send) => send(this.cursor.after === null ? {} : { after: this.cursor.after, epoch: this.cursor.epoch }),
     });
@@ -73,10 +75,6 @@ export class SocketIoClient {
     this.onEvent({ type: "status", state, text: state });
   }
 
-  /** Disconnects now, as the other panes' clients do; `start` reconnects from the cursor. */
-  drop() {
-    this.stop("dropped");
-  }
 
   /** Counts requests and bytes, and reports every Engine.IO packet of one session. */
   #watchEngine(engine) {
@@ -94,6 +92,7 @@ export class SocketIoClient {
     });
     engine.on("upgrade", (transport) => {
       this.onEvent({ type: "wire", direction: "note", text: `upgraded to ${transport.name}: → 5, polling stops` });
+      if (this.socket?.connected) this.onEvent({ type: "status", state: "live", text: `connected over ${transport.name}` });
     });
     this.#watchPolling(engine);
   }
@@ -108,8 +107,11 @@ export class SocketIoClient {
 
   #received(packet, transport) {
     const text = this.#wire("received", packet);
-    // A heartbeat carries nothing for the page: the closest thing to an empty answer.
+    // A heartbeat carries nothing for the page: the closest thing to an empty
+    // answer. Engine.IO's pings are packets the library sees, which is how it
+    // notices a silent server by itself (pingInterval + pingTimeout).
     this.onEvent({ type: "response", bytes: byteLength(text), empty: packet.type === "ping", transport });
+    this.onEvent({ type: "heard" });
   }
 
   #wire(direction, packet) {

@@ -5,66 +5,102 @@
 // "<epoch>:<id>". If the connection drops, the browser reconnects by itself
 // after the server's `retry:` and sends the last id as Last-Event-ID, so the
 // server resumes exactly there: resume is built into the browser.
+//
+// What the browser does not do is notice a stream that stays open and
+// silent (a proxy that buffers it, a server that hangs). So this client asks
+// for `heartbeat` events during quiet spells and closes and reopens a
+// stream that says nothing for too long (liveness.js), or whose `hello`
+// never comes.
 
-import { Cursor, byteLength } from "./cursor.js";
+import { Cursor, byteLength, queryWith } from "./cursor.js";
+import { LIVE_WITHIN_MS, Watchdog, silenceLimitMs } from "./liveness.js";
+
+const REOPEN_AFTER_MS = 2000;
 
 export class SseClient {
-  /** Options as for ShortPollClient; `reconnect: false` leaves reconnecting to the caller. */
-  constructor({ onEvent, cursor = new Cursor(), base = "", reconnect = true }) {
+  /** Options as for WebSocketClient. */
+  constructor({ onEvent, cursor = new Cursor(), base = "", reconnect = true, params = {}, heartbeat = null }) {
     this.onEvent = onEvent;
     this.cursor = cursor;
     this.base = base;
     this.reconnect = reconnect;
+    this.params = params;
+    this.heartbeat = heartbeat;
     this.source = null;
+    this.reopenTimer = null;
+    this.watchdog = new Watchdog((reason) => this.#failed(this.source, reason));
   }
 
   start() {
     if (this.source) return;
-    const source = new EventSource(`${this.base}/api/sse?${this.cursor.query()}`);
+    clearTimeout(this.reopenTimer);
+    const query = queryWith(this.cursor, { ...this.params, heartbeat: this.heartbeat });
+    const source = new EventSource(`${this.base}/api/sse?${query}`);
     this.source = source;
     this.onEvent({ type: "request" });
     this.onEvent({ type: "status", state: "connecting", text: "opening the stream…" });
+    this.watchdog.arm(LIVE_WITHIN_MS, `no hello within ${LIVE_WITHIN_MS / 1000} s`);
 
-    source.addEventListener("hello", (event) => {
+    const heard = (event) => {
       this.onEvent({ type: "response", bytes: byteLength(event.data), empty: false });
+      this.onEvent({ type: "heard" });
+      if (this.heartbeat) {
+        this.watchdog.arm(silenceLimitMs(this.heartbeat), `nothing heard for ${silenceLimitMs(this.heartbeat) / 1000} s`);
+      } else {
+        this.watchdog.disarm();
+      }
+    };
+    source.addEventListener("hello", (event) => {
+      heard(event);
       this.cursor.epoch ??= JSON.parse(event.data).epoch;
       this.onEvent({ type: "status", state: "live", text: "streaming" });
     });
+    source.addEventListener("heartbeat", heard);
     source.addEventListener("reset", (event) => {
-      this.onEvent({ type: "response", bytes: byteLength(event.data), empty: false });
+      heard(event);
       const reset = JSON.parse(event.data);
       this.cursor.reset(reset.epoch);
       this.onEvent({ type: "reset", reason: reset.reset_reason, epoch: reset.epoch });
     });
     source.onmessage = (event) => {
-      this.onEvent({ type: "response", bytes: byteLength(event.data), empty: false });
+      heard(event);
       const notification = JSON.parse(event.data);
       if (this.cursor.accept(notification)) this.onEvent({ type: "notification", notification });
     };
     source.onerror = () => {
       if (this.source !== source) return;
       if (this.reconnect && source.readyState === EventSource.CONNECTING) {
-        // The browser retries by itself, with Last-Event-ID.
+        // The browser retries by itself, with Last-Event-ID; it too must
+        // show a hello in time.
         this.onEvent({ type: "request" });
         this.onEvent({ type: "status", state: "connecting", text: "reconnecting (Last-Event-ID)…" });
+        this.watchdog.arm(LIVE_WITHIN_MS, `no hello within ${LIVE_WITHIN_MS / 1000} s`);
         return;
       }
-      source.close();
-      this.source = null;
-      this.onEvent({ type: "status", state: "error", text: "the stream failed and the browser gave up; reopening in 2 s" });
-      if (this.reconnect) setTimeout(() => this.source === null && this.start(), 2000);
+      this.#failed(source, "the stream failed and the browser gave up");
     };
   }
 
   /** Closes the stream; the cursor is kept for the next start. */
   stop(state = "paused") {
+    clearTimeout(this.reopenTimer);
+    this.watchdog.disarm();
     this.source?.close();
     this.source = null;
     this.onEvent({ type: "status", state, text: state });
   }
 
-  /** Closes the stream now, as a lost connection would. */
-  drop() {
-    this.stop("dropped");
+  /** The stream failed or went silent: close it, and open a new one from the cursor. */
+  #failed(source, why) {
+    if (!source || this.source !== source) return;
+    source.close();
+    this.source = null;
+    this.watchdog.disarm();
+    if (!this.reconnect) {
+      this.onEvent({ type: "status", state: "error", text: why });
+      return;
+    }
+    this.onEvent({ type: "status", state: "error", text: `${why}; reopening in ${REOPEN_AFTER_MS / 1000} s` });
+    this.reopenTimer = setTimeout(() => this.source === null && this.start(), REOPEN_AFTER_MS);
   }
 }

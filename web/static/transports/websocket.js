@@ -3,25 +3,35 @@
 // One HTTP request upgrades to a WebSocket (101 Switching Protocols); then
 // the server pushes a text frame per notification. The first frame is
 // {"type":"hello"}, a {"type":"reset"} frame says the cursor could not be
-// honoured, and frames without a `type` are notifications. If the socket
-// closes unexpectedly the client reconnects with its cursor, so nothing
-// published meanwhile is lost.
+// honoured, a {"type":"heartbeat"} frame (asked for with `heartbeat=<s>`)
+// says the server is alive during a quiet spell, and frames without a
+// `type` are notifications. If the socket closes unexpectedly, or stays
+// silent longer than the heartbeat allows (liveness.js), the client
+// reconnects with its cursor, so nothing published meanwhile is lost.
 
-import { Cursor, byteLength } from "./cursor.js";
+import { Cursor, byteLength, queryWith } from "./cursor.js";
+import { LIVE_WITHIN_MS, Watchdog, silenceLimitMs } from "./liveness.js";
 
 const MAX_BACKOFF_MS = 10_000;
 
 export class WebSocketClient {
-  /** Options as for ShortPollClient; `reconnect: false` leaves reconnecting to the caller. */
-  constructor({ onEvent, cursor = new Cursor(), base = "", reconnect = true }) {
+  /**
+   * Options as for ShortPollClient; `reconnect: false` leaves reconnecting
+   * to the caller; `heartbeat` (seconds) asks the server for heartbeats and
+   * turns on the silence rule.
+   */
+  constructor({ onEvent, cursor = new Cursor(), base = "", reconnect = true, params = {}, heartbeat = null }) {
     this.onEvent = onEvent;
     this.cursor = cursor;
     this.base = base;
     this.reconnect = reconnect;
+    this.params = params;
+    this.heartbeat = heartbeat;
     this.socket = null;
     this.running = false;
     this.backoff = 500;
     this.retryTimer = null;
+    this.watchdog = new Watchdog((reason) => this.#lost(this.socket, reason));
   }
 
   start() {
@@ -34,26 +44,30 @@ export class WebSocketClient {
   stop(state = "paused") {
     this.running = false;
     clearTimeout(this.retryTimer);
+    this.watchdog.disarm();
     const socket = this.socket;
     this.socket = null;
     socket?.close(1000, state);
     this.onEvent({ type: "status", state, text: state });
   }
 
-  /** Closes the socket now, as a lost connection would. */
-  drop() {
-    this.stop("dropped");
-  }
-
   #connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}${this.base}/api/ws?${this.cursor.query()}`);
+    const query = queryWith(this.cursor, { ...this.params, heartbeat: this.heartbeat });
+    const socket = new WebSocket(`${scheme}://${location.host}${this.base}/api/ws?${query}`);
     this.socket = socket;
     this.onEvent({ type: "request" });
     this.onEvent({ type: "status", state: "connecting", text: "handshake…" });
+    this.watchdog.arm(LIVE_WITHIN_MS, `no hello within ${LIVE_WITHIN_MS / 1000} s`);
 
     socket.onmessage = (event) => {
       this.onEvent({ type: "response", bytes: byteLength(event.data), empty: false });
+      this.onEvent({ type: "heard" });
+      if (this.heartbeat) {
+        this.watchdog.arm(silenceLimitMs(this.heartbeat), `nothing heard for ${silenceLimitMs(this.heartbeat) / 1000} s`);
+      } else {
+        this.watchdog.disarm();
+      }
       const message = JSON.parse(event.data);
       if (message.type === "hello") {
         this.cursor.epoch ??= message.epoch;
@@ -62,24 +76,30 @@ export class WebSocketClient {
       } else if (message.type === "reset") {
         this.cursor.reset(message.epoch);
         this.onEvent({ type: "reset", reason: message.reset_reason, epoch: message.epoch });
-      } else if (this.cursor.accept(message)) {
+      } else if (message.type === undefined && this.cursor.accept(message)) {
         this.onEvent({ type: "notification", notification: message });
       }
     };
 
-    socket.onclose = (event) => {
-      if (this.socket !== socket) return; // closed on purpose by stop()
-      this.socket = null;
-      if (!this.reconnect) {
-        this.running = false;
-        this.onEvent({ type: "status", state: "error", text: describeClose(event) });
-        return;
-      }
-      const wait = this.backoff;
-      this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
-      this.onEvent({ type: "status", state: "error", text: `${describeClose(event)}; reconnecting in ${wait / 1000} s` });
-      this.retryTimer = setTimeout(() => this.running && this.#connect(), wait);
-    };
+    socket.onclose = (event) => this.#lost(socket, describeClose(event));
+  }
+
+  /** The connection is gone (closed, or silent too long): report it, and reconnect. */
+  #lost(socket, why) {
+    if (!socket || this.socket !== socket) return; // closed on purpose by stop()
+    this.socket = null;
+    this.watchdog.disarm();
+    socket.onclose = null;
+    socket.close();
+    if (!this.reconnect) {
+      this.running = false;
+      this.onEvent({ type: "status", state: "error", text: why });
+      return;
+    }
+    const wait = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
+    this.onEvent({ type: "status", state: "error", text: `${why}; reconnecting in ${wait / 1000} s` });
+    this.retryTimer = setTimeout(() => this.running && this.#connect(), wait);
   }
 }
 
