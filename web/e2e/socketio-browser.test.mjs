@@ -47,12 +47,12 @@ test("the lab's Socket.IO pane receives notifications and shows the library's pa
   // And the HTTP exchanges the server recorded: the polling handshake.
   await page.click("#pane-socketio details.wire:has([data-role=wire]) summary");
   const wire = page.locator("#pane-socketio [data-role=wire]");
-  await wire.locator("li", { hasText: "GET /socket.io/?EIO=4&transport=polling" }).first().waitFor();
+  await wire.locator("li", { hasText: /GET \/socket\.io\/\?lab=[0-9a-f]+\.socketio&EIO=4&transport=polling/ }).first().waitFor();
   assert.match(await page.locator("#pane-socketio [data-role=status]").textContent(), /connected over/);
 
-  // Dropped, then resumed: what was published meanwhile arrives once, in order.
-  await page.click("#pane-socketio [data-action=drop]");
-  await page.locator("#pane-socketio [data-role=status][data-state=dropped]").waitFor();
+  // Paused, then resumed: what was published meanwhile arrives once, in order.
+  await page.click("#pane-socketio [data-action=pause]");
+  await page.locator("#pane-socketio [data-role=status][data-state=paused]").waitFor();
   const missed = [];
   for (const n of [1, 2, 3]) missed.push(await publish(shared.server.base, `missed ${n}`));
   await page.click("#pane-socketio [data-action=pause]");

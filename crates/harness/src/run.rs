@@ -168,6 +168,10 @@ async fn measure(
     )
     .await
     .context("clients did not all connect")?;
+    // What a client sent last to become ready (Socket.IO's upgrade packet)
+    // is still one transit from the server over a slow link: let it land,
+    // so that the run measures the steady state.
+    tokio::time::sleep(config.rtt).await;
 
     publish_all(config, server, &shared, progress).await?;
     let deadline = config.drain;
