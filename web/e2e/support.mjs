@@ -12,28 +12,34 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const ARTIFACTS = join(ROOT, "test-artifacts");
 export const TOKEN = "e2e-admin-token";
 
-/** Starts target/debug/notify-server on `addr` (a free port by default) and waits for its address. */
+/**
+ * Starts target/debug/notify-server on `addr` (a free port by default) and
+ * waits for its address (and, over HTTPS, its certificate's fingerprint).
+ */
 export async function startServer(extraArgs = [], addr = "127.0.0.1:0") {
   const binary = process.env.NOTIFY_SERVER_BIN ?? join(ROOT, "target/debug/notify-server");
   const child = spawn(binary, ["--addr", addr, ...extraArgs], {
     env: { ...process.env, NOTIFY_ADMIN_TOKEN: TOKEN, RUST_LOG: "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const base = await new Promise((resolveBase, reject) => {
+  const { base, fingerprint } = await new Promise((resolveBase, reject) => {
     let out = "";
     const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 20_000);
     child.stdout.on("data", (chunk) => {
       out += chunk;
-      const match = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+\/)/);
-      if (match) {
+      const address = out.match(/listening on (https?:\/\/127\.0\.0\.1:\d+\/)/)?.[1];
+      const fingerprint = out.match(/SHA-256 fingerprint ([0-9A-F:]+)\n/)?.[1] ?? null;
+      if (address && (address.startsWith("http:") || fingerprint)) {
         clearTimeout(timer);
-        resolveBase(match[1]);
+        resolveBase({ base: address, fingerprint });
       }
     });
     child.on("exit", (code) => reject(new Error(`server exited with ${code}: ${out}`)));
   });
   return {
     base,
+    /** The SHA-256 fingerprint the server printed for its certificate, over HTTPS. */
+    fingerprint,
     async stop() {
       child.kill("SIGTERM");
       await new Promise((done) => child.once("exit", done));

@@ -348,7 +348,13 @@ function followWire(panes) {
   const source = new EventSource(`/api/wire?lab=${PAGE}`);
   source.onmessage = (event) => {
     const record = JSON.parse(event.data);
-    const list = byPane.get(record.pane)?.element.querySelector("[data-role=wire]");
+    const pane = byPane.get(record.pane);
+    if (!pane) return;
+    // The version of the pane's latest request, from its request line: over
+    // HTTPS most become HTTP/2, while a WebSocket stays on HTTP/1.1.
+    const version = record.request.split("\r\n", 1)[0].split(" ").at(-1);
+    pane.element.querySelector("[data-counter=http-version]").textContent = version.replace("HTTP/2.0", "HTTP/2");
+    const list = pane.element.querySelector("[data-role=wire]");
     if (list) prependBounded(list, exchangeItem(record));
   };
   source.addEventListener("bytes", (event) => {

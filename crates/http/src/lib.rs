@@ -24,6 +24,7 @@ pub mod server;
 pub mod standalone;
 pub mod tallies;
 pub mod tap;
+pub mod tls;
 pub mod wire;
 
 pub use admin::AdminToken;
@@ -41,4 +42,5 @@ pub use server::{
 pub use standalone::{AppContext, CommonArgs, allow, run, single_transport};
 pub use tallies::{DropReason, Tallies};
 pub use tap::{Cut, Lab, LabTag, Tap};
+pub use tls::Tls;
 pub use wire::{RequestHead, WireLog};

@@ -21,9 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,7 @@ use tracing::Instrument;
 use crate::error::ApiError;
 use crate::reply::{Request, Response};
 use crate::tap::{Tap, Tapped};
+use crate::tls::Tls;
 
 /// The peer address of a request, put in its extensions by the loop.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +71,9 @@ pub struct ServeConfig {
     /// whose client stopped reading holds at most this much before hyper
     /// stops asking the stream for more. (hyper's default is about 400 KiB.)
     pub max_buf_size: usize,
+    /// HTTPS, with HTTP/2 where the browser chooses it; plain HTTP/1.1 when
+    /// absent.
+    pub tls: Option<Tls>,
 }
 
 /// [`ServeConfig::max_buf_size`] by default: far above any browser's
@@ -83,6 +87,7 @@ impl Default for ServeConfig {
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
             max_buf_size: MAX_BUF_SIZE,
+            tls: None,
         }
     }
 }
@@ -266,7 +271,34 @@ impl Admission {
     }
 }
 
-/// Serves HTTP/1.1 on one connection until it closes, shutdown finishes it,
+/// Runs a hyper connection until it ends, shutdown finishes it gracefully,
+/// or a handler kills it (dropping the connection closes the socket).
+macro_rules! drive {
+    ($conn:ident, $shutdown:ident, $kill:ident) => {{
+        tokio::pin!($conn);
+        tokio::select! {
+            result = $conn.as_mut() => result,
+            _ = $shutdown.started() => {
+                $conn.as_mut().graceful_shutdown();
+                $conn.await
+            }
+            _ = $kill.0.cancelled() => Ok(()),
+        }
+    }};
+}
+
+fn http1_builder(config: &ServeConfig, full: bool) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_buf_size)
+        .keep_alive(!full);
+    builder
+}
+
+/// Serves one connection — HTTP/1.1, or over TLS HTTP/1.1 or HTTP/2 as ALPN
+/// chose — until it closes, shutdown finishes it,
 /// or a handler kills it. Each request carries, in its extensions, the
 /// peer's address, the connection's kill switch, its [`Tap`] (which the
 /// lab counts and cuts through), and the connection's slot
@@ -319,22 +351,43 @@ async fn serve_connection<R, Fut>(
         }
         .instrument(span)
     });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .max_buf_size(config.max_buf_size)
-        .keep_alive(!full)
-        .serve_connection(TokioIo::new(Tapped::new(stream, tap)), service)
-        .with_upgrades();
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        _ = shutdown.started() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let io = Tapped::new(stream, tap);
+    let result = match &config.tls {
+        None => {
+            let conn = http1_builder(&config, full)
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades();
+            drive!(conn, shutdown, kill)
         }
-        // Dropping the connection closes the socket.
-        _ = kill.0.cancelled() => Ok(()),
+        Some(tls) => {
+            // The handshake has the same time to finish as request headers.
+            let handshake =
+                tokio::time::timeout(config.header_read_timeout, tls.acceptor().accept(io)).await;
+            let stream = match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    tracing::debug!(%peer, %err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                // One connection, many streams: every request of a tab shares
+                // it, so the six-per-origin limit no longer applies.
+                let conn = http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .serve_connection(TokioIo::new(stream), service);
+                drive!(conn, shutdown, kill)
+            } else {
+                let conn = http1_builder(&config, full)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades();
+                drive!(conn, shutdown, kill)
+            }
+        }
     };
     if let Err(err) = result {
         tracing::debug!(%peer, %err, "connection ended with an error");

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use crate::error::ApiError;
 use crate::publish::{PublishLimits, Publisher};
 use crate::reply::{Request, Response, RouteFuture, text};
 use crate::server::{ServeConfig, Shutdown, serve};
+use crate::tls::{Tls, TlsError};
 
 /// How long shutdown waits for connections to close before giving up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -64,6 +66,28 @@ pub struct CommonArgs {
     /// Key prefix in Redis: processes with the same prefix share a history.
     #[arg(long, default_value = "notify")]
     pub redis_prefix: String,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) on `--addr` with a certificate
+    /// generated at start for 127.0.0.1 and localhost; its fingerprint is
+    /// printed.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls_self_signed: bool,
+    /// Serve HTTPS with this PEM certificate chain (with `--tls-key`).
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    /// The TLS set-up the flags ask for, if any.
+    pub fn tls(&self) -> Result<Option<Tls>, TlsError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Tls::from_pem_files(cert, key).map(Some),
+            _ if self.tls_self_signed => Tls::self_signed().map(Some),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// What every route can reach: built once, shared by reference.
@@ -170,9 +194,11 @@ where
     Fut: Future<Output = Response> + Send + 'static,
 {
     init_tracing();
-    let ctx = AppContext::from_args(&args)
+    let tls = args.tls().map_err(io::Error::other)?;
+    let mut ctx = AppContext::from_args(&args)
         .await
         .map_err(io::Error::other)?;
+    ctx.serve.tls = tls.clone();
     let listener = TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     let route = build(&ctx);
@@ -195,8 +221,21 @@ where
     // closed pipe): that is no reason to stop serving, so a failed write is
     // only logged, where `println!` would panic.
     let mut stdout = io::stdout().lock();
-    if let Err(err) = writeln!(stdout, "{name} listening on http://{addr}/\n{token_line}")
-        .and_then(|()| stdout.flush())
+    let (scheme, tls_line) = match &tls {
+        Some(tls) => (
+            "https",
+            format!(
+                "\ncertificate: {}; SHA-256 fingerprint {}",
+                tls.origin, tls.fingerprint
+            ),
+        ),
+        None => ("http", String::new()),
+    };
+    if let Err(err) = writeln!(
+        stdout,
+        "{name} listening on {scheme}://{addr}/\n{token_line}{tls_line}"
+    )
+    .and_then(|()| stdout.flush())
     {
         tracing::warn!(%err, "could not print the address and token");
     }

@@ -100,6 +100,7 @@ impl Default for WireLog {
 #[derive(Debug)]
 pub struct RequestHead {
     text: String,
+    version: http::Version,
     started: Instant,
 }
 
@@ -110,6 +111,7 @@ impl RequestHead {
         write_headers(&mut text, req.headers());
         RequestHead {
             text,
+            version: req.version(),
             started: Instant::now(),
         }
     }
@@ -162,7 +164,8 @@ impl WireLog {
         let held = request.started.elapsed();
         let status = response.status();
         let mut response_text = format!(
-            "HTTP/1.1 {} {}\r\n",
+            "{:?} {} {}\r\n",
+            request.version,
             status.as_u16(),
             status.canonical_reason().unwrap_or("")
         );

@@ -1,0 +1,83 @@
+// The lab over HTTPS with HTTP/2 (`--tls-self-signed`), in headless
+// Chromium: six tabs of one origin all work, because their requests share
+// HTTP/2 connections instead of queueing for HTTP/1.1's six per origin; the
+// polls and streams travel over h2, WebSockets over HTTP/1.1 on their own;
+// and the certificate served is the one whose fingerprint the server printed.
+
+import assert from "node:assert/strict";
+import { request } from "node:https";
+import { after, before, test } from "node:test";
+import { TOKEN, TRANSPORTS, launchBrowser, openLab, screenshot, startServer } from "./support.mjs";
+
+const shared = { server: null, browser: null };
+before(async () => {
+  shared.server = await startServer(["--tls-self-signed"]);
+  shared.browser = await launchBrowser();
+});
+after(async () => {
+  await shared.browser?.close();
+  await shared.server?.stop();
+});
+
+/**
+ * Publishes over HTTPS to a certificate no authority signed: the chain is
+ * not checked, the certificate is, by the fingerprint the server printed.
+ */
+function publishPinned(base, fingerprint, text) {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({ text });
+    const req = request(
+      new URL("/api/notifications", base),
+      {
+        method: "POST",
+        rejectUnauthorized: false,
+        headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
+      },
+      (res) => {
+        const served = res.socket.getPeerCertificate().fingerprint256;
+        let data = "";
+        res.on("data", (chunk) => (data += chunk));
+        res.on("end", () => {
+          if (served !== fingerprint) reject(new Error(`served ${served}, printed ${fingerprint}`));
+          else if (res.statusCode !== 201) reject(new Error(`publish answered ${res.statusCode}: ${data}`));
+          else resolve(JSON.parse(data).id);
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+test("six lab tabs over HTTPS all receive a notification in every pane, over HTTP/2", async () => {
+  const { base, fingerprint } = shared.server;
+  assert.match(base, /^https:/);
+  assert.match(fingerprint, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  const context = await shared.browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 1000 } });
+  const tabs = [];
+  for (let i = 0; i < 6; i++) tabs.push((await openLab(context, base)).page);
+
+  const id = await publishPinned(base, fingerprint, "to six tabs");
+  for (const page of tabs) {
+    for (const transport of TRANSPORTS) {
+      await page.locator(`#pane-${transport} [data-role=received] li[data-id="${id}"]`).waitFor();
+    }
+  }
+  const last = tabs.at(-1);
+  const protocols = await last.evaluate(() =>
+    Object.fromEntries(
+      performance
+        .getEntriesByType("resource")
+        .filter((e) => /\/api\/(poll|long-poll|sse|wire)\?/.test(e.name))
+        .map((e) => [new URL(e.name).pathname, e.nextHopProtocol]),
+    ),
+  );
+  for (const path of ["/api/poll", "/api/long-poll"]) assert.equal(protocols[path], "h2", `${path}: ${JSON.stringify(protocols)}`);
+  // Each pane says which version its requests used.
+  for (const transport of ["short-poll", "long-poll", "sse"]) {
+    await last.locator(`#pane-${transport} [data-counter=http-version]`, { hasText: "HTTP/2" }).waitFor();
+  }
+  await last.locator("#pane-websocket [data-counter=http-version]", { hasText: "HTTP/1.1" }).waitFor();
+  await screenshot(last, "lab-https-h2.png");
+  await context.close();
+});
