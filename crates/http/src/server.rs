@@ -74,6 +74,12 @@ pub struct ServeConfig {
     /// HTTPS, with HTTP/2 where the browser chooses it; plain HTTP/1.1 when
     /// absent.
     pub tls: Option<Tls>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed. A connection
+    /// from one carries many clients: the per-address limit then counts the
+    /// address the proxy forwarded (the last one in the header, which the
+    /// proxy appended), not the proxy's own. Anyone else's header is
+    /// ignored, since a client can write whatever it likes there.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// [`ServeConfig::max_buf_size`] by default: far above any browser's
@@ -88,6 +94,7 @@ impl Default for ServeConfig {
             max_connections_per_ip: 1_000,
             max_buf_size: MAX_BUF_SIZE,
             tls: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -146,7 +153,10 @@ impl Shutdown {
 #[derive(Debug)]
 pub struct ConnectionSlot {
     _total: tokio::sync::OwnedSemaphorePermit,
-    _per_ip: IpSlot,
+    /// The peer's place; none for a trusted proxy, whose requests take one
+    /// for the address they were forwarded for ([`ConnectionSlot::forwarded`]).
+    _per_ip: Option<IpSlot>,
+    forwarded: Mutex<Option<IpSlot>>,
 }
 
 /// Open connections per client address.
@@ -196,7 +206,7 @@ where
     R: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response> + Send + 'static,
 {
-    let admission = Admission::new(&config);
+    let admission = Arc::new(Admission::new(&config));
     // Each request gets an id, carried by its tracing span.
     let request_ids = Arc::new(AtomicU64::new(1));
     loop {
@@ -204,11 +214,13 @@ where
             _ = shutdown.started() => break,
             accepted = accept(&listener) => accepted,
         };
-        let slot = admission.admit(peer.ip());
+        let proxy = config.trusted_proxies.contains(&peer.ip());
+        let slot = admission.admit(peer.ip(), proxy);
         shutdown.spawn(serve_connection(
             stream,
             peer,
             slot,
+            proxy.then(|| admission.clone()),
             config.clone(),
             shutdown.clone(),
             request_ids.clone(),
@@ -256,19 +268,52 @@ impl Admission {
     }
 
     /// A slot for a connection from `ip`, or `None` when either limit is
-    /// reached; such a connection is answered 503 and closed.
-    fn admit(&self, ip: IpAddr) -> Option<ConnectionSlot> {
-        match (
-            self.slots.clone().try_acquire_owned(),
-            self.per_ip.try_acquire(ip, self.max_per_ip),
-        ) {
-            (Ok(total), Some(per_ip)) => Some(ConnectionSlot {
-                _total: total,
-                _per_ip: per_ip,
-            }),
-            _ => None,
-        }
+    /// reached; such a connection is answered 503 and closed. A trusted
+    /// proxy's connection is counted only in the total.
+    fn admit(&self, ip: IpAddr, trusted_proxy: bool) -> Option<ConnectionSlot> {
+        let total = self.slots.clone().try_acquire_owned().ok()?;
+        let per_ip = if trusted_proxy {
+            None
+        } else {
+            Some(self.per_ip.try_acquire(ip, self.max_per_ip)?)
+        };
+        Some(ConnectionSlot {
+            _total: total,
+            _per_ip: per_ip,
+            forwarded: Mutex::new(None),
+        })
     }
+
+    /// Files the connection of a trusted proxy under `client`, the address
+    /// its current request was forwarded for; `false` when that address is
+    /// at its limit.
+    fn admit_forwarded(&self, slot: &ConnectionSlot, client: IpAddr) -> bool {
+        let mut forwarded = slot.forwarded.lock().expect("slot lock poisoned");
+        if forwarded.as_ref().is_some_and(|s| s.ip == client) {
+            return true;
+        }
+        // Let go of the previous client's place first: a proxy that reuses
+        // a connection for another client moves it.
+        *forwarded = None;
+        *forwarded = self.per_ip.try_acquire(client, self.max_per_ip);
+        forwarded.is_some()
+    }
+}
+
+/// The client a trusted proxy forwarded a request for: the last address in
+/// the last `X-Forwarded-For`, the one the proxy itself appended.
+pub fn forwarded_for(headers: &http::HeaderMap) -> Option<IpAddr> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()?
+        .to_str()
+        .ok()?
+        .rsplit(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Runs a hyper connection until it ends, shutdown finishes it gracefully,
@@ -308,6 +353,9 @@ async fn serve_connection<R, Fut>(
     stream: TcpStream,
     peer: SocketAddr,
     slot: Option<ConnectionSlot>,
+    // Set when the peer is a trusted proxy: each request is admitted for
+    // the address it was forwarded for.
+    forwarding: Option<Arc<Admission>>,
     config: ServeConfig,
     shutdown: Shutdown,
     request_ids: Arc<AtomicU64>,
@@ -327,6 +375,7 @@ async fn serve_connection<R, Fut>(
         let slot = slot.clone();
         let kill = kill_on_request.clone();
         let tap = tap_on_request.clone();
+        let forwarding = forwarding.clone();
         let id = request_ids.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), %peer);
         async move {
@@ -334,7 +383,16 @@ async fn serve_connection<R, Fut>(
                 tracing::warn!("refused: too many connections");
                 return Ok::<_, Infallible>(ApiError::TooManyConnections.into_response());
             }
-            req.extensions_mut().insert(ClientAddr(peer));
+            let mut client = peer;
+            if let (Some(admission), Some(slot)) = (&forwarding, &slot) {
+                let forwarded = forwarded_for(req.headers()).unwrap_or(peer.ip());
+                client = SocketAddr::new(forwarded, 0);
+                if !admission.admit_forwarded(slot, forwarded) {
+                    tracing::warn!(%forwarded, "refused: too many connections from this forwarded address");
+                    return Ok(ApiError::TooManyConnections.into_response());
+                }
+            }
+            req.extensions_mut().insert(ClientAddr(client));
             req.extensions_mut().insert(kill);
             req.extensions_mut().insert(tap);
             if let Some(slot) = slot {

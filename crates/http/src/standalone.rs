@@ -66,6 +66,11 @@ pub struct CommonArgs {
     /// Key prefix in Redis: processes with the same prefix share a history.
     #[arg(long, default_value = "notify")]
     pub redis_prefix: String,
+    /// A reverse proxy (e.g. 127.0.0.1) whose `X-Forwarded-For` the
+    /// per-address connection limit believes; repeat for several. Nobody
+    /// else's is.
+    #[arg(long, value_name = "ADDR")]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
     /// Serve HTTPS (HTTP/2 and HTTP/1.1) on `--addr` with a certificate
     /// generated at start for 127.0.0.1 and localhost; its fingerprint is
     /// printed.
@@ -124,6 +129,7 @@ impl AppContext {
             header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
             max_connections: args.max_connections,
             max_connections_per_ip: args.max_connections_per_ip,
+            trusted_proxies: args.trusted_proxy.clone(),
             ..ServeConfig::default()
         };
         Ok(AppContext::new(hub, token, limits, serve))

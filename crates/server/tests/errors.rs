@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use notify_http::{PublishLimits, ServeConfig};
 use notify_server::TransportConfig;
-use notify_test_support::{PATIENCE, TEST_TOKEN, TestConfig, TestServer, raw_http};
+use notify_test_support::{PATIENCE, TEST_TOKEN, TestConfig, TestServer, eventually, raw_http};
 use tokio::io::AsyncWriteExt;
 
 async fn server_with(config: TestConfig) -> TestServer {
@@ -375,4 +375,67 @@ async fn request_headers_over_the_buffer_cap_are_431_and_the_server_goes_on() {
         answer.status, 200,
         "headers a browser could send still pass"
     );
+}
+
+/// A server that allows two connections per address and believes
+/// `X-Forwarded-For` from `trusted` only.
+async fn limited_server(trusted: Vec<std::net::IpAddr>) -> (TestServer, notify_server::Transports) {
+    let mut config = TestConfig::default();
+    config.serve.max_connections_per_ip = 2;
+    config.serve.trusted_proxies = trusted;
+    let mut handles = None;
+    let server = TestServer::start_with(config, |ctx| {
+        let (t, route) = notify_server::router(ctx, TransportConfig::default());
+        handles = Some(t);
+        route
+    })
+    .await;
+    (server, handles.expect("router built"))
+}
+
+/// Holds a long poll open from this test's connection, as forwarded for
+/// `client`; answers the status once the server answers.
+async fn held_poll(server: &TestServer, client: &str) -> tokio::task::JoinHandle<u16> {
+    let epoch = server.hub().epoch().to_string();
+    let request = server
+        .http
+        .get(server.url(&format!("/api/long-poll?after=0&epoch={epoch}&timeout=5")))
+        .header("x-forwarded-for", format!("203.0.113.9, {client}"));
+    tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_limit_counts_forwarded_addresses() {
+    let (server, t) = limited_server(vec!["127.0.0.1".parse().unwrap()]).await;
+    let first = held_poll(&server, "10.0.0.1").await;
+    let second = held_poll(&server, "10.0.0.1").await;
+    eventually("both are held", || t.long_poll.held() == 2).await;
+    let third = held_poll(&server, "10.0.0.1").await;
+    assert_eq!(
+        third.await.unwrap(),
+        503,
+        "a third from one forwarded address"
+    );
+    // Another client behind the same proxy is not that address.
+    let other = held_poll(&server, "10.0.0.2").await;
+    server.publish("wake the held polls").await.unwrap();
+    for held in [first, second, other] {
+        assert_eq!(held.await.unwrap(), 200);
+    }
+}
+
+#[tokio::test]
+async fn from_anyone_else_x_forwarded_for_is_ignored() {
+    let (server, t) = limited_server(Vec::new()).await;
+    let first = held_poll(&server, "10.0.0.1").await;
+    let second = held_poll(&server, "10.0.0.2").await;
+    eventually("both are held", || t.long_poll.held() == 2).await;
+    // Claiming to be a third address does not make room.
+    let third = held_poll(&server, "10.0.0.3").await;
+    assert_eq!(third.await.unwrap(), 503);
+    // (Through the hub: a publish from this address would be a third too.)
+    server.hub().publish("wake the held polls").await.unwrap();
+    for held in [first, second] {
+        assert_eq!(held.await.unwrap(), 200);
+    }
 }
