@@ -218,9 +218,11 @@ where
         let slot = admission.admit(peer.ip(), proxy);
         shutdown.spawn(serve_connection(
             stream,
-            peer,
-            slot,
-            proxy.then(|| admission.clone()),
+            Admitted {
+                peer,
+                slot,
+                forwarding: proxy.then(|| admission.clone()),
+            },
             config.clone(),
             shutdown.clone(),
             request_ids.clone(),
@@ -316,6 +318,16 @@ pub fn forwarded_for(headers: &http::HeaderMap) -> Option<IpAddr> {
         .ok()
 }
 
+/// What admission decided about a new connection.
+struct Admitted {
+    peer: SocketAddr,
+    /// `None` when a limit was reached: every request gets a 503.
+    slot: Option<ConnectionSlot>,
+    /// Set when the peer is a trusted proxy: each request is admitted for
+    /// the address it was forwarded for.
+    forwarding: Option<Arc<Admission>>,
+}
+
 /// Runs a hyper connection until it ends, shutdown finishes it gracefully,
 /// or a handler kills it (dropping the connection closes the socket).
 macro_rules! drive {
@@ -351,11 +363,7 @@ fn http1_builder(config: &ServeConfig, full: bool) -> http1::Builder {
 /// long as the WebSocket lives, not just the HTTP exchange).
 async fn serve_connection<R, Fut>(
     stream: TcpStream,
-    peer: SocketAddr,
-    slot: Option<ConnectionSlot>,
-    // Set when the peer is a trusted proxy: each request is admitted for
-    // the address it was forwarded for.
-    forwarding: Option<Arc<Admission>>,
+    admitted: Admitted,
     config: ServeConfig,
     shutdown: Shutdown,
     request_ids: Arc<AtomicU64>,
@@ -364,6 +372,11 @@ async fn serve_connection<R, Fut>(
     R: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response> + Send + 'static,
 {
+    let Admitted {
+        peer,
+        slot,
+        forwarding,
+    } = admitted;
     let full = slot.is_none();
     let slot = slot.map(Arc::new);
     let kill = ConnectionKill::default();
