@@ -6,14 +6,9 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { io as io4 } from "socket.io-client";
 import io2 from "socket.io-client-v2";
-import { publish, startServer } from "./support.mjs";
+import { publish, startRedis, startServer, startServerOnRedis } from "./support.mjs";
 
 const PATIENCE_MS = 15_000;
 const CLIENTS = { "4.x": io4, "2.x": io2 };
@@ -214,40 +209,11 @@ test("bad input gets the protocol's error and nothing else breaks", async () => 
   }
 });
 
-/** A free loopback port. */
-function freePort() {
-  return new Promise((resolve) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 test("with Redis, notifications and /test broadcasts reach clients of the other process", async (t) => {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), "notify-sio-redis-"));
-  const redis = spawn("redis-server", ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--dir", dir], {
-    stdio: "ignore",
-  });
-  t.after(() => {
-    redis.kill();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const url = `redis://127.0.0.1:${port}`;
-  // Each process may start once Redis answers.
-  const started = async () => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await startServer(["--redis", url]);
-      } catch (error) {
-        if (attempt > 50) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
-  };
-  const a = await started();
-  const b = await started();
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const a = await startServerOnRedis(redis.url);
+  const b = await startServerOnRedis(redis.url);
   t.after(async () => {
     await a.stop();
     await b.stop();

@@ -2,7 +2,9 @@
 // loopback port, publish through the real API, and drive Debian's Chromium.
 
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before } from "node:test";
@@ -45,6 +47,44 @@ export async function startServer(extraArgs = [], addr = "127.0.0.1:0") {
       await new Promise((done) => child.once("exit", done));
     },
   };
+}
+
+/** A free loopback port. */
+export function freePort() {
+  return new Promise((resolvePort) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** A redis-server of the caller's own on a free loopback port, keeping nothing on disk. */
+export async function startRedis() {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "notify-e2e-redis-"));
+  const redis = spawn("redis-server", ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--dir", dir], {
+    stdio: "ignore",
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop() {
+      redis.kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts a server on the hub in `redisUrl` once that Redis answers. */
+export async function startServerOnRedis(redisUrl, extraArgs = [], addr = "127.0.0.1:0") {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startServer(["--redis", redisUrl, ...extraArgs], addr);
+    } catch (error) {
+      if (attempt > 50) throw error;
+      await new Promise((wait) => setTimeout(wait, 100));
+    }
+  }
 }
 
 /**
