@@ -43,6 +43,7 @@ export async function startServer(extraArgs = [], addr = "127.0.0.1:0") {
     /** The SHA-256 fingerprint the server printed for its certificate, over HTTPS. */
     fingerprint,
     async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return; // stopped already
       child.kill("SIGTERM");
       await new Promise((done) => child.once("exit", done));
     },
@@ -136,6 +137,12 @@ export async function publish(base, text) {
 export async function screenshot(page, name) {
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
+}
+
+/** A picture of one part of a page, for the docs. */
+export async function screenshotOf(locator, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await locator.screenshot({ path: join(ARTIFACTS, name) });
 }
 
 export const TRANSPORTS = ["short-poll", "long-poll", "websocket", "sse", "socketio", "auto"];

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { request } from "node:https";
 import { after, before, test } from "node:test";
-import { TOKEN, TRANSPORTS, launchBrowser, openLab, screenshot, startServer } from "./support.mjs";
+import { TOKEN, TRANSPORTS, launchBrowser, openLab, screenshot, screenshotOf, startServer } from "./support.mjs";
 
 const shared = { server: null, browser: null };
 before(async () => {
@@ -78,6 +78,9 @@ test("six lab tabs over HTTPS all receive a notification in every pane, over HTT
     await last.locator(`#pane-${transport} [data-counter=http-version]`, { hasText: "HTTP/2" }).waitFor();
   }
   await last.locator("#pane-websocket [data-counter=http-version]", { hasText: "HTTP/1.1" }).waitFor();
+  // One connection carries every pane of the tab: its bytes are no one pane's.
+  await last.locator("#pane-sse [data-counter=wire-down]", { hasText: "shared (HTTP/2)" }).waitFor();
   await screenshot(last, "lab-https-h2.png");
+  await screenshotOf(last.locator("#pane-sse"), "lab-https-h2-pane.png");
   await context.close();
 });

@@ -143,9 +143,24 @@ class Pane {
     this.setRunning(true);
   }
 
-  stop() {
+  stop(why = "paused") {
     this.client.stop();
+    if (why !== "paused") this.status.textContent = why;
     this.setRunning(false);
+  }
+
+  /**
+   * What this pane holds open for long on an HTTP/1.1 connection from the
+   * browser's pool, if anything (WebSockets have their own).
+   */
+  heldConnection() {
+    if (!this.running) return null;
+    const transport = this.element.dataset.transport;
+    const using = transport === "auto" ? this.element.dataset.using : transport;
+    const held = { "long-poll": "a long poll", sse: "an SSE stream" }[using];
+    if (held) return transport === "auto" ? `${held} (Auto)` : held;
+    if (transport === "socketio" && /polling/.test(this.status.textContent)) return "Socket.IO's polling";
+    return null;
   }
 
   setRunning(running) {
@@ -262,8 +277,11 @@ class Pane {
     set("bytes", c.bytes.toLocaleString("en"));
     const down = this.wireBytes.down - this.wireBase.down;
     const up = this.wireBytes.up - this.wireBase.up;
-    set("wire-down", down.toLocaleString("en"));
-    set("wire-up", up.toLocaleString("en"));
+    // Over HTTP/2 every pane of the tab shares one connection: its bytes
+    // are no one pane's.
+    const shared = this.element.querySelector("[data-counter=http-version]").textContent === "HTTP/2";
+    set("wire-down", shared ? "shared (HTTP/2)" : down.toLocaleString("en"));
+    set("wire-up", shared ? "shared (HTTP/2)" : up.toLocaleString("en"));
     set("notifications", c.notifications);
     set("caught-up", c.caughtUp);
     set("last-latency", c.lastLatency === null ? "–" : formatMs(c.lastLatency));
@@ -340,14 +358,16 @@ function prependBounded(list, item) {
 }
 
 /**
- * Follows this page's wire feed: each exchange into the Wire view of the
- * pane that made it, and the bytes the server counted into each pane.
+ * Follows this page's exchanges: each into the Wire view of the pane that
+ * made it, and the bytes the server counted into each pane. It asks every
+ * second (`GET /api/wire/recent`) rather than holding a stream open: over
+ * HTTP/1.1 a held stream would take one of the six connections the browser
+ * allows per origin, shared by every tab.
  */
 function followWire(panes) {
   const byPane = new Map(panes.map((pane) => [pane.element.dataset.transport, pane]));
-  const source = new EventSource(`/api/wire?lab=${PAGE}`);
-  source.onmessage = (event) => {
-    const record = JSON.parse(event.data);
+  let after = 0;
+  const show = (record) => {
     const pane = byPane.get(record.pane);
     if (!pane) return;
     // The version of the pane's latest request, from its request line: over
@@ -357,11 +377,97 @@ function followWire(panes) {
     const list = pane.element.querySelector("[data-role=wire]");
     if (list) prependBounded(list, exchangeItem(record));
   };
-  source.addEventListener("bytes", (event) => {
-    for (const [name, bytes] of Object.entries(JSON.parse(event.data))) {
-      byPane.get(name)?.setWireBytes(bytes.to_browser, bytes.from_browser);
+  const ask = async () => {
+    if (document.visibilityState === "hidden") return;
+    try {
+      const response = await fetch(`/api/wire/recent?lab=${PAGE}&after=${after}`, {
+        cache: "no-store",
+        signal: AbortSignal.timeout(5000),
+      });
+      if (!response.ok) return;
+      const recent = await response.json();
+      recent.records.forEach(show);
+      after = recent.last;
+      for (const [name, bytes] of Object.entries(recent.bytes)) {
+        byPane.get(name)?.setWireBytes(bytes.to_browser, bytes.from_browser);
+      }
+    } catch {
+      // The next turn asks again; the panes say whether the server answers.
     }
+  };
+  const loop = async () => {
+    await ask();
+    setTimeout(loop, 1000);
+  };
+  loop();
+}
+
+/**
+ * A hidden tab lets go of its connections and takes them up again, from
+ * each pane's cursor, when it is shown: a background tab need not hold a
+ * long poll and a stream nobody is watching (and browsers throttle it
+ * anyway, chapter 7).
+ */
+function releaseWhenHidden(panes) {
+  let released = [];
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") {
+      released = panes.filter((pane) => pane.running);
+      for (const pane of released) pane.stop("tab hidden: connections released");
+    } else {
+      for (const pane of released) pane.start();
+      released = [];
+    }
+    announceHeld();
   });
+}
+
+/**
+ * Over HTTP/1.1 a browser opens at most six connections to one origin,
+ * shared by every tab, and queues every other request until one is free.
+ * The lab's tabs tell each other (BroadcastChannel) how many they hold open
+ * for long polls and streams, and each says in plain words when together
+ * they hold them all.
+ */
+const HTTP1_CONNECTIONS_PER_ORIGIN = 6;
+const tabs = new Map();
+let heldNow = () => [];
+const channel = "BroadcastChannel" in window ? new BroadcastChannel("notify-lab") : null;
+function announceHeld() {
+  const held = document.visibilityState === "hidden" ? [] : heldNow();
+  tabs.set(PAGE, { held, at: Date.now() });
+  channel?.postMessage({ page: PAGE, held });
+  explainLimit();
+}
+function explainLimit() {
+  const notice = document.querySelector("[data-role=connection-limit]");
+  if (!notice) return;
+  const protocol = performance.getEntriesByType("navigation")[0]?.nextHopProtocol ?? "http/1.1";
+  const now = Date.now();
+  for (const [page, tab] of tabs) if (now - tab.at > 5000) tabs.delete(page);
+  const total = [...tabs.values()].reduce((sum, tab) => sum + tab.held.length, 0);
+  if (protocol !== "http/1.1" || total < HTTP1_CONNECTIONS_PER_ORIGIN) {
+    notice.hidden = true;
+    return;
+  }
+  const mine = tabs.get(PAGE)?.held ?? [];
+  notice.textContent =
+    `The browser's connections to this server are all taken. Over HTTP/1.1 it opens at most ` +
+    `${HTTP1_CONNECTIONS_PER_ORIGIN} per origin, shared by every tab, and ${tabs.size} tabs of this lab ` +
+    `hold ${total} of them open (this one: ${mine.join(", ") || "none"}). Every other request — short ` +
+    "polls, Socket.IO's handshake, page loads — waits in the browser's queue until one is free, which " +
+    "may be never. Hide or close a tab (a hidden lab tab lets go of its connections), pause a pane, or " +
+    "serve over HTTPS, where HTTP/2 carries every request on one connection.";
+  notice.hidden = false;
+}
+function shareHeld(panes) {
+  heldNow = () => panes.flatMap((pane) => pane.heldConnection() ?? []);
+  channel?.addEventListener("message", (event) => {
+    tabs.set(event.data.page, { held: event.data.held, at: Date.now() });
+    explainLimit();
+  });
+  announceHeld();
+  setInterval(announceHeld, 2000);
 }
 
 /**
@@ -416,5 +522,7 @@ const clockOffset = await measureClockOffset();
 const panes = [...document.querySelectorAll(".pane")].map((element) => new Pane(element, clockOffset));
 followWire(panes);
 followEveryone();
+releaseWhenHidden(panes);
+shareHeld(panes);
 for (const pane of panes) pane.start();
 setInterval(() => panes.forEach((pane) => pane.renderHeard()), 1000);

@@ -446,6 +446,7 @@ async fn serve_connection<R, Fut>(
                 }
             };
             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                stream.get_ref().0.tap().mark_multiplexed();
                 // One connection, many streams: every request of a tab shares
                 // it, so the six-per-origin limit no longer applies.
                 let conn = http2::Builder::new(TokioExecutor::new())

@@ -5,7 +5,8 @@
 //! beside it (in each request's extensions). The tap does two things, both
 //! at the socket, beneath hyper and the WebSocket library:
 //!
-//! - **Counts bytes** written to the browser — status lines, headers, chunk
+//! - **Counts bytes** (over HTTP/1.1: an HTTP/2 connection carries every
+//!   pane of a tab at once, so its bytes are no one pane's) written to the browser — status lines, headers, chunk
 //!   framing, WebSocket frames, everything — into the [`PaneBytes`] of the
 //!   pane whose request the connection carries now. (Bytes from the browser
 //!   are the request heads the router sees, plus everything read after an
@@ -89,6 +90,7 @@ pub struct Tap {
     state: AtomicU8,
     frozen_at: Mutex<Option<Instant>>,
     upgraded: AtomicBool,
+    multiplexed: AtomicBool,
     pane: Mutex<Option<Arc<PaneBytes>>>,
     waker: AtomicWaker,
     kill: ConnectionKill,
@@ -100,6 +102,7 @@ impl Tap {
             state: AtomicU8::new(OPEN),
             frozen_at: Mutex::new(None),
             upgraded: AtomicBool::new(false),
+            multiplexed: AtomicBool::new(false),
             pane: Mutex::new(None),
             waker: AtomicWaker::new(),
             kill,
@@ -129,6 +132,16 @@ impl Tap {
     /// a pane must not be cut with it.)
     pub fn detach(&self) {
         self.set_pane(None);
+    }
+
+    /// The connection is HTTP/2: every pane of a tab shares it, so its bytes
+    /// belong to no one pane, and cutting any of them cuts it.
+    pub fn mark_multiplexed(&self) {
+        self.multiplexed.store(true, Ordering::Relaxed);
+    }
+
+    fn is_multiplexed(&self) -> bool {
+        self.multiplexed.load(Ordering::Relaxed)
     }
 
     /// The connection now carries only one pane's WebSocket: count what it
@@ -171,6 +184,10 @@ pub struct Tapped {
 impl Tapped {
     pub fn new(io: TcpStream, tap: Arc<Tap>) -> Self {
         Tapped { io, tap }
+    }
+
+    pub fn tap(&self) -> &Tap {
+        &self.tap
     }
 
     /// In a frozen connection, reads what arrives and throws it away; ends
@@ -302,6 +319,9 @@ impl AsyncWrite for Tapped {
 
 impl Tapped {
     fn count_written(&self, n: usize) {
+        if self.tap.is_multiplexed() {
+            return;
+        }
         if let Some(pane) = self.tap.pane() {
             pane.to_browser.fetch_add(n as u64, Ordering::Relaxed);
         }
@@ -390,9 +410,11 @@ impl Lab {
             return;
         }
         let bytes = page.panes.entry(pane_name.clone()).or_default().clone();
-        bytes
-            .from_browser
-            .fetch_add(request_bytes, Ordering::Relaxed);
+        if !tap.is_multiplexed() {
+            bytes
+                .from_browser
+                .fetch_add(request_bytes, Ordering::Relaxed);
+        }
         tap.set_pane(Some(bytes));
         page.connections.retain(|(_, tap)| tap.strong_count() > 0);
         if !page
@@ -422,7 +444,7 @@ impl Lab {
         let mut cut = 0;
         for (_, tap) in &page.connections {
             if let Some(tap) = tap.upgrade()
-                && tap.is_pane(bytes)
+                && (tap.is_pane(bytes) || tap.is_multiplexed())
             {
                 tap.cut(how);
                 cut += 1;

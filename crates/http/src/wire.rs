@@ -58,6 +58,7 @@ struct Inner {
 /// One exchange, serialized once, with the lab page it belongs to.
 #[derive(Debug, Clone)]
 struct Record {
+    seq: u64,
     page: Option<Arc<str>>,
     json: Bytes,
 }
@@ -189,6 +190,7 @@ impl WireLog {
             "response": response_text,
         });
         let record = Record {
+            seq,
             page: tag.map(|t| Arc::from(t.page.as_str())),
             json: Bytes::from(record.to_string()),
         };
@@ -253,6 +255,35 @@ impl WireLog {
         })
     }
 
+    /// One lab page's exchanges kept with a sequence number after `after`,
+    /// oldest first, as the JSON body of `GET /api/wire/recent`:
+    /// `{"records":[..],"last":SEQ,"bytes":{pane:{..}}}`. `last` is what to
+    /// send as `after` next time. Asking costs a short request instead of a
+    /// held stream: over HTTP/1.1 a lab tab keeps one more of the browser's
+    /// six connections per origin free.
+    pub fn recent(&self, page: &str, after: u64, lab: &Lab) -> Bytes {
+        let ring = self.inner.ring.lock().expect("wire log lock poisoned");
+        let last = ring.back().map_or(after, |r| r.seq.max(after));
+        let mut out = Vec::with_capacity(4096);
+        out.extend_from_slice(b"{\"records\":[");
+        let mut first = true;
+        for record in ring
+            .iter()
+            .filter(|r| r.seq > after && r.page.as_deref() == Some(page))
+        {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(&record.json);
+        }
+        drop(ring);
+        out.extend_from_slice(format!("],\"last\":{last},\"bytes\":").as_bytes());
+        out.extend_from_slice(pane_bytes(&lab.bytes(page)).to_string().as_bytes());
+        out.push(b'}');
+        Bytes::from(out)
+    }
+
     /// Records kept right now.
     pub fn len(&self) -> usize {
         self.inner
@@ -289,7 +320,16 @@ impl Feed {
         if now == self.last_bytes {
             return None;
         }
-        let panes: serde_json::Map<String, serde_json::Value> = now
+        let event = sse::event("bytes", &pane_bytes(&now).to_string());
+        self.last_bytes = now;
+        Some(event)
+    }
+}
+
+/// `{"sse": {"to_browser": 1234, "from_browser": 456}, ...}`.
+fn pane_bytes(panes: &[(String, u64, u64)]) -> serde_json::Value {
+    serde_json::Value::Object(
+        panes
             .iter()
             .map(|(pane, to, from)| {
                 (
@@ -297,11 +337,6 @@ impl Feed {
                     serde_json::json!({"to_browser": to, "from_browser": from}),
                 )
             })
-            .collect();
-        self.last_bytes = now;
-        Some(sse::event(
-            "bytes",
-            &serde_json::Value::Object(panes).to_string(),
-        ))
-    }
+            .collect(),
+    )
 }

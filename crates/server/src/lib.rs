@@ -180,6 +180,7 @@ async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
         "/api/time" => pages::time(&req, &ctx.hub),
         "/metrics" => t.metrics.handle(&req, &ctx.hub, t, &ctx.shutdown),
         "/api/wire" => wire(ctx, t, &req),
+        "/api/wire/recent" => recent_wire(t, &req),
         "/api/lab/cut" => cut(t, &req),
         _ => match pages::static_file(&req) {
             Some(result) => result,
@@ -235,6 +236,21 @@ fn wire(ctx: &AppContext, t: &Transports, req: &Request) -> Result<Response, Api
     Ok(reply::event_stream(
         t.wire.events(view, ctx.shutdown.clone()),
     ))
+}
+
+/// `GET /api/wire/recent?lab=<page>&after=<seq>`: that page's exchanges
+/// since `after`, and its panes' bytes, as one JSON answer.
+fn recent_wire(t: &Transports, req: &Request) -> Result<Response, ApiError> {
+    allow(req, &Method::GET, "GET")?;
+    let query = Query::from_uri(req.uri());
+    let page = LabTag::parse(query.get("lab").unwrap_or(""))?.page;
+    let after = query.number_in("after", 0..=u64::MAX)?.unwrap_or(0);
+    let mut response = reply::json(StatusCode::OK, t.wire.recent(&page, after, &t.lab));
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }
 
 /// `POST /api/lab/cut?lab=<page>.<pane>&how=drop|freeze`: breaks that pane's

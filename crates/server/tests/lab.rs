@@ -277,3 +277,29 @@ async fn a_connection_reused_for_another_request_is_no_longer_the_panes() {
     assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "{rest}");
     assert!(rest.ends_with(r#"{"cut":0}"#), "{rest}");
 }
+
+#[tokio::test]
+async fn a_page_can_ask_for_its_recent_exchanges_instead_of_holding_a_stream() {
+    let (server, _) = server().await;
+    server.poll("/api/poll?lab=page7.short-poll").await.unwrap();
+    server.poll("/api/poll?lab=other.short-poll").await.unwrap();
+    let recent = |after: u64| {
+        let url = server.url(&format!("/api/wire/recent?lab=page7&after={after}"));
+        let http = server.http.clone();
+        async move {
+            let answer = http.get(url).send().await.unwrap();
+            assert_eq!(answer.status(), 200);
+            answer.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let first = recent(0).await;
+    let records = first["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "only this page's: {first}");
+    assert_eq!(records[0]["pane"], "short-poll");
+    assert!(first["bytes"]["short-poll"]["to_browser"].as_u64().unwrap() > 0);
+    // Asking again from where it left off brings only what is new.
+    let last = first["last"].as_u64().unwrap();
+    assert!(recent(last).await["records"].as_array().unwrap().is_empty());
+    server.poll("/api/poll?lab=page7.short-poll").await.unwrap();
+    assert_eq!(recent(last).await["records"].as_array().unwrap().len(), 1);
+}
