@@ -44,6 +44,16 @@ async fn next_named(feed: &mut SseReader, name: &str) -> SseEvent {
     }
 }
 
+/// A WebSocket to `path`, past its hello.
+async fn open_ws(server: &TestServer, path: &str) -> notify_test_support::WsClient {
+    let mut ws = ws_connect(&server.ws_url(path)).await.unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    ws
+}
+
 async fn cut(server: &TestServer, tag: &str, how: &str) -> reqwest::Response {
     server
         .http
@@ -91,13 +101,7 @@ async fn a_pages_feed_counts_every_byte_its_pane_exchanged() {
 #[tokio::test]
 async fn drop_resets_a_websocket_without_a_close_frame() {
     let (server, _) = server().await;
-    let mut ws = ws_connect(&server.ws_url("/api/ws?lab=page2.websocket"))
-        .await
-        .unwrap();
-    assert!(matches!(
-        ws_next(&mut ws).await.unwrap(),
-        Some(Pushed::Hello { .. })
-    ));
+    let mut ws = open_ws(&server, "/api/ws?lab=page2.websocket").await;
     let answer = cut(&server, "page2.websocket", "drop").await;
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.json::<serde_json::Value>().await.unwrap()["cut"], 1);
@@ -146,13 +150,7 @@ async fn drop_ends_a_held_long_poll_without_an_answer() {
 #[tokio::test]
 async fn a_websocket_heartbeat_is_a_message_page_code_sees() {
     let (server, _) = server().await;
-    let mut ws = ws_connect(&server.ws_url("/api/ws?heartbeat=1"))
-        .await
-        .unwrap();
-    assert!(matches!(
-        ws_next(&mut ws).await.unwrap(),
-        Some(Pushed::Hello { .. })
-    ));
+    let mut ws = open_ws(&server, "/api/ws?heartbeat=1").await;
     assert_eq!(ws_next(&mut ws).await.unwrap(), Some(Pushed::Heartbeat));
     server.publish("between beats").await.unwrap();
     assert!(matches!(
@@ -174,13 +172,7 @@ async fn an_sse_heartbeat_is_a_named_event() {
 #[tokio::test]
 async fn freeze_silences_a_connection_and_lets_it_go_when_the_client_does() {
     let (server, transports) = server().await;
-    let mut ws = ws_connect(&server.ws_url("/api/ws?heartbeat=1&lab=page4.websocket"))
-        .await
-        .unwrap();
-    assert!(matches!(
-        ws_next(&mut ws).await.unwrap(),
-        Some(Pushed::Hello { .. })
-    ));
+    let mut ws = open_ws(&server, "/api/ws?heartbeat=1&lab=page4.websocket").await;
     assert_eq!(ws_next(&mut ws).await.unwrap(), Some(Pushed::Heartbeat));
     let answer = cut(&server, "page4.websocket", "freeze").await;
     assert_eq!(answer.json::<serde_json::Value>().await.unwrap()["cut"], 1);
