@@ -52,7 +52,7 @@ impl Row {
         Row {
             transport: t.transport.to_string(),
             requests: t.requests,
-            expected_requests: format!("{:.0}", t.theory.requests),
+            expected_requests: format!("{}{:.0}", t.theory.requests_mark(), t.theory.requests),
             requests_formula: t.theory.requests_formula.clone(),
             per_client_minute: format!("{:.1}", t.requests_per_client_per_minute),
             per_delivered: format!("{:.2}", t.requests_per_delivered),

@@ -19,6 +19,10 @@
 //! than R (the next poll is already held), and R once they come faster (a
 //! request is always in flight: it waits R/2 for one, then R/2 back); a short
 //! poll's cycle becomes I + R, so it waits I/2 + R.
+//!
+//! A burst is scheduled in one instant but published over S (measured):
+//! latency adds S/2, and long polling's one request per notification
+//! becomes a bound, since it answers with batches.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -126,12 +130,65 @@ pub struct Latency {
 pub struct Theory {
     pub requests: f64,
     pub requests_formula: String,
+    /// `requests` is a bound the run stays under, not an estimate: long
+    /// polling in a burst answers with batches.
+    #[serde(default)]
+    pub requests_at_most: bool,
     pub mean_latency_ms: Option<f64>,
     pub latency_formula: String,
 }
 
 impl Theory {
-    pub fn of(transport: Transport, config: &RunConfig, duration: Duration) -> Self {
+    /// The model for `transport` in a run of `config` that lasted `duration`,
+    /// whose publishing took `spread` from its first publish to the answer
+    /// to its last.
+    pub fn of(
+        transport: Transport,
+        config: &RunConfig,
+        duration: Duration,
+        spread: Duration,
+    ) -> Self {
+        let mut theory = Self::steady(transport, config, duration);
+        if config.publish == Publish::Burst {
+            theory.in_a_burst(transport, config, spread);
+        }
+        theory
+    }
+
+    /// "≈" before an estimate, "≤" before a bound.
+    pub fn requests_mark(&self) -> &'static str {
+        if self.requests_at_most { "≤" } else { "≈" }
+    }
+
+    /// A burst is scheduled in one instant but published over `spread`, one
+    /// after another, and latency counts from the instant: a notification
+    /// waits S/2 on average for its own publish, then what its transport
+    /// adds. Long polling answers a burst with batches, so one request per
+    /// notification is only a bound.
+    fn in_a_burst(&mut self, transport: Transport, config: &RunConfig, spread: Duration) {
+        let s_ms = spread.as_secs_f64() * 1000.0;
+        let r_ms = config.rtt.as_secs_f64() * 1000.0;
+        let (mean, formula) = match transport {
+            Transport::ShortPoll => {
+                let i_ms = config.poll_interval.as_secs_f64() * 1000.0;
+                if r_ms > 0.0 {
+                    (s_ms / 2.0 + i_ms / 2.0 + r_ms, "S/2 + I/2 + R")
+                } else {
+                    (s_ms / 2.0 + i_ms / 2.0, "S/2 + I/2")
+                }
+            }
+            _ if r_ms > 0.0 => (s_ms / 2.0 + r_ms / 2.0, "S/2 + R/2"),
+            _ => (s_ms / 2.0, "S/2"),
+        };
+        self.mean_latency_ms = Some(mean);
+        self.latency_formula = format!("{formula}, S = {s_ms:.0} ms to publish the burst");
+        if transport == Transport::LongPoll {
+            self.requests_at_most = true;
+            self.requests_formula = format!("at most {}", self.requests_formula);
+        }
+    }
+
+    fn steady(transport: Transport, config: &RunConfig, duration: Duration) -> Self {
         let n = config.clients as f64;
         let d = duration.as_secs_f64();
         let m = config.notifications as f64;
@@ -154,6 +211,7 @@ impl Theory {
                 if r > 0.0 {
                     Theory {
                         requests: n * (1.0 + d / (i + r)),
+                        requests_at_most: false,
                         requests_formula: format!("N·(1 + D/(I+R)) = {n}·(1 + {d:.1}/({i} + {r}))"),
                         mean_latency_ms: Some(i * 1000.0 / 2.0 + r_ms),
                         latency_formula: "(I+R)/2 + R/2 = I/2 + R".into(),
@@ -162,6 +220,7 @@ impl Theory {
                     Theory {
                         // Each client's first poll, then one per interval.
                         requests: n * (1.0 + d / i),
+                        requests_at_most: false,
                         requests_formula: format!("N·(1 + D/I) = {n}·(1 + {d:.1}/{i})"),
                         mean_latency_ms: Some(i * 1000.0 / 2.0),
                         latency_formula: "I/2".into(),
@@ -185,6 +244,7 @@ impl Theory {
                         // One request per round trip while publishing lasts
                         // (P), then one held per timeout.
                         requests: n * (1.0 + p / r + d / t),
+                        requests_at_most: false,
                         requests_formula: format!(
                             "N·(1 + P/R + D/T) = {n}·(1 + {p:.1}/{r} + {d:.1}/{t})"
                         ),
@@ -194,6 +254,7 @@ impl Theory {
                 } else {
                     Theory {
                         requests: n * (m + d / t),
+                        requests_at_most: false,
                         requests_formula: format!("N·(M + D/T) = {n}·({m} + {d:.1}/{t})"),
                         // The next request is held before the next
                         // notification: one transit, as a push.
@@ -208,6 +269,7 @@ impl Theory {
             }
             Transport::WebSocket | Transport::Sse => Theory {
                 requests: n,
+                requests_at_most: false,
                 requests_formula: format!(
                     "N = {n} (one {} per client)",
                     if transport == Transport::Sse {
@@ -221,12 +283,14 @@ impl Theory {
             },
             Transport::SocketIo => Theory {
                 requests: 4.0 * n,
+                requests_at_most: false,
                 requests_formula: format!("4·N = 4·{n} (handshake, join, poll, upgrade)"),
                 mean_latency_ms: one_transit,
                 latency_formula: push_latency.into(),
             },
             Transport::SocketIoWebSocket => Theory {
                 requests: n,
+                requests_at_most: false,
                 requests_formula: format!("N = {n} (one handshake per client)"),
                 mean_latency_ms: one_transit,
                 latency_formula: push_latency.into(),
@@ -239,7 +303,7 @@ impl TransportReport {
     pub fn build(
         transport: Transport,
         config: &RunConfig,
-        duration: Duration,
+        (duration, spread): (Duration, Duration),
         stats: &TransportStats,
         outcomes: &[&ClientOutcome],
     ) -> Self {
@@ -299,7 +363,7 @@ impl TransportReport {
                 max: ms(latency.max()),
             },
             latency_curve,
-            theory: Theory::of(transport, config, duration),
+            theory: Theory::of(transport, config, duration, spread),
         }
     }
 }
@@ -488,7 +552,11 @@ impl RunReport {
             table.add_row(vec![
                 Cell::new(t.transport),
                 right(t.requests.to_string()),
-                right(format!("≈{:.0}", t.theory.requests)),
+                right(format!(
+                    "{}{:.0}",
+                    t.theory.requests_mark(),
+                    t.theory.requests
+                )),
                 right(format!("{:.1}", t.requests_per_client_per_minute)),
                 right(format!("{:.2}", t.requests_per_delivered)),
                 right(t.empty_responses.to_string()),
@@ -541,9 +609,10 @@ impl RunReport {
                 .mean_latency_ms
                 .map_or(String::new(), |m| format!(" ({m:.0})"));
             out.push_str(&format!(
-                "| {} | {} (≈{:.0}) | {:.1} | {} | {:.0} | {:.1} | {:.1} | {:.1}{expected_mean} | {}/{}/{} |\n",
+                "| {} | {} ({}{:.0}) | {:.1} | {} | {:.0} | {:.1} | {:.1} | {:.1}{expected_mean} | {}/{}/{} |\n",
                 t.transport,
                 t.requests,
+                t.theory.requests_mark(),
                 t.theory.requests,
                 t.requests_per_client_per_minute,
                 t.empty_responses,

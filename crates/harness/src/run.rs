@@ -173,7 +173,7 @@ async fn measure(
     // so that the run measures the steady state.
     tokio::time::sleep(config.rtt).await;
 
-    publish_all(config, server, &shared, progress).await?;
+    let spread = publish_all(config, server, &shared, progress).await?;
     let deadline = config.drain;
     let complete = wait_until(
         progress,
@@ -219,7 +219,7 @@ async fn measure(
                 .iter()
                 .filter(|o| o.transport == *transport)
                 .collect();
-            TransportReport::build(*transport, config, duration, stats, &mine)
+            TransportReport::build(*transport, config, (duration, spread), stats, &mine)
         })
         .collect();
     let mut report = RunReport::new(config, target.describe(), duration, transports, usage);
@@ -257,13 +257,14 @@ async fn current_cursor(server: &Server) -> anyhow::Result<Cursor> {
     })
 }
 
-/// Publishes every notification at its scheduled instant.
+/// Publishes every notification at its scheduled instant; answers how long
+/// publishing took.
 async fn publish_all(
     config: &RunConfig,
     server: &Server,
     shared: &RunShared,
     progress: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Duration> {
     let mut http = HttpConnection::new(server.addr, Arc::new(ByteCounters::default()));
     let bar = bar(progress, "publishing", config.notifications);
     let start = Instant::now();
@@ -292,7 +293,9 @@ async fn publish_all(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok(())
+    // From the first publish to the answer to the last: the spread a burst
+    // scheduled in one instant really takes.
+    Ok(start.elapsed())
 }
 
 /// Waits until `count()` reaches `target`, for at most `limit`.
