@@ -20,6 +20,15 @@ use tokio_rustls::client::TlsStream;
 /// A server with a certificate for 127.0.0.1 written to PEM files, and the
 /// certificate for the client to trust.
 async fn server() -> (TestServer, CertificateDer<'static>) {
+    let (server, cert, _) = server_with_handles().await;
+    (server, cert)
+}
+
+async fn server_with_handles() -> (
+    TestServer,
+    CertificateDer<'static>,
+    notify_server::Transports,
+) {
     let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -32,11 +41,18 @@ async fn server() -> (TestServer, CertificateDer<'static>) {
     std::fs::remove_dir_all(&dir).unwrap();
     let mut config = TestConfig::default();
     config.serve.tls = Some(tls);
+    let mut handles = None;
     let server = TestServer::start_with(config, |ctx| {
-        notify_server::router(ctx, TransportConfig::default()).1
+        let (t, route) = notify_server::router(ctx, TransportConfig::default());
+        handles = Some(t);
+        route
     })
     .await;
-    (server, generated.cert.der().clone())
+    (
+        server,
+        generated.cert.der().clone(),
+        handles.expect("router built"),
+    )
 }
 
 async fn connect(
@@ -153,4 +169,40 @@ async fn plain_http_to_an_https_port_is_not_answered_as_http() {
         Err(_) => {}
         Ok(raw) => assert_ne!(raw.status, 200, "{raw:?}"),
     }
+}
+
+#[tokio::test]
+async fn over_http2_a_tabs_panes_share_one_connection_and_one_cut() {
+    let (server, cert, t) = server_with_handles().await;
+    let tls = connect(&server, &cert, &[b"h2"]).await;
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut stream = sender
+        .send_request(get(&server, "/api/sse?lab=tab1.sse"))
+        .await
+        .unwrap()
+        .into_body();
+    let poll = sender
+        .send_request(get(&server, "/api/poll?lab=tab1.short-poll"))
+        .await
+        .unwrap();
+    assert_eq!(poll.status(), 200);
+    // Bytes on a shared connection are no one pane's.
+    for (pane, to_browser, from_browser) in t.lab.bytes("tab1") {
+        assert_eq!((to_browser, from_browser), (0, 0), "{pane}");
+    }
+    // Cutting one pane (not the one whose request came last) cuts the
+    // connection every pane of the tab is on.
+    let sse = notify_http::LabTag::parse("tab1.sse").unwrap();
+    assert_eq!(t.lab.cut(&sse, notify_http::Cut::Drop), 1);
+    // The SSE stream, another pane's, ends with it (it would otherwise
+    // stay open for ever).
+    tokio::time::timeout(PATIENCE, async {
+        while let Some(Ok(_)) = stream.frame().await {}
+    })
+    .await
+    .expect("the SSE stream went with the connection");
 }
