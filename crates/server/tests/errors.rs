@@ -10,6 +10,8 @@ use notify_server::TransportConfig;
 use notify_test_support::{PATIENCE, TEST_TOKEN, TestConfig, TestServer, eventually, raw_http};
 use tokio::io::AsyncWriteExt;
 
+mod common;
+
 async fn server_with(config: TestConfig) -> TestServer {
     TestServer::start_with(config, |ctx| {
         notify_server::router(ctx, TransportConfig::default()).1
@@ -383,14 +385,7 @@ async fn limited_server(trusted: Vec<std::net::IpAddr>) -> (TestServer, notify_s
     let mut config = TestConfig::default();
     config.serve.max_connections_per_ip = 2;
     config.serve.trusted_proxies = trusted;
-    let mut handles = None;
-    let server = TestServer::start_with(config, |ctx| {
-        let (t, route) = notify_server::router(ctx, TransportConfig::default());
-        handles = Some(t);
-        route
-    })
-    .await;
-    (server, handles.expect("router built"))
+    common::combined(config).await
 }
 
 /// Holds a long poll open from this test's connection, as forwarded for

@@ -7,21 +7,16 @@
 use std::time::Duration;
 
 use notify_http::messages::sse::SseEvent;
-use notify_server::{TransportConfig, Transports};
+use notify_server::Transports;
 use notify_test_support::{
     PATIENCE, Pushed, SseReader, TestConfig, TestServer, eventually, raw_http, ws_connect, ws_next,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod common;
+
 async fn server() -> (TestServer, Transports) {
-    let mut handles = None;
-    let server = TestServer::start_with(TestConfig::default(), |ctx| {
-        let (t, route) = notify_server::router(ctx, TransportConfig::default());
-        handles = Some(t);
-        route
-    })
-    .await;
-    (server, handles.expect("router built"))
+    common::combined(TestConfig::default()).await
 }
 
 async fn open_sse(server: &TestServer, path: &str) -> SseReader {

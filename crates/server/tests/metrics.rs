@@ -1,20 +1,15 @@
 //! `GET /metrics` as Prometheus scrapes it: requests per transport, open
 //! connections, held long polls, deliveries, publish latency.
 
-use notify_server::{TransportConfig, Transports};
+use notify_server::Transports;
 use notify_test_support::{
     Pushed, SseReader, TestConfig, TestServer, eventually, ws_connect, ws_next, ws_notifications,
 };
 
+mod common;
+
 async fn server() -> (TestServer, Transports) {
-    let mut handles = None;
-    let server = TestServer::start_with(TestConfig::default(), |ctx| {
-        let (transports, route) = notify_server::router(ctx, TransportConfig::default());
-        handles = Some(transports);
-        route
-    })
-    .await;
-    (server, handles.unwrap())
+    common::combined(TestConfig::default()).await
 }
 
 /// The value of the sample named exactly `series` (name and labels).

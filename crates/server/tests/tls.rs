@@ -11,11 +11,12 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use notify_http::Tls;
 use notify_http::messages::PollAnswer;
-use notify_server::TransportConfig;
 use notify_test_support::{PATIENCE, TestConfig, TestServer};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+mod common;
 
 /// A server with a certificate for 127.0.0.1 written to PEM files, and the
 /// certificate for the client to trust.
@@ -41,18 +42,8 @@ async fn server_with_handles() -> (
     std::fs::remove_dir_all(&dir).unwrap();
     let mut config = TestConfig::default();
     config.serve.tls = Some(tls);
-    let mut handles = None;
-    let server = TestServer::start_with(config, |ctx| {
-        let (t, route) = notify_server::router(ctx, TransportConfig::default());
-        handles = Some(t);
-        route
-    })
-    .await;
-    (
-        server,
-        generated.cert.der().clone(),
-        handles.expect("router built"),
-    )
+    let (server, handles) = common::combined(config).await;
+    (server, generated.cert.der().clone(), handles)
 }
 
 async fn connect(
