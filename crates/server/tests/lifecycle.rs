@@ -5,22 +5,17 @@
 use std::time::Duration;
 
 use notify_http::ServeConfig;
-use notify_server::{TransportConfig, Transports};
+use notify_server::Transports;
 use notify_test_support::{
     PATIENCE, Pushed, SseEvent, SseReader, TestConfig, TestServer, eventually, raw_http,
     ws_connect, ws_next, ws_notifications,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod common;
+
 async fn server_with(config: TestConfig) -> (TestServer, Transports) {
-    let mut handles = None;
-    let server = TestServer::start_with(config, |ctx| {
-        let (transports, route) = notify_server::router(ctx, TransportConfig::default());
-        handles = Some(transports);
-        route
-    })
-    .await;
-    (server, handles.expect("router built"))
+    common::combined(config).await
 }
 
 #[tokio::test]
