@@ -91,6 +91,9 @@ pub struct Tap {
     frozen_at: Mutex<Option<Instant>>,
     upgraded: AtomicBool,
     multiplexed: AtomicBool,
+    /// Whether `pane` is set: every write asks, and a connection no lab
+    /// pane tagged (nearly all of them) should not pay a lock for it.
+    attached: AtomicBool,
     pane: Mutex<Option<Arc<PaneBytes>>>,
     waker: AtomicWaker,
     kill: ConnectionKill,
@@ -103,6 +106,7 @@ impl Tap {
             frozen_at: Mutex::new(None),
             upgraded: AtomicBool::new(false),
             multiplexed: AtomicBool::new(false),
+            attached: AtomicBool::new(false),
             pane: Mutex::new(None),
             waker: AtomicWaker::new(),
             kill,
@@ -151,11 +155,16 @@ impl Tap {
     }
 
     fn pane(&self) -> Option<Arc<PaneBytes>> {
+        if !self.attached.load(Ordering::Relaxed) {
+            return None;
+        }
         self.pane.lock().expect("tap lock poisoned").clone()
     }
 
     fn set_pane(&self, pane: Option<Arc<PaneBytes>>) {
-        *self.pane.lock().expect("tap lock poisoned") = pane;
+        let mut current = self.pane.lock().expect("tap lock poisoned");
+        self.attached.store(pane.is_some(), Ordering::Relaxed);
+        *current = pane;
     }
 
     fn is_pane(&self, pane: &Arc<PaneBytes>) -> bool {
@@ -204,7 +213,11 @@ impl Tapped {
                 Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
                 Poll::Ready(Ok(())) => continue,
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // A drop after the freeze must still wake this read.
+                    self.tap.waker.register(cx.waker());
+                    return Poll::Pending;
+                }
             }
         }
     }
@@ -229,18 +242,22 @@ impl AsyncRead for Tapped {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.tap.waker.register(cx.waker());
         match self.tap.state.load(Ordering::Acquire) {
             DROPPED => Poll::Ready(Err(Self::dropped())),
-            FROZEN => match self.drain_frozen(cx) {
-                // The peer left (or the freeze ran out): end of stream.
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
-                Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-                Poll::Pending => Poll::Pending,
-            },
+            // Ready with nothing read, once the peer left (or the freeze ran
+            // out): the end of the stream.
+            FROZEN => self.drain_frozen(cx),
             _ => {
                 let before = buf.filled().len();
                 let result = Pin::new(&mut self.io).poll_read(cx, buf);
+                if result.is_pending() {
+                    // A cut must wake a read that waits: register, then look
+                    // again in case the cut came in between.
+                    self.tap.waker.register(cx.waker());
+                    if self.tap.state.load(Ordering::Acquire) != OPEN {
+                        return self.poll_read(cx, buf);
+                    }
+                }
                 if self.tap.upgraded.load(Ordering::Relaxed)
                     && let Some(pane) = self.tap.pane()
                 {
