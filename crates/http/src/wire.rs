@@ -3,16 +3,17 @@
 //!
 //! A router records an exchange when it has the response: the request line
 //! and headers, the status line and headers, and how long the request was
-//! held. Each record is serialized once into a bounded ring (for a page that
-//! opens later) and a broadcast channel (for pages watching). Secrets never
+//! held. Each record is serialized once into a bounded ring (which lab pages
+//! ask for what is new) and a broadcast channel (for the admin watching
+//! everyone's). Secrets never
 //! enter it: `Authorization` and `Cookie` values are redacted when the
 //! request head is captured. The view is lossy by design — a page that falls
 //! behind skips records rather than making the server buffer for it.
 //!
 //! A page of the lab sees only its own exchanges: those whose request
-//! carried its tag (`?lab=<page>.<pane>`, see [`crate::tap`]), with, once a
-//! second, the bytes each of its panes carried. Everyone's exchanges are for
-//! the admin.
+//! carried its tag (`?lab=<page>.<pane>`, see [`crate::tap`]), with the
+//! bytes each of its panes carried ([`WireLog::recent`]). Everyone's
+//! exchanges, streamed ([`WireLog::events`]), are for the admin.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,27 +63,6 @@ struct Record {
     page: Option<Arc<str>>,
     json: Bytes,
 }
-
-/// Whose exchanges a wire feed shows.
-#[derive(Debug, Clone)]
-pub enum WireView {
-    /// One lab page's, with its panes' byte counts.
-    Page { page: String, lab: Lab },
-    /// Everyone's (the admin's view).
-    Everyone,
-}
-
-impl WireView {
-    fn shows(&self, record: &Record) -> bool {
-        match self {
-            WireView::Everyone => true,
-            WireView::Page { page, .. } => record.page.as_deref() == Some(page.as_str()),
-        }
-    }
-}
-
-/// How often a page's feed reports its panes' bytes, when they changed.
-pub const BYTES_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Default for WireLog {
     fn default() -> Self {
@@ -202,34 +182,20 @@ impl WireLog {
         let _ = self.inner.live.send(record);
     }
 
-    /// What is kept of `view`'s exchanges, oldest first, then every new
-    /// one, as server-sent events; for a page, its panes' bytes as `bytes`
-    /// events too. Ends on shutdown.
-    pub fn events(
-        &self,
-        view: WireView,
-        shutdown: Shutdown,
-    ) -> impl Stream<Item = Bytes> + Send + 'static {
+    /// Everyone's exchanges kept, oldest first, then every new one, as
+    /// server-sent events. Ends on shutdown.
+    pub fn events(&self, shutdown: Shutdown) -> impl Stream<Item = Bytes> + Send + 'static {
         let ring = self.inner.ring.lock().expect("wire log lock poisoned");
         let live = self.inner.live.subscribe();
-        let backlog: VecDeque<Bytes> = ring
-            .iter()
-            .filter(|r| view.shows(r))
-            .map(|r| r.json.clone())
-            .collect();
+        let backlog: VecDeque<Bytes> = ring.iter().map(|r| r.json.clone()).collect();
         drop(ring);
         let mut keep_alive = tokio::time::interval(KEEP_ALIVE_INTERVAL);
         keep_alive.reset();
-        let mut bytes_tick = tokio::time::interval(BYTES_INTERVAL);
-        bytes_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let state = Feed {
             backlog,
             live,
             shutdown,
             keep_alive,
-            bytes_tick,
-            view,
-            last_bytes: Vec::new(),
         };
         futures_util::stream::unfold(state, |mut s| async move {
             if let Some(record) = s.backlog.pop_front() {
@@ -239,13 +205,9 @@ impl WireLog {
                 let event = tokio::select! {
                     _ = s.shutdown.started() => return None,
                     _ = s.keep_alive.tick() => Bytes::from_static(sse::KEEP_ALIVE),
-                    _ = s.bytes_tick.tick() => match s.bytes_event() {
-                        Some(event) => event,
-                        None => continue,
-                    },
                     record = s.live.recv() => match record {
-                        Ok(record) if s.view.shows(&record) => sse::data(&record.json),
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Ok(record) => sse::data(&record.json),
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(broadcast::error::RecvError::Closed) => return None,
                     },
                 };
@@ -304,26 +266,6 @@ struct Feed {
     live: broadcast::Receiver<Record>,
     shutdown: Shutdown,
     keep_alive: tokio::time::Interval,
-    bytes_tick: tokio::time::Interval,
-    view: WireView,
-    last_bytes: Vec<(String, u64, u64)>,
-}
-
-impl Feed {
-    /// `event: bytes` with each pane's counts, when they changed:
-    /// `{"sse": {"to_browser": 1234, "from_browser": 456}, ...}`.
-    fn bytes_event(&mut self) -> Option<Bytes> {
-        let WireView::Page { page, lab } = &self.view else {
-            return None;
-        };
-        let now = lab.bytes(page);
-        if now == self.last_bytes {
-            return None;
-        }
-        let event = sse::event("bytes", &pane_bytes(&now).to_string());
-        self.last_bytes = now;
-        Some(event)
-    }
 }
 
 /// `{"sse": {"to_browser": 1234, "from_browser": 456}, ...}`.

@@ -5,8 +5,9 @@
 //! paths to them; anything not a transport's or a page's goes to
 //! [`AppContext::common`] (publish, `/healthz`, 404). Exchanges on the
 //! transports' paths and the publish path are recorded in the [`WireLog`]
-//! for the lab's wire view, which reads them from `GET /api/wire`: a lab page
-//! its own (`?lab=<page>`), the admin everyone's. Requests tagged with a lab
+//! for the lab's wire view: a lab page asks for its own at
+//! `GET /api/wire/recent?lab=<page>`, the admin streams everyone's from
+//! `GET /api/wire`. Requests tagged with a lab
 //! pane (`?lab=<page>.<pane>`) have their connection filed under that pane
 //! in the [`Lab`], which counts their bytes and cuts them on
 //! `POST /api/lab/cut`. The binary
@@ -22,7 +23,6 @@ pub use {notify_long_poll, notify_short_poll, notify_socketio, notify_sse, notif
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
-use notify_http::wire::WireView;
 use notify_http::{
     ApiError, AppContext, Cut, Lab, LabTag, Query, Request, RequestHead, Response, RouteFuture,
     Tallies, Tap, WireLog, allow, reply,
@@ -219,23 +219,12 @@ fn tag_connection(
     Ok(Some(tag))
 }
 
-/// `GET /api/wire?lab=<page>`: that page's exchanges and bytes. Without
-/// `lab`, everyone's, which takes the admin token.
+/// `GET /api/wire`: everyone's exchanges, streamed, for the admin (a lab
+/// page asks for its own at `/api/wire/recent`).
 fn wire(ctx: &AppContext, t: &Transports, req: &Request) -> Result<Response, ApiError> {
     allow(req, &Method::GET, "GET")?;
-    let view = match Query::from_uri(req.uri()).get("lab") {
-        Some(raw) => WireView::Page {
-            page: LabTag::parse(raw)?.page,
-            lab: t.lab.clone(),
-        },
-        None => {
-            ctx.publisher.token().check(req.headers())?;
-            WireView::Everyone
-        }
-    };
-    Ok(reply::event_stream(
-        t.wire.events(view, ctx.shutdown.clone()),
-    ))
+    ctx.publisher.token().check(req.headers())?;
+    Ok(reply::event_stream(t.wire.events(ctx.shutdown.clone())))
 }
 
 /// `GET /api/wire/recent?lab=<page>&after=<seq>`: that page's exchanges

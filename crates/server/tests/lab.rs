@@ -1,4 +1,4 @@
-//! What the lab page relies on, over real sockets: a page's wire feed with
+//! What the lab page relies on, over real sockets: a page's recent exchanges with
 //! its panes' bytes counted at the socket, connections cut the way a network
 //! cuts them (reset, or silence), heartbeats a page can see, and clear
 //! errors for bad lab parameters. What the page makes of them is tested in
@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use notify_http::messages::sse::SseEvent;
 use notify_server::Transports;
 use notify_test_support::{
     PATIENCE, Pushed, SseReader, TestConfig, TestServer, eventually, raw_http, ws_connect, ws_next,
@@ -23,20 +22,6 @@ async fn open_sse(server: &TestServer, path: &str) -> SseReader {
     let response = server.http.get(server.url(path)).send().await.unwrap();
     assert_eq!(response.status(), 200);
     SseReader::new(response)
-}
-
-/// The next event named `name`, skipping others.
-async fn next_named(feed: &mut SseReader, name: &str) -> SseEvent {
-    loop {
-        let event = feed
-            .next_event()
-            .await
-            .unwrap()
-            .expect("the feed stays open");
-        if event.event == name {
-            return event;
-        }
-    }
 }
 
 /// A WebSocket to `path`, past its hello.
@@ -61,7 +46,6 @@ async fn cut(server: &TestServer, tag: &str, how: &str) -> reqwest::Response {
 #[tokio::test]
 async fn a_pages_feed_counts_every_byte_its_pane_exchanged() {
     let (server, _) = server().await;
-    let mut feed = open_sse(&server, "/api/wire?lab=page1").await;
     server.publish("one").await.unwrap();
 
     // One short poll on a raw socket, so that the test knows every byte.
@@ -78,13 +62,22 @@ async fn a_pages_feed_counts_every_byte_its_pane_exchanged() {
         .unwrap();
     assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
 
-    let counted = loop {
-        let event = next_named(&mut feed, "bytes").await;
-        let counts: serde_json::Value = serde_json::from_str(&event.data).unwrap();
-        if counts["short-poll"]["to_browser"].as_u64() == Some(answer.len() as u64) {
-            break counts;
-        }
-    };
+    // The page asks for its counts, as the lab does every second.
+    let recent = server
+        .http
+        .get(server.url("/api/wire/recent?lab=page1"))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let counted = &recent["bytes"];
+    assert_eq!(
+        counted["short-poll"]["to_browser"].as_u64(),
+        Some(answer.len() as u64),
+        "every byte of the answer: {counted}"
+    );
     assert_eq!(
         counted["short-poll"]["from_browser"].as_u64(),
         Some(request.len() as u64),
@@ -208,7 +201,7 @@ async fn bad_lab_parameters_are_clear_errors() {
     let (server, _) = server().await;
     for (path, param) in [
         ("GET /api/poll?lab=no%20spaces.pane", "lab"),
-        ("GET /api/wire?lab=a.b.c", "lab"),
+        ("GET /api/wire/recent?lab=a.b.c", "lab"),
         ("GET /api/sse?heartbeat=0", "heartbeat"),
         ("GET /api/sse?heartbeat=61", "heartbeat"),
         ("POST /api/lab/cut?lab=page.pane&how=explode", "how"),

@@ -247,9 +247,11 @@ async fn a_page_opened_later_gets_its_own_recent_exchanges_only() {
     let server = server().await;
     server.poll("/api/poll?lab=other.short-poll").await.unwrap();
     server.poll("/api/poll?lab=mine.short-poll").await.unwrap();
-    let mut wire = get(&server, "/api/wire?lab=mine").await;
+    let wire = get(&server, "/api/wire/recent?lab=mine").await;
     assert_eq!(wire.status(), 200);
-    let record = wait_for_event(&mut wire, |r| r["transport"] == "short-poll").await;
+    let recent: serde_json::Value = wire.json().await.unwrap();
+    let record = &recent["records"][0];
+    assert_eq!(record["transport"], "short-poll");
     assert!(
         record["request"]
             .as_str()

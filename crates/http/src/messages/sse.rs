@@ -53,12 +53,6 @@ pub fn heartbeat() -> Bytes {
     framed(b"event: heartbeat\ndata: ", super::HEARTBEAT)
 }
 
-/// A named event without an id, as the lab's wire feed sends its byte
-/// counts.
-pub fn event(name: &str, data: &str) -> Bytes {
-    framed(format!("event: {name}\ndata: ").as_bytes(), data.as_bytes())
-}
-
 /// An unnamed event without an id around one line of JSON, as the lab's
 /// wire feed (`GET /api/wire`) sends each record.
 pub fn data(json: &[u8]) -> Bytes {
