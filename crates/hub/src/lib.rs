@@ -37,7 +37,7 @@ use std::time::SystemTime;
 use tokio::sync::{broadcast, watch};
 
 pub use cursor::{Cursor, ReplayPlan, ResetReason, Retained, plan_replay};
-pub use notification::{Epoch, MAX_EPOCH_LEN, Notification, NotificationId};
+pub use notification::{Encoding, Epoch, MAX_EPOCH_LEN, Notification, NotificationId};
 pub use redis_backend::RedisError;
 
 /// How many notifications a hub retains by default for resume.
@@ -373,18 +373,55 @@ impl Subscription {
             if let Some(delivery) = self.pending.pop_front() {
                 return Some(delivery);
             }
-            match self.live.recv().await {
-                Ok(n) if n.id() <= self.delivered => continue,
-                Ok(n) if n.id() == self.delivered + 1 => {
-                    self.delivered = n.id();
-                    return Some(Delivery::Notification(n));
-                }
-                // A gap in the live feed (the channel overflowed, or ids
-                // arrived out of order): re-read retained history from the
-                // last id handed out, which resets only if that is gone.
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => self.resync(),
-                Err(broadcast::error::RecvError::Closed) => return None,
+            let received = self.live.recv().await;
+            if let Some(step) = self.take(received) {
+                return step;
             }
+        }
+    }
+
+    /// The next delivery if one is ready now, without waiting: what a
+    /// transport calls after [`Subscription::next`] to gather everything
+    /// already waiting into one write. `None` when nothing is ready (or the
+    /// hub is gone, which the next `next` reports).
+    pub fn next_ready(&mut self) -> Option<Delivery> {
+        loop {
+            if let Some(delivery) = self.pending.pop_front() {
+                return Some(delivery);
+            }
+            let received = match self.live.try_recv() {
+                Ok(n) => Ok(n),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    Err(broadcast::error::RecvError::Lagged(n))
+                }
+                Err(_) => return None,
+            };
+            if let Some(step) = self.take(received) {
+                return step;
+            }
+        }
+    }
+
+    /// One step on what the live channel gave: `Some` with what to hand out
+    /// (or `Some(None)` when the hub is gone), `None` to look again.
+    fn take(
+        &mut self,
+        received: Result<Arc<Notification>, broadcast::error::RecvError>,
+    ) -> Option<Option<Delivery>> {
+        match received {
+            Ok(n) if n.id() <= self.delivered => None,
+            Ok(n) if n.id() == self.delivered + 1 => {
+                self.delivered = n.id();
+                Some(Some(Delivery::Notification(n)))
+            }
+            // A gap in the live feed (the channel overflowed, or ids
+            // arrived out of order): re-read retained history from the
+            // last id handed out, which resets only if that is gone.
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                self.resync();
+                None
+            }
+            Err(broadcast::error::RecvError::Closed) => Some(None),
         }
     }
 

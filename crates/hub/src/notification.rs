@@ -6,7 +6,7 @@
 //! browsers copies a pointer, not the text.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -22,6 +22,26 @@ pub struct Notification {
     text: String,
     published_at: String,
     json: Bytes,
+    /// Each transport's framing of the JSON, built by the first connection
+    /// that sends it and shared by every other: see [`Notification::encoded`].
+    encodings: [OnceLock<Bytes>; Encoding::COUNT],
+}
+
+/// A framing of a notification that is the same for every connection of a
+/// transport, so that it is built once and shared: a server-to-client
+/// WebSocket frame is not masked, and an SSE event names the hub's epoch,
+/// not the client's. The hub does not know the formats; each transport
+/// names its slot and supplies the builder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// A WebSocket text frame: header, then the JSON.
+    WebSocketFrame,
+    /// A `text/event-stream` event: `id:`, `data:` and the blank line.
+    SseEvent,
+}
+
+impl Encoding {
+    const COUNT: usize = 2;
 }
 
 #[derive(Serialize)]
@@ -47,7 +67,18 @@ impl Notification {
             text,
             published_at,
             json: Bytes::from(json),
+            encodings: Default::default(),
         }
+    }
+
+    /// This notification in `encoding`: built by `build` the first time it
+    /// is asked for (when the first connection sends it, moments after it is
+    /// published), then the same bytes for every connection. Fan-out to ten
+    /// thousand clients builds one frame and copies ten thousand pointers.
+    pub fn encoded(&self, encoding: Encoding, build: impl FnOnce(&Self) -> Bytes) -> Bytes {
+        self.encodings[encoding as usize]
+            .get_or_init(|| build(self))
+            .clone()
     }
 
     pub fn id(&self) -> NotificationId {
@@ -135,6 +166,26 @@ mod tests {
         let n = Notification::new(1, "\"quoted\" <b>\n".into(), SystemTime::now());
         let value: serde_json::Value = serde_json::from_slice(n.json()).unwrap();
         assert_eq!(value["text"], "\"quoted\" <b>\n");
+    }
+
+    #[test]
+    fn an_encoding_is_built_once_and_shared() {
+        let n = Notification::new(7, "once".into(), SystemTime::now());
+        let mut builds = 0;
+        let first = n.encoded(Encoding::SseEvent, |n| {
+            builds += 1;
+            Bytes::from(format!("data: {}\n\n", n.id()))
+        });
+        let second = n.encoded(Encoding::SseEvent, |_| unreachable!("built already"));
+        assert_eq!(builds, 1);
+        assert_eq!(first, "data: 7\n\n");
+        assert_eq!(
+            first.as_ptr(),
+            second.as_ptr(),
+            "the same bytes, not a copy"
+        );
+        let frame = n.encoded(Encoding::WebSocketFrame, |_| Bytes::from_static(b"ws"));
+        assert_eq!(frame, "ws", "each encoding has its own slot");
     }
 
     #[test]

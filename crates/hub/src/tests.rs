@@ -356,3 +356,38 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn next_ready_takes_what_waits_without_waiting_and_keeps_every_promise() {
+    let hub = hub(4);
+    let mut sub = hub.subscribe(None);
+    assert!(sub.next_ready().is_none(), "nothing published yet");
+    for i in 1..=3 {
+        hub.publish(&format!("{i}")).await.unwrap();
+    }
+    let mut got = Vec::new();
+    while let Some(Delivery::Notification(n)) = sub.next_ready() {
+        got.push(n.id());
+    }
+    assert_eq!(got, vec![1, 2, 3], "in order, each once");
+    assert!(sub.next_ready().is_none());
+
+    // Falling behind by more than the channel holds is a reset here too,
+    // followed by what is retained.
+    for i in 4..=12 {
+        hub.publish(&format!("{i}")).await.unwrap();
+    }
+    assert!(matches!(
+        sub.next_ready(),
+        Some(Delivery::Reset {
+            reason: ResetReason::FellBehind,
+            ..
+        })
+    ));
+    let mut after_reset = Vec::new();
+    while let Some(Delivery::Notification(n)) = sub.next_ready() {
+        after_reset.push(n.id());
+    }
+    assert_eq!(after_reset, vec![9, 10, 11, 12]);
+    assert_eq!(sub.cursor(), 12);
+}

@@ -232,27 +232,41 @@ async fn watchdog(
 }
 
 impl EventStream {
+    /// The preamble, then an event per delivery. Whatever is ready is handed
+    /// to hyper without waiting, event after event: hyper takes frames from
+    /// the body until it would wait, queues them (each event's shared bytes
+    /// with its chunk header, no copy) and writes the queue with one
+    /// `writev`. Only a stream with nothing ready waits, with the keep-alive
+    /// timer beside it.
     fn into_stream(self, preamble: Bytes) -> impl Stream<Item = Bytes> + Send + 'static {
         let first = futures_util::stream::once(async move { preamble });
         let rest = futures_util::stream::unfold(self, |mut s| async move {
+            if let Some(delivery) = s.subscription.next_ready() {
+                let event = s.event(delivery);
+                return Some((event, s));
+            }
             let event = tokio::select! {
                 _ = s.shutdown.started() => return None,
-                delivery = s.subscription.next() => match delivery? {
-                    Delivery::Notification(n) => {
-                        s.tallies.deliveries.inc();
-                        s.progress.taken(n.id());
-                        events::notification(s.subscription.epoch(), &n)
-                    }
-                    Delivery::Reset { epoch, reason } => {
-                        s.tallies.resets.inc();
-                        events::reset(&epoch, reason)
-                    }
-                },
+                delivery = s.subscription.next() => s.event(delivery?),
                 _ = tokio::time::sleep(s.keep_alive) => s.quiet.clone(),
             };
             Some((event, s))
         });
         futures_util::StreamExt::chain(first, rest)
+    }
+
+    fn event(&mut self, delivery: Delivery) -> Bytes {
+        match delivery {
+            Delivery::Notification(n) => {
+                self.tallies.deliveries.inc();
+                self.progress.taken(n.id());
+                events::notification(self.subscription.epoch(), &n)
+            }
+            Delivery::Reset { epoch, reason } => {
+                self.tallies.resets.inc();
+                events::reset(&epoch, reason)
+            }
+        }
     }
 }
 

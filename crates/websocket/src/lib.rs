@@ -23,6 +23,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper_util::rt::TokioIo;
@@ -30,13 +32,17 @@ use notify_http::{
     ApiError, AppContext, ConnectionSlot, DropReason, Query, Request, Response, RouteFuture,
     Shutdown, Tallies, allow, messages, reply, single_transport,
 };
-use notify_hub::{Delivery, Hub, Subscription};
+use notify_hub::{Hub, Subscription};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+pub use batch::Batch;
+
+mod batch;
 
 /// The transport's name in `/metrics`, the lab and the harness.
 pub const NAME: &str = "websocket";
@@ -77,13 +83,16 @@ impl WsConfig {
     /// buffer, 128 KiB write buffer target) cost far more per idle connection
     /// than a notification stream needs: the server reads almost nothing and
     /// writes small frames eagerly.
+    /// The server's own frames bypass tungstenite ([`push`]); it reads the
+    /// client's, which are pings, pongs and a close of at most 131 bytes
+    /// each, so its read buffer needs room for one control frame and grows
+    /// only for a client that sends more.
     pub fn tungstenite() -> WebSocketConfig {
         WebSocketConfig::default()
-            .read_buffer_size(1024)
+            .read_buffer_size(256)
             .write_buffer_size(0)
-            // One largest outgoing frame (4 KiB of text escaped up to six
-            // times) plus its header, with room to spare.
-            .max_write_buffer_size(64 * 1024)
+            // Pongs and a close frame, at most 131 bytes each.
+            .max_write_buffer_size(4 * 1024)
             .max_message_size(Some(MAX_CLIENT_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_CLIENT_MESSAGE_BYTES))
     }
@@ -284,6 +293,13 @@ pub enum PushEnd {
 
 /// The life of one connection: hello, replay, live, pings, until an end.
 /// With `heartbeat`, a quiet spell that long sends a heartbeat message.
+///
+/// tungstenite reads: it parses the client's frames, checks them, answers
+/// pings and queues the Close reply. The server's own frames do not go
+/// through it: each notification's frame was built once for every client
+/// ([`messages::ws::notification`]), and whatever a connection has ready
+/// leaves in one vectored write ([`Batch`]) on the same socket, after
+/// anything tungstenite queued, so frames never interleave.
 pub async fn push<S>(
     mut ws: WebSocketStream<S>,
     mut subscription: Subscription,
@@ -296,8 +312,8 @@ pub async fn push<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let hello = messages::hello(subscription.epoch(), hello_cursor);
-    if send(&mut ws, text_frame(hello), config).await.is_err() {
+    let hello = messages::ws::text(&messages::hello(subscription.epoch(), hello_cursor));
+    if send(&mut ws, Batch::one(hello), config).await.is_err() {
         return PushEnd::TooSlow;
     }
     let mut ping = tokio::time::interval_at(
@@ -311,7 +327,7 @@ where
     tokio::pin!(heartbeat_due);
     // One task owns the socket and waits on four things at once, rather
     // than splitting it into a reader task and a writer task: tungstenite
-    // answers a client's ping on the next write, the pong that resets the
+    // answers a client's ping on the next flush, the pong that resets the
     // ping count arrives on the read side, and a close on either side ends
     // both. Splitting would need a channel and a lock between the halves for
     // no gain; a notification stream writes far more than it reads.
@@ -322,28 +338,18 @@ where
                 return PushEnd::Shutdown;
             }
             delivery = subscription.next() => {
-                let message = match delivery {
-                    Some(Delivery::Notification(n)) => {
-                        tallies.deliveries.inc();
-                        // The hub's bytes, shared: no copy per connection.
-                        text_frame(n.json().clone())
-                    }
-                    Some(Delivery::Reset { epoch, reason }) => {
-                        tallies.resets.inc();
-                        text_frame(messages::reset(&epoch, reason))
-                    }
-                    None => {
-                        close(&mut ws, CloseCode::Away, "hub closed", config).await;
-                        return PushEnd::HubClosed;
-                    }
+                let Some(first) = delivery else {
+                    close(&mut ws, CloseCode::Away, "hub closed", config).await;
+                    return PushEnd::HubClosed;
                 };
+                let batch = Batch::gather(first, &mut subscription, tallies);
                 // Waiting here (bounded by `send_timeout`) is the back-pressure:
-                // while a frame is stuck, this connection takes nothing more
+                // while a batch is stuck, this connection takes nothing more
                 // from its subscription, and the hub's bounded channel turns
                 // a client that stays behind into a `fell_behind` reset
                 // rather than memory that grows.
                 heartbeat_due.as_mut().reset(tokio::time::Instant::now() + quiet);
-                if send(&mut ws, message, config).await.is_err() {
+                if send(&mut ws, batch, config).await.is_err() {
                     // Best effort: a client whose buffers are full may never
                     // read it, and `close` gives up after a short wait.
                     close(&mut ws, CloseCode::Policy, "too slow: a frame could not be written in time", config).await;
@@ -352,7 +358,7 @@ where
             }
             _ = &mut heartbeat_due, if heartbeat.is_some() => {
                 heartbeat_due.as_mut().reset(tokio::time::Instant::now() + quiet);
-                let beat = text_frame(bytes::Bytes::from_static(messages::HEARTBEAT));
+                let beat = Batch::one(messages::ws::text(messages::HEARTBEAT));
                 if send(&mut ws, beat, config).await.is_err() {
                     return PushEnd::TooSlow;
                 }
@@ -365,12 +371,12 @@ where
                     return PushEnd::MissedPings;
                 }
                 unanswered_pings += 1;
-                if send(&mut ws, Message::Ping(Default::default()), config).await.is_err() {
+                if send(&mut ws, Batch::one(Bytes::from_static(PING)), config).await.is_err() {
                     return PushEnd::TooSlow;
                 }
             }
             incoming = ws.next() => match incoming {
-                // tungstenite answers pings itself on the next write or flush.
+                // tungstenite queued the pong; it leaves when flushed.
                 Some(Ok(Message::Ping(_))) => {
                     let _ = tokio::time::timeout(config.send_timeout, ws.flush()).await;
                 }
@@ -405,16 +411,20 @@ where
     }
 }
 
-/// A text frame of JSON this server built, which is UTF-8 by construction.
-fn text_frame(json: bytes::Bytes) -> Message {
-    Message::Text(Utf8Bytes::try_from(json).expect("server JSON is UTF-8"))
-}
+/// A ping with no payload: FIN + opcode 9, length 0.
+const PING: &[u8] = &[0x89, 0x00];
 
-async fn send<S>(ws: &mut WebSocketStream<S>, message: Message, config: &WsConfig) -> Result<(), ()>
+/// Writes `batch` within `send_timeout`: first whatever tungstenite queued
+/// (a pong), whole, then the batch on the socket beneath it.
+async fn send<S>(ws: &mut WebSocketStream<S>, batch: Batch, config: &WsConfig) -> Result<(), ()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    match tokio::time::timeout(config.send_timeout, ws.send(message)).await {
+    let writing = async {
+        ws.flush().await.map_err(|_| ())?;
+        batch.write_to(ws.get_mut()).await.map_err(|_| ())
+    };
+    match tokio::time::timeout(config.send_timeout, writing).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }

@@ -536,3 +536,69 @@ async fn text_that_is_not_utf8_is_closed_with_1007() {
         .unwrap();
     assert_eq!(code, Some(1007));
 }
+
+/// Reads one server frame (unmasked): (opcode, payload).
+async fn read_frame(socket: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    let mut header = [0u8; 2];
+    socket.read_exact(&mut header).await.unwrap();
+    assert_eq!(header[1] & 0x80, 0, "server frames are not masked");
+    assert_eq!(header[0] & 0x80, 0x80, "every server frame is whole (FIN)");
+    let len = match header[1] & 0x7f {
+        126 => socket.read_u16().await.unwrap() as usize,
+        127 => socket.read_u64().await.unwrap() as usize,
+        short => short as usize,
+    };
+    let mut payload = vec![0u8; len];
+    socket.read_exact(&mut payload).await.unwrap();
+    (header[0] & 0x0f, payload)
+}
+
+#[tokio::test]
+async fn a_burst_arrives_as_whole_frames_in_order_with_pongs_between_not_inside() {
+    let (server, ws_handle) = server().await;
+    let mut socket = raw_websocket(&server).await;
+    eventually("the connection is up", || ws_handle.open_connections() == 1).await;
+    let (opcode, hello) = read_frame(&mut socket).await;
+    assert_eq!(opcode, 0x1);
+    assert!(matches!(
+        Push::parse(std::str::from_utf8(&hello).unwrap()).unwrap(),
+        Push::Hello { .. }
+    ));
+    // Pings while a burst is being written: each pong must leave between
+    // notification frames, never inside one.
+    let burst = {
+        let hub = server.hub().clone();
+        tokio::spawn(async move {
+            for i in 1..=300 {
+                hub.publish(&format!("burst {i} {}", "x".repeat(i % 200)))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    for i in 0..5u8 {
+        socket
+            .write_all(&masked_frame(0x9, &[b'p', i]))
+            .await
+            .unwrap();
+    }
+    let mut ids = Vec::new();
+    let mut pongs = Vec::new();
+    while ids.len() < 300 || pongs.len() < 5 {
+        let (opcode, payload) = tokio::time::timeout(PATIENCE, read_frame(&mut socket))
+            .await
+            .expect("every frame arrives");
+        match opcode {
+            0x1 => match Push::parse(std::str::from_utf8(&payload).unwrap()).unwrap() {
+                Push::Notification(n) => ids.push(n.id),
+                other => panic!("unexpected {other:?}"),
+            },
+            0xA => pongs.push(payload),
+            other => panic!("unexpected opcode {other}"),
+        }
+    }
+    burst.await.unwrap();
+    assert_exactly_once_in_order(&ids, 1..=300);
+    let expected: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'p', i]).collect();
+    assert_eq!(pongs, expected, "each ping answered once, in order");
+}

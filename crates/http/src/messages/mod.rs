@@ -15,7 +15,9 @@
 //! - The **poll answer** ([`poll_answer`]) is the body of both polling
 //!   transports.
 //! - **SSE framing** ([`sse`]) wraps the same JSON in `event:`, `id:` and
-//!   `data:` lines.
+//!   `data:` lines; **WebSocket framing** ([`ws`]) in a text frame's header.
+//!   A notification's event and frame are the same for every connection,
+//!   so each is built once per notification and shared.
 //!
 //! The reset reason is spelled `reset_reason` everywhere: in a poll answer it
 //! sits beside `"reset": true`, and in a `reset` message it is the same
@@ -23,6 +25,7 @@
 //! the name clients written against earlier versions read.
 
 pub mod sse;
+pub mod ws;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use notify_hub::{Epoch, NotificationId, ResetReason, Since};

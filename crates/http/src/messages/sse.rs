@@ -16,7 +16,7 @@
 //! `Last-Event-ID` when it reconnects.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use notify_hub::{Epoch, Notification, NotificationId, ResetReason};
+use notify_hub::{Encoding, Epoch, Notification, NotificationId, ResetReason};
 
 /// The comment sent after a quiet spell, so that proxies with an idle
 /// timeout keep the stream open. Browsers ignore it.
@@ -32,12 +32,16 @@ pub fn preamble(retry_ms: u128, epoch: &Epoch, replay_from: NotificationId) -> B
 }
 
 /// One event per notification, its JSON copied between `data: ` and the
-/// blank line that ends the event.
+/// blank line that ends the event. `epoch` is the hub's, the same for every
+/// stream, so the event is built by the first stream that sends it and
+/// shared by all.
 pub fn notification(epoch: &Epoch, n: &Notification) -> Bytes {
-    framed(
-        format!("id: {epoch}:{}\ndata: ", n.id()).as_bytes(),
-        n.json(),
-    )
+    n.encoded(Encoding::SseEvent, |n| {
+        framed(
+            format!("id: {epoch}:{}\ndata: ", n.id()).as_bytes(),
+            n.json(),
+        )
+    })
 }
 
 /// The `reset` event. It has no `id:`, so it does not move the browser's

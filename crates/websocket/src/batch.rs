@@ -1,0 +1,203 @@
+//! Write once: everything a connection has ready leaves in one `writev`.
+//!
+//! A connection woken for one notification often finds more waiting behind
+//! it (a burst, or a client that was briefly slow). Each one's frame was
+//! built once for every client ([`messages::ws::notification`]), so the
+//! batch is a list of shared [`Bytes`], handed to the kernel as one vectored
+//! write: one system call and no copy of any payload, however many frames.
+
+use std::io::{self, IoSlice};
+
+use bytes::{Buf, Bytes};
+use notify_http::{Tallies, messages};
+use notify_hub::{Delivery, Subscription};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// Frames gathered into one write at most: a bound on the slices handed to
+/// `writev` (the kernel takes up to 1024) and on how long one connection
+/// keeps its worker from the others.
+pub const MAX_FRAMES: usize = 64;
+/// Bytes gathered into one write at most.
+pub const MAX_BYTES: usize = 64 * 1024;
+
+/// What one wake-up of a connection sends.
+#[derive(Debug, Default)]
+pub struct Batch {
+    frames: Vec<Bytes>,
+    bytes: usize,
+}
+
+impl Batch {
+    pub fn one(frame: Bytes) -> Self {
+        Batch {
+            bytes: frame.len(),
+            frames: vec![frame],
+        }
+    }
+
+    /// `first`, then every delivery already waiting, up to the bounds.
+    pub fn gather(first: Delivery, subscription: &mut Subscription, tallies: &Tallies) -> Self {
+        let mut batch = Batch {
+            frames: Vec::with_capacity(8),
+            bytes: 0,
+        };
+        let mut notifications = 0;
+        let mut next = Some(first);
+        while let Some(delivery) = next {
+            let frame = match delivery {
+                Delivery::Notification(n) => {
+                    notifications += 1;
+                    messages::ws::notification(&n)
+                }
+                Delivery::Reset { epoch, reason } => {
+                    tallies.resets.inc();
+                    messages::ws::text(&messages::reset(&epoch, reason))
+                }
+            };
+            batch.bytes += frame.len();
+            batch.frames.push(frame);
+            if batch.frames.len() >= MAX_FRAMES || batch.bytes >= MAX_BYTES {
+                break;
+            }
+            next = subscription.next_ready();
+        }
+        tallies.deliveries.inc_by(notifications);
+        batch
+    }
+
+    /// Writes every frame, whole and in order, then flushes.
+    pub async fn write_to<W: AsyncWrite + Unpin>(mut self, io: &mut W) -> io::Result<()> {
+        let mut first = 0;
+        while first < self.frames.len() {
+            let mut written = {
+                let mut slices = [IoSlice::new(&[]); MAX_FRAMES];
+                let ready = &self.frames[first..];
+                for (slice, frame) in slices.iter_mut().zip(ready) {
+                    *slice = IoSlice::new(frame);
+                }
+                io.write_vectored(&slices[..ready.len().min(MAX_FRAMES)])
+                    .await?
+            };
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            // Drop what the kernel took; a frame taken in part keeps its rest.
+            while written > 0 {
+                let frame = &mut self.frames[first];
+                let taken = written.min(frame.len());
+                frame.advance(taken);
+                written -= taken;
+                if frame.is_empty() {
+                    first += 1;
+                }
+            }
+        }
+        io.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Takes at most `step` bytes per call and records each call.
+    struct Trickle {
+        step: usize,
+        out: Vec<u8>,
+        calls: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.step);
+            self.out.extend_from_slice(&buf[..n]);
+            self.calls += 1;
+            Poll::Ready(Ok(n))
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut room = self.step;
+            for buf in bufs {
+                let n = buf.len().min(room);
+                self.out.extend_from_slice(&buf[..n]);
+                room -= n;
+            }
+            self.calls += 1;
+            Poll::Ready(Ok(self.step - room))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn batch(frames: &[&'static str]) -> Batch {
+        Batch {
+            bytes: frames.iter().map(|f| f.len()).sum(),
+            frames: frames
+                .iter()
+                .map(|f| Bytes::from_static(f.as_bytes()))
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_leaves_in_one_write_when_the_socket_takes_it() {
+        let mut io = Trickle {
+            step: usize::MAX,
+            out: Vec::new(),
+            calls: 0,
+        };
+        batch(&["one", "two", "three"])
+            .write_to(&mut io)
+            .await
+            .unwrap();
+        assert_eq!(io.out, b"onetwothree");
+        assert_eq!(io.calls, 1);
+    }
+
+    #[tokio::test]
+    async fn partial_writes_resume_where_the_kernel_stopped() {
+        for step in 1..=7 {
+            let mut io = Trickle {
+                step,
+                out: Vec::new(),
+                calls: 0,
+            };
+            batch(&["one", "two", "three"])
+                .write_to(&mut io)
+                .await
+                .unwrap();
+            assert_eq!(io.out, b"onetwothree", "step {step}");
+        }
+    }
+
+    #[tokio::test]
+    async fn more_frames_than_one_writev_takes_still_leave_in_order() {
+        let many: Vec<&'static str> = (0..MAX_FRAMES * 2 + 3)
+            .map(|i| &*Box::leak(format!("<{i}>").into_boxed_str()))
+            .collect();
+        let mut io = Trickle {
+            step: usize::MAX,
+            out: Vec::new(),
+            calls: 0,
+        };
+        batch(&many).write_to(&mut io).await.unwrap();
+        assert_eq!(io.out, many.concat().as_bytes());
+        assert_eq!(io.calls, 3);
+    }
+}
