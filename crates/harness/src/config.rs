@@ -50,6 +50,10 @@ pub struct RunConfig {
     /// A round-trip delay of its own on each client's connection (R), half
     /// each way; publishing stays direct. Zero on plain loopback.
     pub rtt: Duration,
+    /// Read the server's memory with every client connected only once it
+    /// has settled (the allocator hands back what connecting used for a
+    /// moment), so that it is what holding the connections costs.
+    pub settle_memory: bool,
 }
 
 impl RunConfig {

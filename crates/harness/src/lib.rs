@@ -17,6 +17,7 @@ pub mod counting;
 pub mod html;
 pub mod report;
 pub mod run;
+pub mod scale;
 pub mod scenarios;
 pub mod target;
 

@@ -8,12 +8,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use notify_harness::scenarios::{self, Scenario};
-use notify_harness::{Publish, RunConfig, Target, Transport, html};
+use notify_harness::{Publish, RunConfig, Target, Transport, html, scale};
 
 #[derive(Debug, Parser)]
 #[command(about = "Compare the transports: requests, bytes and latency, measured against theory")]
 struct Args {
-    /// A named scenario: quiet, busy, burst, interval-sweep, smoke, chaos or rtt; or
+    /// A named scenario: quiet, busy, burst, interval-sweep, smoke, chaos, rtt or
+    /// scale (which needs --server-bin); or
     /// `custom` with the flags below.
     scenario: String,
     /// Where the report files go.
@@ -40,9 +41,10 @@ struct Args {
     #[arg(long)]
     quiet: bool,
 
-    /// custom: clients per transport (N).
-    #[arg(long, default_value_t = 20)]
-    clients: usize,
+    /// custom: clients per transport (N), 20 unless given; scale: as many
+    /// as the file-descriptor limit allows, up to 15 000, unless given.
+    #[arg(long)]
+    clients: Option<usize>,
     /// custom: notifications (M).
     #[arg(long, default_value_t = 20)]
     notifications: u64,
@@ -77,9 +79,24 @@ struct Args {
 const MAX_CLIENTS: usize = 5_000;
 const MAX_NOTIFICATIONS: u64 = 100_000;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> anyhow::Result<()> {
+    // The scale scenario's floors are this binary in another mode, started
+    // as child processes so that their CPU and memory are their own.
+    match std::env::args().nth(1).as_deref() {
+        Some("floor-fanout") => return scale::serve_fan_out_floor(),
+        Some("floor-hold") => return scale::serve_hold_floor(),
+        _ => {}
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(harness(Args::parse()))
+}
+
+async fn harness(args: Args) -> anyhow::Result<()> {
+    if args.scenario == "scale" {
+        return run_scale(&args).await;
+    }
     let scenario = match scenarios::named(&args.scenario) {
         Some(scenario) => scenario,
         None if args.scenario == "custom" => custom(&args)?,
@@ -99,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
         )?,
         (None, Some(binary)) => Target::Process {
             binary: binary.clone(),
+            pin: None,
         },
         (None, None) => Target::InProcess {
             redis: args.redis.clone(),
@@ -154,8 +172,36 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `scale`: the floors, then each transport with as many clients as fit.
+async fn run_scale(args: &Args) -> anyhow::Result<()> {
+    let server_bin = args.server_bin.clone().context(
+        "scale measures a server process: pass --server-bin target/release/notify-server",
+    )?;
+    let mut config = scale::ScaleConfig::new(server_bin, args.clients)?;
+    if !args.transports.is_empty() {
+        config.transports = args.transports.clone();
+    }
+    println!(
+        "scale: {} clients per transport, one notification a second, next to the machine's floors",
+        config.clients
+    );
+    let report = scale::run(&config, !args.quiet).await?;
+    for run in &report.runs {
+        println!("{}", run.table());
+    }
+    println!("{}", report.table());
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let json = args.out.join("scale.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(args.out.join("scale.md"), report.markdown())?;
+    println!("wrote {} and scale.md", json.display());
+    report.verify()
+}
+
 fn custom(args: &Args) -> anyhow::Result<Scenario> {
-    if args.clients == 0 || args.clients > MAX_CLIENTS {
+    let clients = args.clients.unwrap_or(20);
+    if clients == 0 || clients > MAX_CLIENTS {
         bail!("--clients must be 1..={MAX_CLIENTS}");
     }
     if args.notifications == 0 || args.notifications > MAX_NOTIFICATIONS {
@@ -177,7 +223,7 @@ fn custom(args: &Args) -> anyhow::Result<Scenario> {
         description: "A run described by flags.",
         runs: vec![RunConfig {
             name: "custom".into(),
-            clients: args.clients,
+            clients,
             transports: if args.transports.is_empty() {
                 Transport::ALL.to_vec()
             } else {
@@ -192,6 +238,7 @@ fn custom(args: &Args) -> anyhow::Result<Scenario> {
             chaos: args.chaos.filter(|s| *s > 0.0).map(Duration::from_secs_f64),
             leak_check: args.leak_check,
             rtt: args.rtt.unwrap_or_default(),
+            settle_memory: false,
         }],
     })
 }

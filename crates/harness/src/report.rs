@@ -64,6 +64,31 @@ pub struct RunReport {
     /// measured wave, in leak-check runs.
     #[serde(default)]
     pub memory: Option<MemorySettle>,
+    /// The server process's memory with every client connected and idle,
+    /// and its CPU time while delivering, where it was a separate process.
+    #[serde(default)]
+    pub load: Option<ServerLoad>,
+}
+
+/// What holding the clients and delivering to them cost the server process.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ServerLoad {
+    /// Resident memory before any client connected.
+    pub before_kib: u64,
+    /// Resident memory with every client connected, before the first publish.
+    pub connected_kib: u64,
+    /// Connections held then (one per client, two for Socket.IO's polling).
+    pub connections: usize,
+    /// CPU time from the first publish until every client had everything.
+    pub delivering_cpu_s: f64,
+}
+
+impl ServerLoad {
+    /// Bytes of server memory per connection held.
+    pub fn bytes_per_connection(&self) -> f64 {
+        self.connected_kib.saturating_sub(self.before_kib) as f64 * 1024.0
+            / self.connections.max(1) as f64
+    }
 }
 
 /// The server's resident memory, each figure read once it had stopped
@@ -419,6 +444,7 @@ impl RunReport {
             server,
             leftover_server_tasks: None,
             memory: None,
+            load: None,
         }
     }
 

@@ -23,7 +23,7 @@ use crate::clients::http::HttpConnection;
 use crate::clients::{self, ClientContext, ClientOutcome, Cursor, RunShared, TransportStats};
 use crate::config::{Publish, RunConfig};
 use crate::counting::ByteCounters;
-use crate::report::{MemorySettle, RunReport, TransportReport};
+use crate::report::{MemorySettle, RunReport, ServerLoad, TransportReport};
 use crate::target::{Server, Target};
 
 /// Runs one measured run against `target`.
@@ -172,6 +172,12 @@ async fn measure(
     // is still one transit from the server over a slow link: let it land,
     // so that the run measures the steady state.
     tokio::time::sleep(config.rtt).await;
+    let connected_kib = if config.settle_memory {
+        settled_rss(server, progress).await
+    } else {
+        server.usage().map(|u| u.rss_kib)
+    };
+    let connected = server.usage();
 
     let spread = publish_all(config, server, &shared, progress).await?;
     let deadline = config.drain;
@@ -183,6 +189,7 @@ async fn measure(
         || shared.complete.load(Ordering::Relaxed) as u64,
     )
     .await;
+    let delivered = server.usage();
     stop.cancel();
     let duration = started.elapsed();
     let mut outcomes: Vec<ClientOutcome> = Vec::with_capacity(total_clients);
@@ -227,6 +234,16 @@ async fn measure(
         report.incomplete = true;
     }
     report.leftover_server_tasks = leftover_tasks;
+    if let (Some(before), Some(connected_kib), Some(connected), Some(delivered)) =
+        (usage_before, connected_kib, connected, delivered)
+    {
+        report.load = Some(ServerLoad {
+            before_kib: before.rss_kib,
+            connected_kib,
+            connections: total_clients,
+            delivering_cpu_s: delivered.cpu_seconds - connected.cpu_seconds,
+        });
+    }
     Ok(report)
 }
 

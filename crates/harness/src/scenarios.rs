@@ -38,6 +38,7 @@ fn base(name: &str, clients: usize, notifications: u64, publish: Publish) -> Run
         chaos: None,
         leak_check: false,
         rtt: Duration::ZERO,
+        settle_memory: false,
     }
 }
 

@@ -23,8 +23,9 @@ pub enum Target {
     /// The combined server, started inside the harness, with an in-memory
     /// hub or one shared through the Redis at this URL.
     InProcess { redis: Option<String> },
-    /// The combined server binary, started as a child process.
-    Process { binary: PathBuf },
+    /// The combined server binary, started as a child process, pinned to
+    /// one core where `pin` names it.
+    Process { binary: PathBuf, pin: Option<usize> },
     /// A server someone else started, at a loopback address.
     Url {
         addr: SocketAddr,
@@ -58,7 +59,13 @@ impl Target {
             Target::InProcess { redis: Some(url) } => {
                 format!("in-process combined server, Redis hub at {url}")
             }
-            Target::Process { binary } => format!("{} (child process)", binary.display()),
+            Target::Process { binary, pin: None } => {
+                format!("{} (child process)", binary.display())
+            }
+            Target::Process {
+                binary,
+                pin: Some(core),
+            } => format!("{} (child process on core {core})", binary.display()),
             Target::Url { addr, .. } => format!("http://{addr}"),
         }
     }
@@ -152,8 +159,18 @@ impl Server {
                     owned: Owned::InProcess(ctx.shutdown),
                 })
             }
-            Target::Process { binary } => {
-                let mut child = Command::new(binary)
+            Target::Process { binary, pin } => {
+                let mut command = match pin {
+                    Some(core) => {
+                        // taskset executes the server in its own place, so
+                        // the child's pid is the server's.
+                        let mut c = Command::new("taskset");
+                        c.args(["-c", &core.to_string()]).arg(binary);
+                        c
+                    }
+                    None => Command::new(binary),
+                };
+                let mut child = command
                     .args(["--addr", "127.0.0.1:0", "--history", &history.to_string()])
                     .args([
                         "--publish-rate",

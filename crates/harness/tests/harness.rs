@@ -22,6 +22,7 @@ fn small(name: &str) -> RunConfig {
         chaos: None,
         leak_check: false,
         rtt: Duration::ZERO,
+        settle_memory: false,
     }
 }
 
@@ -198,6 +199,64 @@ fn the_cli_writes_a_table_json_and_html_report() {
         html.contains("N·(1 + D/I)"),
         "the model's formula beside the measurement"
     );
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn the_scale_scenario_puts_each_transport_next_to_the_floors() {
+    // `cargo test --workspace` builds the combined server beside the harness.
+    let harness = std::path::Path::new(env!("CARGO_BIN_EXE_notify-harness"));
+    let server = harness.with_file_name(format!("notify-server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        server.exists(),
+        "build the server first: cargo build -p notify-server"
+    );
+    let out = std::env::temp_dir().join(format!("notify-scale-test-{}", std::process::id()));
+    let output = std::process::Command::new(harness)
+        .args(["scale", "--quiet", "--clients", "40", "--server-bin"])
+        .arg(&server)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("the harness runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for row in [
+        "fan-out floor (plain writes)",
+        "connection floor (bare hyper)",
+        "websocket",
+        "sse",
+        "long-poll",
+    ] {
+        assert!(stdout.contains(row), "a row for {row}: {stdout}");
+    }
+    let json = std::fs::read_to_string(out.join("scale.json")).expect("the JSON report exists");
+    let report: notify_harness::scale::ScaleReport =
+        serde_json::from_str(&json).expect("the JSON report parses");
+    assert_eq!(
+        report.fan_out_floor.last_delivery_ms.len(),
+        5,
+        "five rounds"
+    );
+    assert!(report.hold_floor.bytes_per_connection.is_finite());
+    let transports: Vec<Transport> = report.rows.iter().map(|r| r.transport).collect();
+    assert_eq!(
+        transports,
+        [Transport::WebSocket, Transport::Sse, Transport::LongPoll]
+    );
+    for row in &report.rows {
+        assert!(
+            row.exact,
+            "{}: every notification once, in order",
+            row.transport
+        );
+        assert_eq!(row.clients, 40);
+    }
+    assert!(out.join("scale.md").exists());
     std::fs::remove_dir_all(&out).ok();
 }
 

@@ -313,7 +313,10 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let hello = messages::ws::text(&messages::hello(subscription.epoch(), hello_cursor));
-    if send(&mut ws, Batch::one(hello), config).await.is_err() {
+    if Box::pin(send(&mut ws, Batch::one(hello), config))
+        .await
+        .is_err()
+    {
         return PushEnd::TooSlow;
     }
     let mut ping = tokio::time::interval_at(
@@ -334,12 +337,12 @@ where
     loop {
         tokio::select! {
             _ = shutdown.started() => {
-                close(&mut ws, CloseCode::Away, "server shutting down", config).await;
+                Box::pin(close(&mut ws, CloseCode::Away, "server shutting down", config)).await;
                 return PushEnd::Shutdown;
             }
             delivery = subscription.next() => {
                 let Some(first) = delivery else {
-                    close(&mut ws, CloseCode::Away, "hub closed", config).await;
+                    Box::pin(close(&mut ws, CloseCode::Away, "hub closed", config)).await;
                     return PushEnd::HubClosed;
                 };
                 let batch = Batch::gather(first, &mut subscription, tallies);
@@ -349,17 +352,17 @@ where
                 // a client that stays behind into a `fell_behind` reset
                 // rather than memory that grows.
                 heartbeat_due.as_mut().reset(tokio::time::Instant::now() + quiet);
-                if send(&mut ws, batch, config).await.is_err() {
+                if Box::pin(send(&mut ws, batch, config)).await.is_err() {
                     // Best effort: a client whose buffers are full may never
                     // read it, and `close` gives up after a short wait.
-                    close(&mut ws, CloseCode::Policy, "too slow: a frame could not be written in time", config).await;
+                    Box::pin(close(&mut ws, CloseCode::Policy, "too slow: a frame could not be written in time", config)).await;
                     return PushEnd::TooSlow;
                 }
             }
             _ = &mut heartbeat_due, if heartbeat.is_some() => {
                 heartbeat_due.as_mut().reset(tokio::time::Instant::now() + quiet);
                 let beat = Batch::one(messages::ws::text(messages::HEARTBEAT));
-                if send(&mut ws, beat, config).await.is_err() {
+                if Box::pin(send(&mut ws, beat, config)).await.is_err() {
                     return PushEnd::TooSlow;
                 }
             }
@@ -367,42 +370,42 @@ where
             // a peer that vanished (a laptop lid closed) for many minutes.
             _ = ping.tick() => {
                 if unanswered_pings >= 2 {
-                    close(&mut ws, CloseCode::Policy, "missed two pings", config).await;
+                    Box::pin(close(&mut ws, CloseCode::Policy, "missed two pings", config)).await;
                     return PushEnd::MissedPings;
                 }
                 unanswered_pings += 1;
-                if send(&mut ws, Batch::one(Bytes::from_static(PING)), config).await.is_err() {
+                if Box::pin(send(&mut ws, Batch::one(Bytes::from_static(PING)), config)).await.is_err() {
                     return PushEnd::TooSlow;
                 }
             }
             incoming = ws.next() => match incoming {
                 // tungstenite queued the pong; it leaves when flushed.
                 Some(Ok(Message::Ping(_))) => {
-                    let _ = tokio::time::timeout(config.send_timeout, ws.flush()).await;
+                    let _ = Box::pin(tokio::time::timeout(config.send_timeout, ws.flush())).await;
                 }
                 Some(Ok(Message::Pong(_))) => unanswered_pings = 0,
                 // tungstenite queued the Close reply RFC 6455 §5.5.1 requires
                 // when it read the client's; it leaves only when flushed.
                 Some(Ok(Message::Close(_))) => {
-                    let _ = tokio::time::timeout(config.send_timeout, ws.flush()).await;
+                    let _ = Box::pin(tokio::time::timeout(config.send_timeout, ws.flush())).await;
                     return PushEnd::ClientClosed;
                 }
                 None => return PushEnd::ClientClosed,
                 Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Frame(_))) => {
-                    close(&mut ws, CloseCode::Policy, "clients send only pings, pongs and close", config).await;
+                    Box::pin(close(&mut ws, CloseCode::Policy, "clients send only pings, pongs and close", config)).await;
                     return PushEnd::ClientSentData;
                 }
                 Some(Err(WsError::Capacity(_))) => {
-                    close(&mut ws, CloseCode::Size, "message too large", config).await;
+                    Box::pin(close(&mut ws, CloseCode::Size, "message too large", config)).await;
                     return PushEnd::TooLarge;
                 }
                 // RFC 6455 §7.4.1: data inconsistent with its type is 1007.
                 Some(Err(WsError::Utf8(_))) => {
-                    close(&mut ws, CloseCode::Invalid, "text that is not UTF-8", config).await;
+                    Box::pin(close(&mut ws, CloseCode::Invalid, "text that is not UTF-8", config)).await;
                     return PushEnd::ProtocolError;
                 }
                 Some(Err(WsError::Protocol(_))) => {
-                    close(&mut ws, CloseCode::Protocol, "protocol violation", config).await;
+                    Box::pin(close(&mut ws, CloseCode::Protocol, "protocol violation", config)).await;
                     return PushEnd::ProtocolError;
                 }
                 Some(Err(_)) => return PushEnd::ClientGone,
