@@ -21,11 +21,9 @@
 //! streamed response), reconnect and resume built into the browser, one
 //! direction only — which is all a notification feed needs.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-
-use tokio_util::sync::{CancellationToken, DropGuard};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -72,16 +70,34 @@ pub struct Sse {
     shutdown: Shutdown,
     config: SseConfig,
     tallies: Tallies,
+    watched: Watched,
 }
 
+/// Every open stream's progress and the way to end its connection, for the
+/// one [`watchdog`] that looks after them all.
+type Watched = Arc<Mutex<Vec<(Weak<Progress>, ConnectionKill)>>>;
+
 impl Sse {
+    /// Inside a Tokio runtime, also starts the transport's watchdog, which
+    /// ends with the server.
     pub fn new(hub: Hub, shutdown: Shutdown, config: SseConfig) -> Self {
-        Sse {
+        let sse = Sse {
             hub,
             shutdown,
             config,
             tallies: Tallies::new(),
+            watched: Watched::default(),
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            sse.shutdown.spawn(watchdog(
+                sse.hub.clone(),
+                sse.watched.clone(),
+                sse.config.send_timeout,
+                sse.shutdown.clone(),
+                sse.tallies.dropped(DropReason::TooSlow).clone(),
+            ));
         }
+        sse
     }
 
     /// Its counts: notification and reset events sent, streams open now,
@@ -109,16 +125,11 @@ impl Sse {
             handed: AtomicU64::new(subscription.replay_from()),
             taken_at_ms: AtomicU64::new(0),
         });
-        let stream_gone = CancellationToken::new();
         if let Some(kill) = req.extensions().get::<ConnectionKill>() {
-            self.shutdown.spawn(watchdog(
-                self.hub.clone(),
-                progress.clone(),
-                self.config.send_timeout,
-                kill.clone(),
-                stream_gone.clone(),
-                self.tallies.dropped(DropReason::TooSlow).clone(),
-            ));
+            self.watched
+                .lock()
+                .expect("watch list lock poisoned")
+                .push((Arc::downgrade(&progress), kill.clone()));
         }
         let stream = EventStream {
             subscription,
@@ -131,7 +142,6 @@ impl Sse {
             },
             tallies: self.tallies.clone(),
             progress,
-            _gone: stream_gone.drop_guard(),
             _open: self.tallies.open.track(),
         };
         let preamble = events::preamble(
@@ -173,7 +183,6 @@ struct EventStream {
     quiet: Bytes,
     tallies: Tallies,
     progress: Arc<Progress>,
-    _gone: DropGuard,
     _open: GaugeGuard,
 }
 
@@ -194,40 +203,47 @@ impl Progress {
     }
 }
 
-/// Ends the connection of a client that stopped reading: hyper only takes
-/// the next event when it could write the last, so newer notifications
-/// waiting with nothing taken for `send_timeout` mean a full socket. Ends by
-/// itself when the stream does.
+/// Ends the connection of each client that stopped reading: hyper only
+/// takes the next event when it could write the last, so newer
+/// notifications waiting with nothing taken for `send_timeout` mean a full
+/// socket. A stream that ended leaves the list at the next look.
 ///
-/// Why a separate task: the stream cannot watch itself. While the socket is
-/// full, hyper does not poll the body at all, so no code inside the stream
-/// runs to notice the stall; and a timeout on the body would only end the
-/// body, while hyper stays blocked writing what it already took. Only
-/// closing the connection ([`ConnectionKill`]) frees it. The watchdog reads
-/// two atomics a few times per `send_timeout`, so it costs nothing per
-/// notification.
+/// Why a watchdog at all: a stream cannot watch itself. While the socket is
+/// full, hyper does not poll the body, so no code inside the stream runs to
+/// notice the stall; and a timeout on the body would only end the body,
+/// while hyper stays blocked writing what it already took. Only closing the
+/// connection ([`ConnectionKill`]) frees it. One watchdog per transport, not
+/// per stream: it reads two atomics per stream a few times per
+/// `send_timeout`, and an idle stream costs a list entry, not a task.
 async fn watchdog(
     hub: Hub,
-    progress: Arc<Progress>,
+    watched: Watched,
     send_timeout: Duration,
-    kill: ConnectionKill,
-    stream_gone: CancellationToken,
+    shutdown: Shutdown,
     dropped: Counter,
 ) {
     let mut tick = tokio::time::interval(send_timeout / 4);
     loop {
         tokio::select! {
-            _ = stream_gone.cancelled() => return,
+            _ = shutdown.started() => return,
             _ = tick.tick() => {}
         }
-        let waiting = hub.newest_id() > progress.handed.load(Ordering::Relaxed);
-        let idle_ms = (progress.since.elapsed().as_millis() as u64)
-            .saturating_sub(progress.taken_at_ms.load(Ordering::Relaxed));
-        if waiting && idle_ms > send_timeout.as_millis() as u64 {
-            dropped.inc();
-            kill.kill();
-            return;
-        }
+        let newest = hub.newest_id();
+        let mut watched = watched.lock().expect("watch list lock poisoned");
+        watched.retain(|(progress, kill)| {
+            let Some(progress) = progress.upgrade() else {
+                return false;
+            };
+            let waiting = newest > progress.handed.load(Ordering::Relaxed);
+            let idle_ms = (progress.since.elapsed().as_millis() as u64)
+                .saturating_sub(progress.taken_at_ms.load(Ordering::Relaxed));
+            if waiting && idle_ms > send_timeout.as_millis() as u64 {
+                dropped.inc();
+                kill.kill();
+                return false;
+            }
+            true
+        });
     }
 }
 
