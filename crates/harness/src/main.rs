@@ -13,8 +13,9 @@ use notify_harness::{Publish, RunConfig, Target, Transport, html, scale};
 #[derive(Debug, Parser)]
 #[command(about = "Compare the transports: requests, bytes and latency, measured against theory")]
 struct Args {
-    /// A named scenario: quiet, busy, burst, interval-sweep, smoke, chaos, rtt or
-    /// scale (which needs --server-bin); or
+    /// A named scenario: quiet, busy, burst, interval-sweep, smoke, chaos,
+    /// rtt, burst-at-scale, paced-at-scale, or scale (which needs
+    /// --server-bin); or
     /// `custom` with the flags below.
     scenario: String,
     /// Where the report files go.
@@ -40,6 +41,11 @@ struct Args {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    /// With --server-bin on a machine of two cores or more: the server on
+    /// core 0, the harness on core 1, so that neither takes the other's CPU
+    /// (scale always does this).
+    #[arg(long, requires = "server_bin")]
+    pin: bool,
 
     /// custom: clients per transport (N), 20 unless given; scale: as many
     /// as the file-descriptor limit allows, up to 15 000, unless given.
@@ -116,13 +122,16 @@ async fn harness(args: Args) -> anyhow::Result<()> {
         )?,
         (None, Some(binary)) => Target::Process {
             binary: binary.clone(),
-            pin: None,
+            pin: args.pin.then_some(0),
         },
         (None, None) => Target::InProcess {
             redis: args.redis.clone(),
         },
     };
 
+    if args.pin {
+        scale::pin_self_to(1)?;
+    }
     println!("{}: {}", scenario.name, scenario.description);
     let mut reports = Vec::new();
     for config in &scenario.runs {

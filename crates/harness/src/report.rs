@@ -114,6 +114,14 @@ impl MemorySettle {
     }
 }
 
+impl TransportReport {
+    /// Notifications delivered per second, from the first scheduled
+    /// publish to the last delivery: a burst's throughput.
+    pub fn deliveries_per_second(&self) -> f64 {
+        self.delivered as f64 / (self.latency_ms.max / 1000.0).max(1e-9)
+    }
+}
+
 /// One transport's figures in one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TransportReport {
@@ -512,6 +520,24 @@ impl RunReport {
     /// the server process's CPU and memory.
     pub fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
+        if self.publish == Publish::Burst {
+            for t in &self.transports {
+                notes.push(format!(
+                    "burst: {} delivered {} in {:.0} ms, {:.0} deliveries/s",
+                    t.transport,
+                    t.delivered,
+                    t.latency_ms.max,
+                    t.deliveries_per_second()
+                ));
+            }
+        }
+        if let (Some(load), [only]) = (&self.load, self.transports.as_slice()) {
+            notes.push(format!(
+                "server: {:.0} bytes per connection held, {:.2} µs of CPU per delivery",
+                load.bytes_per_connection(),
+                load.delivering_cpu_s * 1e6 / only.delivered.max(1) as f64
+            ));
+        }
         let disconnects: u64 = self.transports.iter().map(|t| t.disconnects).sum();
         if disconnects > 0 {
             let each: Vec<String> = self

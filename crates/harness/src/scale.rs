@@ -337,7 +337,7 @@ fn ratio(a: f64, b: f64) -> String {
 }
 
 /// Pins every thread of this process to one core.
-fn pin_self_to(core: usize) -> anyhow::Result<()> {
+pub fn pin_self_to(core: usize) -> anyhow::Result<()> {
     let status = std::process::Command::new("taskset")
         .args(["-a", "-p", "-c", &core.to_string()])
         .arg(std::process::id().to_string())

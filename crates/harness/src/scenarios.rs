@@ -22,6 +22,8 @@ pub const NAMES: &[&str] = &[
     "smoke",
     "chaos",
     "rtt",
+    "burst-at-scale",
+    "paced-at-scale",
 ];
 
 fn base(name: &str, clients: usize, notifications: u64, publish: Publish) -> RunConfig {
@@ -111,6 +113,35 @@ pub fn named(name: &str) -> Option<Scenario> {
                     ..base("rtt, dense", 50, 60, Publish::Rate(10.0))
                 },
             ],
+        },
+        "burst-at-scale" => Scenario {
+            name: "burst-at-scale",
+            description: "5 000 clients per push transport and 200 notifications back to back: deliveries per second, where writing what waits in one go pays. One transport at a time, so the server's CPU and memory are its own.",
+            runs: [Transport::WebSocket, Transport::Sse]
+                .into_iter()
+                .map(|t| RunConfig {
+                    transports: vec![t],
+                    drain: Duration::from_secs(60),
+                    ..base(&format!("burst-at-scale {t}"), 5000, 200, Publish::Burst)
+                })
+                .collect(),
+        },
+        "paced-at-scale" => Scenario {
+            name: "paced-at-scale",
+            description: "5 000 clients per push transport and 20 notifications a second for 10 s: the latency each one sees when the server is busy but not flooded.",
+            runs: [Transport::WebSocket, Transport::Sse]
+                .into_iter()
+                .map(|t| RunConfig {
+                    transports: vec![t],
+                    drain: Duration::from_secs(30),
+                    ..base(
+                        &format!("paced-at-scale {t}"),
+                        5000,
+                        200,
+                        Publish::Rate(20.0),
+                    )
+                })
+                .collect(),
         },
         "smoke" => Scenario {
             name: "smoke",

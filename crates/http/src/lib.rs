@@ -14,6 +14,7 @@
 //! [`error::ApiError::into_response`].
 
 pub mod admin;
+pub mod chunks;
 pub mod error;
 pub mod gauge;
 pub mod messages;
@@ -28,6 +29,7 @@ pub mod tls;
 pub mod wire;
 
 pub use admin::AdminToken;
+pub use chunks::Chunks;
 pub use error::ApiError;
 pub use gauge::{Gauge, GaugeGuard};
 /// A monotonic count (deliveries, drops), shared by clones; registered as a

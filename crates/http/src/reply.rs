@@ -12,8 +12,11 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Frame;
 use notify_hub::Since;
 
-/// The body of every answer: a whole buffer, or a stream for SSE.
-pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+use crate::Chunks;
+
+/// The body of every answer: a whole buffer, or a stream for SSE whose
+/// frames may each hold several events' buffers ([`Chunks`]).
+pub type Body = UnsyncBoxBody<Chunks, Infallible>;
 pub type Request = hyper::Request<hyper::body::Incoming>;
 pub type Response = hyper::Response<Body>;
 /// What a router returns for each request.
@@ -21,7 +24,7 @@ pub type RouteFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Respon
 
 /// A body that is already complete.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed_unsync()
+    Full::new(Chunks::from(bytes.into())).boxed_unsync()
 }
 
 /// A complete JSON answer. Every JSON answer is uncacheable: they are all
@@ -51,11 +54,12 @@ pub fn text(status: StatusCode, body: &'static str) -> Response {
 
 /// A `text/event-stream` answer whose body is `events`, each item one or
 /// more complete events; the answer lasts as long as the stream.
-pub fn event_stream<S>(events: S) -> Response
+pub fn event_stream<S, C>(events: S) -> Response
 where
-    S: Stream<Item = Bytes> + Send + 'static,
+    S: Stream<Item = C> + Send + 'static,
+    C: Into<Chunks>,
 {
-    let body = StreamBody::new(events.map(|event| Ok::<_, Infallible>(Frame::data(event))));
+    let body = StreamBody::new(events.map(|event| Ok::<_, Infallible>(Frame::data(event.into()))));
     let mut response = hyper::Response::new(body.boxed_unsync());
     let headers = response.headers_mut();
     headers.insert(

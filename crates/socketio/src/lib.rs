@@ -235,7 +235,10 @@ where
         let answer = hyper::service::Service::call(&*service, req);
         Box::pin(async move {
             match answer.await {
-                Ok(response) => response.map(|body| body.boxed_unsync()),
+                Ok(response) => response.map(|body| {
+                    body.map_frame(|frame| frame.map_data(notify_http::Chunks::from))
+                        .boxed_unsync()
+                }),
                 Err(never) => match never {},
             }
         }) as Pin<Box<dyn Future<Output = Response> + Send>>

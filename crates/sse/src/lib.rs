@@ -25,15 +25,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures_util::Stream;
 use http::{HeaderMap, Method};
 use notify_http::messages::sse as events;
 use notify_http::{
-    ApiError, AppContext, ConnectionKill, Counter, DropReason, GaugeGuard, Query, Request,
+    ApiError, AppContext, Chunks, ConnectionKill, Counter, DropReason, GaugeGuard, Query, Request,
     Response, RouteFuture, Shutdown, Tallies, allow, reply, single_transport,
 };
 use notify_hub::{Cursor, Delivery, Epoch, Hub, Subscription};
+
+/// Events gathered into one body frame at most: hyper hands up to 64
+/// buffers to one `writev`, two of which frame the chunk.
+const MAX_BATCH_EVENTS: usize = 62;
+/// Bytes gathered into one body frame at most.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// The transport's name in `/metrics`, the lab and the harness.
 pub const NAME: &str = "sse";
@@ -248,25 +254,32 @@ async fn watchdog(
 }
 
 impl EventStream {
-    /// The preamble, then an event per delivery. Whatever is ready is handed
-    /// to hyper without waiting, event after event: hyper takes frames from
-    /// the body until it would wait, queues them (each event's shared bytes
-    /// with its chunk header, no copy) and writes the queue with one
-    /// `writev`. Only a stream with nothing ready waits, with the keep-alive
-    /// timer beside it.
-    fn into_stream(self, preamble: Bytes) -> impl Stream<Item = Bytes> + Send + 'static {
-        let first = futures_util::stream::once(async move { preamble });
+    /// The preamble, then every delivery as an event. Whatever is ready when
+    /// the stream is polled leaves as one body frame: the events' shared
+    /// bytes back to back ([`Chunks`]), which hyper sends as one chunk in
+    /// one `writev`, copying none of them. Only a stream with nothing ready
+    /// waits, with the keep-alive timer beside it.
+    fn into_stream(self, preamble: Bytes) -> impl Stream<Item = Chunks> + Send + 'static {
+        let first = futures_util::stream::once(async move { Chunks::from(preamble) });
         let rest = futures_util::stream::unfold(self, |mut s| async move {
-            if let Some(delivery) = s.subscription.next_ready() {
-                let event = s.event(delivery);
-                return Some((event, s));
-            }
-            let event = tokio::select! {
-                _ = s.shutdown.started() => return None,
-                delivery = s.subscription.next() => s.event(delivery?),
-                _ = tokio::time::sleep(s.keep_alive) => s.quiet.clone(),
+            let first = match s.subscription.next_ready() {
+                Some(delivery) => delivery,
+                None => tokio::select! {
+                    _ = s.shutdown.started() => return None,
+                    delivery = s.subscription.next() => delivery?,
+                    _ = tokio::time::sleep(s.keep_alive) => {
+                        return Some((Chunks::from(s.quiet.clone()), s));
+                    }
+                },
             };
-            Some((event, s))
+            let mut batch = Chunks::from(s.event(first));
+            while batch.buffers() < MAX_BATCH_EVENTS && batch.remaining() < MAX_BATCH_BYTES {
+                let Some(delivery) = s.subscription.next_ready() else {
+                    break;
+                };
+                batch.push(s.event(delivery));
+            }
+            Some((batch, s))
         });
         futures_util::StreamExt::chain(first, rest)
     }

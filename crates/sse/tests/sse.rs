@@ -278,3 +278,60 @@ async fn a_client_that_never_reads_is_dropped_never_silently_skipped() {
         .unwrap();
     assert_eq!(health.status(), 200);
 }
+
+/// Reads one HTTP/1.1 chunk of a chunked body: its data, or `None` at the end.
+async fn read_chunk(reader: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> Option<Vec<u8>> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut size = String::new();
+    reader.read_line(&mut size).await.ok()?;
+    let size = usize::from_str_radix(size.trim(), 16).ok()?;
+    let mut data = vec![0u8; size + 2];
+    reader.read_exact(&mut data).await.ok()?;
+    assert!(data.ends_with(b"\r\n"), "a chunk ends with CRLF");
+    data.truncate(size);
+    (size > 0).then_some(data)
+}
+
+#[tokio::test]
+async fn notifications_that_wait_together_leave_together_in_one_chunk() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let (server, sse) = server().await;
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    socket
+        .write_all(b"GET /api/sse HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reader = tokio::io::BufReader::new(socket);
+    let mut head = String::new();
+    while head != "\r\n" {
+        head.clear();
+        reader.read_line(&mut head).await.unwrap();
+    }
+    let hello = read_chunk(&mut reader).await.unwrap();
+    assert!(String::from_utf8_lossy(&hello).contains("event: hello"));
+    eventually("the stream is open", || sse.open_streams() == 1).await;
+    // Published without yielding, on the runtime thread the server shares:
+    // the stream finds all fifty waiting when it next runs.
+    for i in 1..=50 {
+        server.hub().publish(&format!("n{i}")).await.unwrap();
+    }
+    let chunk = tokio::time::timeout(Duration::from_secs(10), read_chunk(&mut reader))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut parser = notify_http::messages::sse::SseParser::new();
+    let ids: Vec<u64> = parser
+        .push(&chunk)
+        .into_iter()
+        .filter_map(|item| match item {
+            SseItem::Event(event) => {
+                match notify_http::messages::Push::parse(&event.data).unwrap() {
+                    notify_http::messages::Push::Notification(n) => Some(n.id),
+                    _ => None,
+                }
+            }
+            SseItem::Comment(_) => None,
+        })
+        .collect();
+    assert_exactly_once_in_order(&ids, 1..=50);
+}

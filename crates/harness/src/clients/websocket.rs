@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use futures_util::StreamExt;
 use notify_http::messages::Push;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::{ClientContext, ClientOutcome, Cuts, RECONNECT_DELAY, Recorder};
 use crate::Transport;
@@ -78,6 +79,10 @@ async fn connect(
         Transport::WebSocket.path(),
         cursor.query()
     );
-    let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+    // tungstenite zero-fills its read buffer's spare room before each read:
+    // with the default 128 KiB, that memset, not the server, would set the
+    // pace of thousands of clients on one core. Notifications are small.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
     Ok(ws)
 }

@@ -113,22 +113,33 @@ impl SseParser {
     }
 
     /// Feeds bytes in and returns every item they complete, in order.
+    /// Whole lines are read straight from `bytes`; only a line split across
+    /// two pushes is gathered in a buffer, which keeps its room for the next.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<SseItem> {
         let mut items = Vec::new();
-        for &byte in bytes {
-            let skip = self.after_cr && byte == b'\n';
-            self.after_cr = byte == b'\r';
-            if skip {
+        let mut rest = bytes;
+        while let Some(&first) = rest.first() {
+            if std::mem::take(&mut self.after_cr) && first == b'\n' {
+                rest = &rest[1..];
                 continue;
             }
-            if byte == b'\n' || byte == b'\r' {
-                let line = std::mem::take(&mut self.pending);
-                if let Some(item) = self.line(&String::from_utf8_lossy(&line)) {
-                    items.push(item);
-                }
+            let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                self.pending.extend_from_slice(rest);
+                break;
+            };
+            self.after_cr = rest[end] == b'\r';
+            let item = if self.pending.is_empty() {
+                self.line(&String::from_utf8_lossy(&rest[..end]))
             } else {
-                self.pending.push(byte);
-            }
+                let mut line = std::mem::take(&mut self.pending);
+                line.extend_from_slice(&rest[..end]);
+                let item = self.line(&String::from_utf8_lossy(&line));
+                line.clear();
+                self.pending = line;
+                item
+            };
+            items.extend(item);
+            rest = &rest[end + 1..];
         }
         items
     }
@@ -246,5 +257,22 @@ mod tests {
             (got[1].id.as_deref(), got[1].data.as_str()),
             (Some("7"), "é")
         );
+    }
+
+    #[test]
+    fn line_ends_and_characters_split_across_pushes_read_the_same() {
+        let stream: &[u8] =
+            b"data:a\r\ndata:  b\rdata\r\n\r\nevent: x\n\nid: 7\ndata: \xc3\xa9\r\r";
+        let whole = events(SseParser::new().push(stream));
+        assert_eq!(whole.len(), 2);
+        for cut in 0..stream.len() {
+            for second in cut..stream.len() {
+                let mut parser = SseParser::new();
+                let mut items = parser.push(&stream[..cut]);
+                items.extend(parser.push(&stream[cut..second]));
+                items.extend(parser.push(&stream[second..]));
+                assert_eq!(events(items), whole, "cut at {cut} and {second}");
+            }
+        }
     }
 }
