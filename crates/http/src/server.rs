@@ -207,6 +207,8 @@ where
     Fut: Future<Output = Response> + Send + 'static,
 {
     let admission = Arc::new(Admission::new(&config));
+    // Every connection reads the settings; none needs a copy of its own.
+    let config = Arc::new(config);
     // Each request gets an id, carried by its tracing span.
     let request_ids = Arc::new(AtomicU64::new(1));
     loop {
@@ -330,9 +332,13 @@ struct Admitted {
 
 /// Runs a hyper connection until it ends, shutdown finishes it gracefully,
 /// or a handler kills it (dropping the connection closes the socket).
+///
+/// The connection is boxed: each kind of connection (plain, TLS with
+/// HTTP/1.1, TLS with HTTP/2) then holds only its own state, instead of
+/// every plain connection's task being as large as the largest kind's.
 macro_rules! drive {
     ($conn:ident, $shutdown:ident, $kill:ident) => {{
-        tokio::pin!($conn);
+        let mut $conn = Box::pin($conn);
         tokio::select! {
             result = $conn.as_mut() => result,
             _ = $shutdown.started() => {
@@ -364,7 +370,7 @@ fn http1_builder(config: &ServeConfig, full: bool) -> http1::Builder {
 async fn serve_connection<R, Fut>(
     stream: TcpStream,
     admitted: Admitted,
-    config: ServeConfig,
+    config: Arc<ServeConfig>,
     shutdown: Shutdown,
     request_ids: Arc<AtomicU64>,
     route: R,
@@ -430,38 +436,70 @@ async fn serve_connection<R, Fut>(
                 .with_upgrades();
             drive!(conn, shutdown, kill)
         }
-        Some(tls) => {
-            // The handshake has the same time to finish as request headers.
-            let handshake =
-                tokio::time::timeout(config.header_read_timeout, tls.acceptor().accept(io)).await;
-            let stream = match handshake {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(err)) => {
-                    tracing::debug!(%peer, %err, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                stream.get_ref().0.tap().mark_multiplexed();
-                // One connection, many streams: every request of a tab shares
-                // it, so the six-per-origin limit no longer applies.
-                let conn = http2::Builder::new(TokioExecutor::new())
-                    .timer(TokioTimer::new())
-                    .serve_connection(TokioIo::new(stream), service);
-                drive!(conn, shutdown, kill)
-            } else {
-                let conn = http1_builder(&config, full)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades();
-                drive!(conn, shutdown, kill)
-            }
-        }
+        // Boxed: a TLS connection's handshake and stream are kilobytes of
+        // state that a plain connection's task should not make room for.
+        Some(tls) => match Box::pin(serve_tls(
+            io, peer, tls, &config, full, service, &shutdown, &kill,
+        ))
+        .await
+        {
+            Some(result) => result,
+            None => return,
+        },
     };
     if let Err(err) = result {
         tracing::debug!(%peer, %err, "connection ended with an error");
     }
+}
+
+/// The TLS part of [`serve_connection`]: the handshake, then HTTP/2 or
+/// HTTP/1.1 as ALPN chose. `None` when the handshake failed or timed out.
+#[allow(clippy::too_many_arguments)]
+async fn serve_tls<S>(
+    io: Tapped,
+    peer: SocketAddr,
+    tls: &crate::Tls,
+    config: &ServeConfig,
+    full: bool,
+    service: S,
+    shutdown: &Shutdown,
+    kill: &ConnectionKill,
+) -> Option<Result<(), hyper::Error>>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = crate::Body>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    // The handshake has the same time to finish as request headers.
+    let handshake =
+        tokio::time::timeout(config.header_read_timeout, tls.acceptor().accept(io)).await;
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => {
+            tracing::debug!(%peer, %err, "TLS handshake failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return None;
+        }
+    };
+    let result = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        stream.get_ref().0.tap().mark_multiplexed();
+        // One connection, many streams: every request of a tab shares
+        // it, so the six-per-origin limit no longer applies.
+        let conn = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(stream), service);
+        drive!(conn, shutdown, kill)
+    } else {
+        let conn = http1_builder(config, full)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        drive!(conn, shutdown, kill)
+    };
+    Some(result)
 }

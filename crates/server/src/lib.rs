@@ -124,11 +124,13 @@ pub fn router(
         metrics: Arc::new(metrics::Metrics::new()),
     };
     let handles = transports.clone();
-    let ctx = ctx.clone();
+    // Shared, not copied: every connection holds the router, and every
+    // request a handle on it, for as long as it is open.
+    let shared = Arc::new((ctx.clone(), transports));
     let route = move |req: Request| {
-        let ctx = ctx.clone();
-        let t = transports.clone();
+        let shared = shared.clone();
         Box::pin(async move {
+            let (ctx, t) = &*shared;
             let recorded = t
                 .recorded_as(req.uri().path())
                 .map(|name| (name, RequestHead::capture(&req)));
@@ -146,7 +148,7 @@ pub fn router(
             {
                 tap.detach();
             }
-            let response = route(&ctx, &t, req).await;
+            let response = route(ctx, t, req).await;
             if response.status() == StatusCode::SWITCHING_PROTOCOLS
                 && let Some(tap) = tap
             {
@@ -165,13 +167,15 @@ pub fn router(
     (handles, route)
 }
 
+/// Each handler that waits is boxed, so that a request held for long (a
+/// long poll) holds its own handler's state, not room for the largest one's.
 async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
     if notify_socketio::serves(req.uri().path()) {
-        return t.socketio.handle(req).await;
+        return Box::pin(t.socketio.handle(req)).await;
     }
     let result = match req.uri().path() {
         notify_short_poll::PATH => t.short_poll.handle(&req),
-        notify_long_poll::PATH => t.long_poll.handle(&req).await,
+        notify_long_poll::PATH => Box::pin(t.long_poll.handle(&req)).await,
         notify_websocket::PATH => t.websocket.handle(req),
         notify_sse::PATH => t.sse.handle(&req),
         "/" => pages::lab(&req, &ctx.hub),
@@ -184,7 +188,7 @@ async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
         "/api/lab/cut" => cut(t, &req),
         _ => match pages::static_file(&req) {
             Some(result) => result,
-            None => return ctx.common(req).await,
+            None => return Box::pin(ctx.common(req)).await,
         },
     };
     result.unwrap_or_else(ApiError::into_response)
