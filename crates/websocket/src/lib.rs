@@ -325,9 +325,9 @@ where
     );
     let mut unanswered_pings = 0u32;
     // Pings are invisible to page code; a heartbeat is a message it sees.
-    let quiet = heartbeat.unwrap_or(Duration::from_secs(365 * 24 * 3600));
-    let heartbeat_due = tokio::time::sleep(quiet);
-    tokio::pin!(heartbeat_due);
+    // Boxed, and only for a client that asked: most connections never
+    // carry a heartbeat timer at all.
+    let mut heartbeat_due = heartbeat.map(|quiet| Box::pin(tokio::time::sleep(quiet)));
     // One task owns the socket and waits on four things at once, rather
     // than splitting it into a reader task and a writer task: tungstenite
     // answers a client's ping on the next flush, the pong that resets the
@@ -351,7 +351,9 @@ where
                 // from its subscription, and the hub's bounded channel turns
                 // a client that stays behind into a `fell_behind` reset
                 // rather than memory that grows.
-                heartbeat_due.as_mut().reset(tokio::time::Instant::now() + quiet);
+                if let (Some(due), Some(quiet)) = (heartbeat_due.as_mut(), heartbeat) {
+                    due.as_mut().reset(tokio::time::Instant::now() + quiet);
+                }
                 if Box::pin(send(&mut ws, batch, config)).await.is_err() {
                     // Best effort: a client whose buffers are full may never
                     // read it, and `close` gives up after a short wait.
@@ -359,8 +361,10 @@ where
                     return PushEnd::TooSlow;
                 }
             }
-            _ = &mut heartbeat_due, if heartbeat.is_some() => {
-                heartbeat_due.as_mut().reset(tokio::time::Instant::now() + quiet);
+            _ = async { heartbeat_due.as_mut().expect("guarded").as_mut().await }, if heartbeat_due.is_some() => {
+                if let (Some(due), Some(quiet)) = (heartbeat_due.as_mut(), heartbeat) {
+                    due.as_mut().reset(tokio::time::Instant::now() + quiet);
+                }
                 let beat = Batch::one(messages::ws::text(messages::HEARTBEAT));
                 if Box::pin(send(&mut ws, beat, config)).await.is_err() {
                     return PushEnd::TooSlow;
