@@ -298,8 +298,9 @@ pub enum PushEnd {
 /// pings and queues the Close reply. The server's own frames do not go
 /// through it: each notification's frame was built once for every client
 /// ([`messages::ws::notification`]), and whatever a connection has ready
-/// leaves in one vectored write ([`Batch`]) on the same socket, after
-/// anything tungstenite queued, so frames never interleave.
+/// leaves in one vectored write ([`Batch`]) on the same socket. tungstenite
+/// writes only pongs (flushed at once) and the Close reply, so frames never
+/// interleave.
 pub async fn push<S>(
     mut ws: WebSocketStream<S>,
     mut subscription: Subscription,
@@ -384,8 +385,13 @@ where
             }
             incoming = ws.next() => match incoming {
                 // tungstenite queued the pong; it leaves when flushed.
+                // It must leave now: the server's own frames are written
+                // beneath tungstenite, and only after its queue is empty.
                 Some(Ok(Message::Ping(_))) => {
-                    let _ = Box::pin(tokio::time::timeout(config.send_timeout, ws.flush())).await;
+                    let flushed = Box::pin(tokio::time::timeout(config.send_timeout, ws.flush())).await;
+                    if !matches!(flushed, Ok(Ok(()))) {
+                        return PushEnd::TooSlow;
+                    }
                 }
                 Some(Ok(Message::Pong(_))) => unanswered_pings = 0,
                 // tungstenite queued the Close reply RFC 6455 §5.5.1 requires
@@ -421,17 +427,15 @@ where
 /// A ping with no payload: FIN + opcode 9, length 0.
 const PING: &[u8] = &[0x89, 0x00];
 
-/// Writes `batch` within `send_timeout`: first whatever tungstenite queued
-/// (a pong), whole, then the batch on the socket beneath it.
+/// Writes `batch` within `send_timeout` on the socket beneath tungstenite.
+/// tungstenite's own queue is empty here: the only frames it writes are
+/// pongs, flushed as soon as the ping is read (a connection that cannot
+/// take one ends), and the Close reply, after which nothing is sent.
 async fn send<S>(ws: &mut WebSocketStream<S>, batch: Batch, config: &WsConfig) -> Result<(), ()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let writing = async {
-        ws.flush().await.map_err(|_| ())?;
-        batch.write_to(ws.get_mut()).await.map_err(|_| ())
-    };
-    match tokio::time::timeout(config.send_timeout, writing).await {
+    match tokio::time::timeout(config.send_timeout, batch.write_to(ws.get_mut())).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
