@@ -265,8 +265,9 @@ impl EventStream {
             let first = match s.subscription.next_ready() {
                 Some(delivery) => delivery,
                 None => tokio::select! {
-                    _ = s.shutdown.started() => return None,
+                    biased;
                     delivery = s.subscription.next() => delivery?,
+                    _ = s.shutdown.started() => return None,
                     _ = tokio::time::sleep(s.keep_alive) => {
                         return Some((Chunks::from(s.quiet.clone()), s));
                     }

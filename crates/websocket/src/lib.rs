@@ -336,11 +336,12 @@ where
     // both. Splitting would need a channel and a lock between the halves for
     // no gain; a notification stream writes far more than it reads.
     loop {
+        // Biased, notifications first: a connection woken for one returns
+        // at once, without polling its socket, its timers and the shutdown
+        // signal on every delivery. They are polled whenever nothing waits,
+        // which a subscription bounded by the hub's history guarantees.
         tokio::select! {
-            _ = shutdown.started() => {
-                Box::pin(close(&mut ws, CloseCode::Away, "server shutting down", config)).await;
-                return PushEnd::Shutdown;
-            }
+            biased;
             delivery = subscription.next() => {
                 let Some(first) = delivery else {
                     Box::pin(close(&mut ws, CloseCode::Away, "hub closed", config)).await;
@@ -361,6 +362,10 @@ where
                     Box::pin(close(&mut ws, CloseCode::Policy, "too slow: a frame could not be written in time", config)).await;
                     return PushEnd::TooSlow;
                 }
+            }
+            _ = shutdown.started() => {
+                Box::pin(close(&mut ws, CloseCode::Away, "server shutting down", config)).await;
+                return PushEnd::Shutdown;
             }
             _ = async { heartbeat_due.as_mut().expect("guarded").as_mut().await }, if heartbeat_due.is_some() => {
                 if let (Some(due), Some(quiet)) = (heartbeat_due.as_mut(), heartbeat) {
