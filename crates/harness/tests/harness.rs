@@ -150,20 +150,28 @@ async fn a_lossy_client_makes_the_run_fail_loudly() {
     assert!(failure.contains("websocket: 1 missing"), "{failure}");
 }
 
-#[test]
-fn the_cli_writes_a_table_json_and_html_report() {
-    let out = std::env::temp_dir().join(format!("notify-harness-test-{}", std::process::id()));
+/// Runs the harness binary with `args` and `--out DIR`, and returns what it
+/// printed; fails the test with everything it said if it failed.
+fn harness_cli(args: &[&std::ffi::OsStr], out: &std::path::Path) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_notify-harness"))
-        .args(["smoke", "--quiet", "--out"])
-        .arg(&out)
+        .args(args)
+        .arg("--out")
+        .arg(out)
         .output()
         .expect("the harness runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    stdout
+}
+
+#[test]
+fn the_cli_writes_a_table_json_and_html_report() {
+    let out = std::env::temp_dir().join(format!("notify-harness-test-{}", std::process::id()));
+    let stdout = harness_cli(&["smoke".as_ref(), "--quiet".as_ref()], &out);
     assert!(stdout.contains("lost/dup/order"), "{stdout}");
 
     let json = std::fs::read_to_string(out.join("smoke.json")).expect("the JSON report exists");
@@ -212,19 +220,10 @@ fn the_scale_scenario_puts_each_transport_next_to_the_floors() {
         "build the server first: cargo build -p notify-server"
     );
     let out = std::env::temp_dir().join(format!("notify-scale-test-{}", std::process::id()));
-    let output = std::process::Command::new(harness)
-        .args(["scale", "--quiet", "--clients", "40", "--server-bin"])
-        .arg(&server)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("the harness runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let args = ["scale", "--quiet", "--clients", "40", "--server-bin"];
+    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    args.push(server.as_os_str());
+    let stdout = harness_cli(&args, &out);
     for row in [
         "fan-out floor (plain writes)",
         "connection floor (bare hyper)",

@@ -75,6 +75,18 @@ impl LongPoll {
     }
 
     pub async fn handle(&self, req: &Request) -> Result<Response, ApiError> {
+        Ok(match self.start(req)? {
+            Start::Answer(response) => response,
+            Start::Hold(held) => held.answer().await,
+        })
+    }
+
+    /// Reads the request and answers at once when there is something to
+    /// answer (or the client asked not to wait); otherwise hands back what
+    /// to wait with. A [`Held`] poll needs nothing of the request: the
+    /// caller can let it go, with the buffers its headers point into, for
+    /// the seconds it is held.
+    pub fn start(&self, req: &Request) -> Result<Start, ApiError> {
         allow(req, &Method::GET, "GET")?;
         let query = Query::from_uri(req.uri());
         let cursor = query.cursor()?;
@@ -84,23 +96,55 @@ impl LongPoll {
         };
         let since = self.hub.since(cursor.as_ref());
         if !since.notifications.is_empty() || since.reset.is_some() || timeout.is_zero() {
-            return Ok(self.answer(&since));
+            return Ok(Start::Answer(self.answer(&since)));
         }
-        {
-            let _held = self.tallies.open.track();
-            tokio::select! {
-                _ = self.hub.wait_newer_than(since.cursor) => {}
-                _ = tokio::time::sleep(timeout) => {}
-                _ = self.shutdown.started() => {}
-            }
-        }
-        Ok(self.answer(&self.hub.since(cursor.as_ref())))
+        Ok(Start::Hold(Held {
+            poll: self.clone(),
+            after: since.cursor,
+            cursor,
+            timeout,
+        }))
     }
 
     fn answer(&self, since: &notify_hub::Since) -> Response {
         self.tallies
             .answered(since.notifications.len(), since.reset.is_some());
         reply::poll_answer(since)
+    }
+}
+
+/// What a long poll does next.
+#[derive(Debug)]
+pub enum Start {
+    /// Answer now.
+    Answer(Response),
+    /// Nothing newer yet: wait for it, the timeout or shutdown.
+    Hold(Held),
+}
+
+/// A long poll waiting for something newer than its cursor.
+#[derive(Debug)]
+pub struct Held {
+    poll: LongPoll,
+    cursor: Option<notify_hub::Cursor>,
+    after: notify_hub::NotificationId,
+    timeout: Duration,
+}
+
+impl Held {
+    /// Waits, then answers with what is newer than the cursor (an empty
+    /// answer when the timeout or shutdown came first).
+    pub async fn answer(self) -> Response {
+        let poll = &self.poll;
+        {
+            let _held = poll.tallies.open.track();
+            tokio::select! {
+                _ = poll.hub.wait_newer_than(self.after) => {}
+                _ = tokio::time::sleep(self.timeout) => {}
+                _ = poll.shutdown.started() => {}
+            }
+        }
+        poll.answer(&poll.hub.since(self.cursor.as_ref()))
     }
 }
 

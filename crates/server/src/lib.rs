@@ -27,7 +27,7 @@ use notify_http::{
     ApiError, AppContext, Cut, Lab, LabTag, Query, Request, RequestHead, Response, RouteFuture,
     Tallies, Tap, WireLog, allow, reply,
 };
-use notify_long_poll::{LongPoll, LongPollTimeout};
+use notify_long_poll::{LongPoll, LongPollTimeout, Start};
 use notify_short_poll::ShortPoll;
 use notify_socketio::{SocketIo, SocketIoConfig};
 use notify_sse::{Sse, SseConfig};
@@ -129,42 +129,98 @@ pub fn router(
     let shared = Arc::new((ctx.clone(), transports));
     let route = move |req: Request| {
         let shared = shared.clone();
+        // A held long poll is its own, smaller future, which lets the
+        // request go while it waits.
+        if req.uri().path() == notify_long_poll::PATH {
+            return long_poll(shared, req);
+        }
         Box::pin(async move {
             let (ctx, t) = &*shared;
-            let recorded = t
-                .recorded_as(req.uri().path())
-                .map(|name| (name, RequestHead::capture(&req)));
-            let tag = match recorded
-                .as_ref()
-                .map(|(_, head)| tag_connection(&t.lab, &req, head))
-            {
-                Some(Err(err)) => return err.into_response(),
-                Some(Ok(tag)) => tag,
-                None => None,
+            let exchange = match Exchange::begin(t, &req) {
+                Ok(exchange) => exchange,
+                Err(refused) => return refused.into_response(),
             };
-            let tap = req.extensions().get::<Arc<Tap>>().cloned();
-            if tag.is_none()
-                && let Some(tap) = &tap
-            {
-                tap.detach();
-            }
             let response = route(ctx, t, req).await;
-            if response.status() == StatusCode::SWITCHING_PROTOCOLS
-                && let Some(tap) = tap
-            {
-                tap.mark_upgraded();
-            }
-            if let Some((name, head)) = recorded {
-                t.metrics.request(name);
-                if name == "publish" && response.status() == StatusCode::CREATED {
-                    t.metrics.published_in(head.elapsed());
-                }
-                t.wire.record(name, tag.as_ref(), head, &response);
-            }
+            exchange.end(t, &response);
             response
         }) as RouteFuture
     };
     (handles, route)
+}
+
+/// What the router notes about a request before a transport answers it,
+/// and files once it has: the wire log's record, the lab pane it is tagged
+/// for, and the connection's tap.
+struct Exchange {
+    recorded: Option<(&'static str, RequestHead)>,
+    tag: Option<LabTag>,
+    tap: Option<Arc<Tap>>,
+}
+
+impl Exchange {
+    /// Captures the request's head for the wire log and files its
+    /// connection under its lab pane; a request without a tag detaches its
+    /// connection from any pane. `Err` is a malformed tag.
+    fn begin(t: &Transports, req: &Request) -> Result<Self, ApiError> {
+        let recorded = t
+            .recorded_as(req.uri().path())
+            .map(|name| (name, RequestHead::capture(req)));
+        let tag = match recorded
+            .as_ref()
+            .map(|(_, head)| tag_connection(&t.lab, req, head))
+        {
+            Some(Err(err)) => return Err(err),
+            Some(Ok(tag)) => tag,
+            None => None,
+        };
+        let tap = req.extensions().get::<Arc<Tap>>().cloned();
+        if tag.is_none()
+            && let Some(tap) = &tap
+        {
+            tap.detach();
+        }
+        Ok(Exchange { recorded, tag, tap })
+    }
+
+    /// Counts the request and records the exchange.
+    fn end(self, t: &Transports, response: &Response) {
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(tap) = &self.tap
+        {
+            tap.mark_upgraded();
+        }
+        if let Some((name, head)) = self.recorded {
+            t.metrics.request(name);
+            if name == "publish" && response.status() == StatusCode::CREATED {
+                t.metrics.published_in(head.elapsed());
+            }
+            t.wire.record(name, self.tag.as_ref(), head, response);
+        }
+    }
+}
+
+/// A long poll through the router: answered at once, or held without its
+/// request. A held request would keep its headers, and with them the page
+/// of hyper's read buffer they point into, for the whole wait; the request
+/// is read and let go before the future that waits is even built, so that
+/// future has no room for it.
+fn long_poll(shared: Arc<(AppContext, Transports)>, req: Request) -> RouteFuture {
+    let t = &shared.1;
+    let begun = Exchange::begin(t, &req).map(|exchange| (exchange, t.long_poll.start(&req)));
+    drop(req);
+    Box::pin(async move {
+        let (exchange, start) = match begun {
+            Ok(begun) => begun,
+            Err(refused) => return refused.into_response(),
+        };
+        let response = match start {
+            Ok(Start::Answer(response)) => response,
+            Ok(Start::Hold(held)) => held.answer().await,
+            Err(err) => err.into_response(),
+        };
+        exchange.end(&shared.1, &response);
+        response
+    })
 }
 
 /// Each handler that waits is boxed, so that a request held for long (a
@@ -175,6 +231,8 @@ async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
     }
     let result = match req.uri().path() {
         notify_short_poll::PATH => t.short_poll.handle(&req),
+        // Served by `long_poll` before the router gets here; kept so that
+        // `route` alone still answers every path.
         notify_long_poll::PATH => Box::pin(t.long_poll.handle(&req)).await,
         notify_websocket::PATH => t.websocket.handle(req),
         notify_sse::PATH => t.sse.handle(&req),

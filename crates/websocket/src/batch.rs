@@ -145,6 +145,14 @@ mod tests {
         }
     }
 
+    fn taking(step: usize) -> Trickle {
+        Trickle {
+            step,
+            out: Vec::new(),
+            calls: 0,
+        }
+    }
+
     fn batch(frames: &[&'static str]) -> Batch {
         Batch {
             bytes: frames.iter().map(|f| f.len()).sum(),
@@ -157,11 +165,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_leaves_in_one_write_when_the_socket_takes_it() {
-        let mut io = Trickle {
-            step: usize::MAX,
-            out: Vec::new(),
-            calls: 0,
-        };
+        let mut io = taking(usize::MAX);
         batch(&["one", "two", "three"])
             .write_to(&mut io)
             .await
@@ -173,11 +177,7 @@ mod tests {
     #[tokio::test]
     async fn partial_writes_resume_where_the_kernel_stopped() {
         for step in 1..=7 {
-            let mut io = Trickle {
-                step,
-                out: Vec::new(),
-                calls: 0,
-            };
+            let mut io = taking(step);
             batch(&["one", "two", "three"])
                 .write_to(&mut io)
                 .await
@@ -191,11 +191,7 @@ mod tests {
         let many: Vec<&'static str> = (0..MAX_FRAMES * 2 + 3)
             .map(|i| &*Box::leak(format!("<{i}>").into_boxed_str()))
             .collect();
-        let mut io = Trickle {
-            step: usize::MAX,
-            out: Vec::new(),
-            calls: 0,
-        };
+        let mut io = taking(usize::MAX);
         batch(&many).write_to(&mut io).await.unwrap();
         assert_eq!(io.out, many.concat().as_bytes());
         assert_eq!(io.calls, 3);
