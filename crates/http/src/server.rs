@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::{Either, ready};
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -389,42 +390,52 @@ async fn serve_connection<R, Fut>(
     let kill_on_request = kill.clone();
     let tap = Tap::new(kill.clone());
     let tap_on_request = tap.clone();
+    // Admission and the request's extensions are settled before the future
+    // hyper keeps for the connection is built, so that future holds the
+    // request and the router's answer, not every handle cloned for them.
     let service = service_fn(move |mut req: Request| {
-        let route = route.clone();
-        let slot = slot.clone();
-        let kill = kill_on_request.clone();
-        let tap = tap_on_request.clone();
-        let forwarding = forwarding.clone();
         let id = request_ids.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), %peer);
-        async move {
+        let answer = {
+            let _in_span = span.enter();
+            let mut client = peer;
+            let forwarded = match (&forwarding, &slot) {
+                (Some(admission), Some(slot)) => {
+                    let forwarded = forwarded_for(req.headers()).unwrap_or(peer.ip());
+                    client = SocketAddr::new(forwarded, 0);
+                    Some((admission.admit_forwarded(slot, forwarded), forwarded))
+                }
+                _ => None,
+            };
             if full {
                 tracing::warn!("refused: too many connections");
-                return Ok::<_, Infallible>(ApiError::TooManyConnections.into_response());
-            }
-            let mut client = peer;
-            if let (Some(admission), Some(slot)) = (&forwarding, &slot) {
-                let forwarded = forwarded_for(req.headers()).unwrap_or(peer.ip());
-                client = SocketAddr::new(forwarded, 0);
-                if !admission.admit_forwarded(slot, forwarded) {
-                    tracing::warn!(%forwarded, "refused: too many connections from this forwarded address");
-                    return Ok(ApiError::TooManyConnections.into_response());
+                Either::Left(ready(ApiError::TooManyConnections.into_response()))
+            } else if let Some((false, forwarded)) = forwarded {
+                tracing::warn!(%forwarded, "refused: too many connections from this forwarded address");
+                Either::Left(ready(ApiError::TooManyConnections.into_response()))
+            } else {
+                req.extensions_mut().insert(ClientAddr(client));
+                req.extensions_mut().insert(kill_on_request.clone());
+                req.extensions_mut().insert(tap_on_request.clone());
+                if let Some(slot) = &slot {
+                    req.extensions_mut().insert(slot.clone());
                 }
+                Either::Right(req)
             }
-            req.extensions_mut().insert(ClientAddr(client));
-            req.extensions_mut().insert(kill);
-            req.extensions_mut().insert(tap);
-            if let Some(slot) = slot {
-                req.extensions_mut().insert(slot);
-            }
+        };
+        let route = route.clone();
+        async move {
             let started = std::time::Instant::now();
-            let response = route(req).await;
+            let response = match answer {
+                Either::Left(refused) => refused.await,
+                Either::Right(req) => route(req).await,
+            };
             tracing::debug!(
                 status = response.status().as_u16(),
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "answered"
             );
-            Ok(response)
+            Ok::<_, Infallible>(response)
         }
         .instrument(span)
     });
