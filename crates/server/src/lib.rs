@@ -206,21 +206,26 @@ impl Exchange {
 /// future has no room for it.
 fn long_poll(shared: Arc<(AppContext, Transports)>, req: Request) -> RouteFuture {
     let t = &shared.1;
-    let begun = Exchange::begin(t, &req).map(|exchange| (exchange, t.long_poll.start(&req)));
+    let exchange = match Exchange::begin(t, &req) {
+        Ok(exchange) => exchange,
+        Err(refused) => return Box::pin(std::future::ready(refused.into_response())),
+    };
+    let start = t.long_poll.start(&req);
     drop(req);
-    Box::pin(async move {
-        let (exchange, start) = match begun {
-            Ok(begun) => begun,
-            Err(refused) => return refused.into_response(),
-        };
-        let response = match start {
-            Ok(Start::Answer(response)) => response,
-            Ok(Start::Hold(held)) => held.answer().await,
-            Err(err) => err.into_response(),
-        };
-        exchange.end(&shared.1, &response);
-        response
-    })
+    let response = match start {
+        // Only what waiting needs: the exchange to file, and the held poll.
+        Ok(Start::Hold(held)) => {
+            return Box::pin(async move {
+                let response = held.answer().await;
+                exchange.end(&shared.1, &response);
+                response
+            });
+        }
+        Ok(Start::Answer(response)) => response,
+        Err(err) => err.into_response(),
+    };
+    exchange.end(t, &response);
+    Box::pin(std::future::ready(response))
 }
 
 /// Each handler that waits is boxed, so that a request held for long (a
