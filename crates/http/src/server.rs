@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::{Either, ready};
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -396,7 +395,7 @@ async fn serve_connection<R, Fut>(
     let service = service_fn(move |mut req: Request| {
         let id = request_ids.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), %peer);
-        let answer = {
+        let admitted: Result<Request, Response> = {
             let _in_span = span.enter();
             let mut client = peer;
             let forwarded = match (&forwarding, &slot) {
@@ -409,10 +408,10 @@ async fn serve_connection<R, Fut>(
             };
             if full {
                 tracing::warn!("refused: too many connections");
-                Either::Left(ready(ApiError::TooManyConnections.into_response()))
+                Err(ApiError::TooManyConnections.into_response())
             } else if let Some((false, forwarded)) = forwarded {
                 tracing::warn!(%forwarded, "refused: too many connections from this forwarded address");
-                Either::Left(ready(ApiError::TooManyConnections.into_response()))
+                Err(ApiError::TooManyConnections.into_response())
             } else {
                 req.extensions_mut().insert(ClientAddr(client));
                 req.extensions_mut().insert(kill_on_request.clone());
@@ -420,15 +419,15 @@ async fn serve_connection<R, Fut>(
                 if let Some(slot) = &slot {
                     req.extensions_mut().insert(slot.clone());
                 }
-                Either::Right(req)
+                Ok(req)
             }
         };
         let route = route.clone();
         async move {
             let started = std::time::Instant::now();
-            let response = match answer {
-                Either::Left(refused) => refused.await,
-                Either::Right(req) => route(req).await,
+            let response = match admitted {
+                Ok(req) => route(req).await,
+                Err(refused) => refused,
             };
             tracing::debug!(
                 status = response.status().as_u16(),

@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper_util::rt::TokioIo;
@@ -81,12 +80,10 @@ impl Default for WsConfig {
 impl WsConfig {
     /// tungstenite's buffers for one connection. The defaults (128 KiB read
     /// buffer, 128 KiB write buffer target) cost far more per idle connection
-    /// than a notification stream needs: the server reads almost nothing and
-    /// writes small frames eagerly.
-    /// The server's own frames bypass tungstenite ([`push`]); it reads the
-    /// client's, which are pings, pongs and a close of at most 131 bytes
-    /// each, so its read buffer needs room for one control frame and grows
-    /// only for a client that sends more.
+    /// than a notification stream needs. The server's own frames bypass
+    /// tungstenite ([`push`]); it reads the client's, which are pings, pongs
+    /// and a close of at most 131 bytes each, so its read buffer needs room
+    /// for one control frame and grows only for a client that sends more.
     pub fn tungstenite() -> WebSocketConfig {
         WebSocketConfig::default()
             .read_buffer_size(256)
