@@ -44,6 +44,19 @@ fn base(name: &str, clients: usize, notifications: u64, publish: Publish) -> Run
     }
 }
 
+/// One run per push transport, each alone on its server: 5 000 clients and
+/// 200 notifications published as `publish` says.
+fn each_push_transport(name: &str, publish: Publish, drain: Duration) -> Vec<RunConfig> {
+    [Transport::WebSocket, Transport::Sse]
+        .into_iter()
+        .map(|t| RunConfig {
+            transports: vec![t],
+            drain,
+            ..base(&format!("{name} {t}"), 5000, 200, publish)
+        })
+        .collect()
+}
+
 /// The scenario called `name`, if there is one.
 pub fn named(name: &str) -> Option<Scenario> {
     let scenario = match name {
@@ -117,31 +130,16 @@ pub fn named(name: &str) -> Option<Scenario> {
         "burst-at-scale" => Scenario {
             name: "burst-at-scale",
             description: "5 000 clients per push transport and 200 notifications back to back: deliveries per second, where writing what waits in one go pays. One transport at a time, so the server's CPU and memory are its own.",
-            runs: [Transport::WebSocket, Transport::Sse]
-                .into_iter()
-                .map(|t| RunConfig {
-                    transports: vec![t],
-                    drain: Duration::from_secs(60),
-                    ..base(&format!("burst-at-scale {t}"), 5000, 200, Publish::Burst)
-                })
-                .collect(),
+            runs: each_push_transport("burst-at-scale", Publish::Burst, Duration::from_secs(60)),
         },
         "paced-at-scale" => Scenario {
             name: "paced-at-scale",
             description: "5 000 clients per push transport and 20 notifications a second for 10 s: the latency each one sees when the server is busy but not flooded.",
-            runs: [Transport::WebSocket, Transport::Sse]
-                .into_iter()
-                .map(|t| RunConfig {
-                    transports: vec![t],
-                    drain: Duration::from_secs(30),
-                    ..base(
-                        &format!("paced-at-scale {t}"),
-                        5000,
-                        200,
-                        Publish::Rate(20.0),
-                    )
-                })
-                .collect(),
+            runs: each_push_transport(
+                "paced-at-scale",
+                Publish::Rate(20.0),
+                Duration::from_secs(30),
+            ),
         },
         "smoke" => Scenario {
             name: "smoke",
