@@ -219,12 +219,13 @@ impl ScaleReport {
             .fold(0.0, f64::max)
     }
 
-    pub fn table(&self) -> String {
+    /// The figures as rows of cells under a header, once for both the
+    /// terminal table and the Markdown one.
+    fn cells(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
         let floor_ms = self.floor_last_ms();
         let floor_cpu = self.fan_out_floor.cpu_us_per_delivery;
         let hold = self.hold_floor.bytes_per_connection;
-        let mut table = Table::new();
-        table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        let header = vec![
             "",
             "clients",
             "last delivery ms",
@@ -235,33 +236,36 @@ impl ScaleReport {
             "bytes/connection",
             "÷ hyper holding a request",
             "exactly once, in order",
-        ]);
-        table.add_row(vec![
-            "fan-out floor (plain writes)".to_string(),
-            self.fan_out_floor.clients.to_string(),
-            format!("{floor_ms:.1}"),
-            "1".into(),
-            String::new(),
-            format!("{floor_cpu:.2}"),
-            "1".into(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ]);
-        table.add_row(vec![
-            "connection floor (bare hyper)".to_string(),
-            self.hold_floor.connections.to_string(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            format!("{hold:.0}"),
-            "1".into(),
-            String::new(),
-        ]);
+        ];
+        let blank = String::new;
+        let mut rows = vec![
+            vec![
+                "fan-out floor (plain writes)".to_string(),
+                self.fan_out_floor.clients.to_string(),
+                format!("{floor_ms:.1}"),
+                "1".into(),
+                blank(),
+                format!("{floor_cpu:.2}"),
+                "1".into(),
+                blank(),
+                blank(),
+                blank(),
+            ],
+            vec![
+                "connection floor (bare hyper)".to_string(),
+                self.hold_floor.connections.to_string(),
+                blank(),
+                blank(),
+                blank(),
+                blank(),
+                blank(),
+                format!("{hold:.0}"),
+                "1".into(),
+                blank(),
+            ],
+        ];
         for row in &self.rows {
-            table.add_row(vec![
+            rows.push(vec![
                 row.transport.to_string(),
                 row.clients.to_string(),
                 format!("{:.1}", row.last_delivery_ms),
@@ -273,6 +277,16 @@ impl ScaleReport {
                 ratio(row.bytes_per_connection, hold),
                 if row.exact { "yes" } else { "NO" }.into(),
             ]);
+        }
+        (header, rows)
+    }
+
+    pub fn table(&self) -> String {
+        let (header, rows) = self.cells();
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_header(header);
+        for row in rows {
+            table.add_row(row);
         }
         format!(
             "scale: {} clients per transport, one notification a second{}\n{table}",
@@ -287,32 +301,16 @@ impl ScaleReport {
 
     /// The same table in Markdown, for the docs.
     pub fn markdown(&self) -> String {
-        let floor_ms = self.floor_last_ms();
-        let floor_cpu = self.fan_out_floor.cpu_us_per_delivery;
-        let hold = self.hold_floor.bytes_per_connection;
-        let mut out = String::from(
-            "| | clients | last delivery | ÷ floor | CPU per delivery | ÷ floor | memory per connection | ÷ hyper holding a request |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-        );
-        out.push_str(&format!(
-            "| fan-out floor | {} | {floor_ms:.1} ms | 1 | {floor_cpu:.2} µs | 1 | | |\n",
-            self.fan_out_floor.clients
-        ));
-        out.push_str(&format!(
-            "| bare hyper holding a request | {} | | | | | {hold:.0} B | 1 |\n",
-            self.hold_floor.connections
-        ));
-        for row in &self.rows {
-            out.push_str(&format!(
-                "| {} | {} | {:.1} ms | {} | {:.2} µs | {} | {:.0} B | {} |\n",
-                row.transport,
-                row.clients,
-                row.last_delivery_ms,
-                ratio(row.last_delivery_ms, floor_ms),
-                row.cpu_us_per_delivery,
-                ratio(row.cpu_us_per_delivery, floor_cpu),
-                row.bytes_per_connection,
-                ratio(row.bytes_per_connection, hold),
-            ));
+        let (header, rows) = self.cells();
+        let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+        let header: Vec<String> = header.into_iter().map(String::from).collect();
+        let mut out = line(&header);
+        let rule: Vec<String> = (0..header.len())
+            .map(|i| if i == 0 { "---" } else { "---:" }.to_string())
+            .collect();
+        out.push_str(&line(&rule));
+        for row in &rows {
+            out.push_str(&line(row));
         }
         out
     }
