@@ -325,7 +325,10 @@ impl Subscription {
         newest: NotificationId,
     ) -> Self {
         let replay_from = since.notifications.first().map_or(newest, |n| n.id() - 1);
-        let mut pending = VecDeque::with_capacity(since.notifications.len() + 1);
+        // Sized for what there is: a subscription with nothing to replay,
+        // the usual case, holds no allocation for it.
+        let mut pending =
+            VecDeque::with_capacity(since.notifications.len() + usize::from(since.reset.is_some()));
         if let Some(reason) = since.reset {
             pending.push_back(Delivery::Reset {
                 epoch: since.epoch,
