@@ -43,6 +43,6 @@ pub use server::{
 };
 pub use standalone::{AppContext, CommonArgs, allow, run, single_transport};
 pub use tallies::{DropReason, Tallies};
-pub use tap::{Cut, Lab, LabTag, Tap};
+pub use tap::{Cut, Lab, LabTag, Tap, Tapped};
 pub use tls::Tls;
 pub use wire::{RequestHead, WireLog};

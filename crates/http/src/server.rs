@@ -18,7 +18,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
@@ -43,12 +43,21 @@ pub struct ClientAddr(pub SocketAddr);
 /// handler; put in each request's extensions by the loop. A streamed answer
 /// whose client stopped reading can only be stopped this way: hyper is then
 /// blocked writing to the socket and would wait forever.
-#[derive(Debug, Clone, Default)]
-pub struct ConnectionKill(CancellationToken);
+///
+/// It does not keep the connection: once the socket has gone, killing it
+/// does nothing.
+#[derive(Debug, Clone)]
+pub struct ConnectionKill(Weak<Tap>);
 
 impl ConnectionKill {
+    pub fn new(tap: &Arc<Tap>) -> Self {
+        ConnectionKill(Arc::downgrade(tap))
+    }
+
     pub fn kill(&self) {
-        self.0.cancel();
+        if let Some(tap) = self.0.upgrade() {
+            tap.kill();
+        }
     }
 }
 
@@ -148,15 +157,15 @@ impl Shutdown {
     }
 }
 
-/// A slot among the open connections, total and per address; freed when
-/// dropped, which for an upgraded WebSocket is when its task ends.
+/// A slot among the open connections, total and per address. The
+/// connection's [`Tap`] holds it, so it is freed when the socket is: for an
+/// upgraded WebSocket, when its task lets the socket go.
 #[derive(Debug)]
 pub struct ConnectionSlot {
     _total: tokio::sync::OwnedSemaphorePermit,
-    /// The peer's place; none for a trusted proxy, whose requests take one
-    /// for the address they were forwarded for ([`ConnectionSlot::forwarded`]).
-    _per_ip: Option<IpSlot>,
-    forwarded: Mutex<Option<IpSlot>>,
+    /// The place of the peer's address; for a trusted proxy, that of the
+    /// address its current request was forwarded for (none until then).
+    per_ip: Mutex<Option<IpSlot>>,
 }
 
 /// Open connections per client address.
@@ -283,8 +292,7 @@ impl Admission {
         };
         Some(ConnectionSlot {
             _total: total,
-            _per_ip: per_ip,
-            forwarded: Mutex::new(None),
+            per_ip: Mutex::new(per_ip),
         })
     }
 
@@ -292,7 +300,7 @@ impl Admission {
     /// its current request was forwarded for; `false` when that address is
     /// at its limit.
     fn admit_forwarded(&self, slot: &ConnectionSlot, client: IpAddr) -> bool {
-        let mut forwarded = slot.forwarded.lock().expect("slot lock poisoned");
+        let mut forwarded = slot.per_ip.lock().expect("slot lock poisoned");
         if forwarded.as_ref().is_some_and(|s| s.ip == client) {
             return true;
         }
@@ -345,7 +353,7 @@ macro_rules! drive {
                 $conn.as_mut().graceful_shutdown();
                 $conn.await
             }
-            _ = $kill.0.cancelled() => Ok(()),
+            _ = $kill.killed() => Ok(()),
         }
     }};
 }
@@ -363,10 +371,9 @@ fn http1_builder(config: &ServeConfig, full: bool) -> http1::Builder {
 /// Serves one connection — HTTP/1.1, or over TLS HTTP/1.1 or HTTP/2 as ALPN
 /// chose — until it closes, shutdown finishes it,
 /// or a handler kills it. Each request carries, in its extensions, the
-/// peer's address, the connection's kill switch, its [`Tap`] (which the
-/// lab counts and cuts through), and the connection's slot
-/// (which an upgraded WebSocket takes along, so that the slot is held as
-/// long as the WebSocket lives, not just the HTTP exchange).
+/// peer's address, the connection's kill switch and its [`Tap`] (which the
+/// lab counts and cuts through, and which holds the connection's slot for
+/// as long as the socket lives — an upgraded WebSocket's too).
 async fn serve_connection<R, Fut>(
     stream: TcpStream,
     admitted: Admitted,
@@ -384,21 +391,22 @@ async fn serve_connection<R, Fut>(
         forwarding,
     } = admitted;
     let full = slot.is_none();
-    let slot = slot.map(Arc::new);
-    let kill = ConnectionKill::default();
-    let kill_on_request = kill.clone();
-    let tap = Tap::new(kill.clone());
+    let tap = Tap::new(slot);
+    let kill = ConnectionKill::new(&tap);
     let tap_on_request = tap.clone();
+    let watch = tap.clone();
     // Admission and the request's extensions are settled before the future
     // hyper keeps for the connection is built, so that future holds the
     // request and the router's answer, not every handle cloned for them.
     let service = service_fn(move |mut req: Request| {
         let id = request_ids.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), %peer);
+        // At debug level: an open span costs memory for as long as its
+        // request lasts, and a held long poll lasts up to its timeout.
+        let span = tracing::debug_span!("request", id, method = %req.method(), path = %req.uri().path(), %peer);
         let admitted: Result<Request, Response> = {
             let _in_span = span.enter();
             let mut client = peer;
-            let forwarded = match (&forwarding, &slot) {
+            let forwarded = match (&forwarding, tap_on_request.slot()) {
                 (Some(admission), Some(slot)) => {
                     let forwarded = forwarded_for(req.headers()).unwrap_or(peer.ip());
                     client = SocketAddr::new(forwarded, 0);
@@ -407,18 +415,15 @@ async fn serve_connection<R, Fut>(
                 _ => None,
             };
             if full {
-                tracing::warn!("refused: too many connections");
+                tracing::warn!(%peer, "refused: too many connections");
                 Err(ApiError::TooManyConnections.into_response())
             } else if let Some((false, forwarded)) = forwarded {
-                tracing::warn!(%forwarded, "refused: too many connections from this forwarded address");
+                tracing::warn!(%peer, %forwarded, "refused: too many connections from this forwarded address");
                 Err(ApiError::TooManyConnections.into_response())
             } else {
                 req.extensions_mut().insert(ClientAddr(client));
-                req.extensions_mut().insert(kill_on_request.clone());
+                req.extensions_mut().insert(kill.clone());
                 req.extensions_mut().insert(tap_on_request.clone());
-                if let Some(slot) = &slot {
-                    req.extensions_mut().insert(slot.clone());
-                }
                 Ok(req)
             }
         };
@@ -444,12 +449,12 @@ async fn serve_connection<R, Fut>(
             let conn = http1_builder(&config, full)
                 .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();
-            drive!(conn, shutdown, kill)
+            drive!(conn, shutdown, watch)
         }
         // Boxed: a TLS connection's handshake and stream are kilobytes of
         // state that a plain connection's task should not make room for.
         Some(tls) => match Box::pin(serve_tls(
-            io, peer, tls, &config, full, service, &shutdown, &kill,
+            io, peer, tls, &config, full, service, &shutdown, &watch,
         ))
         .await
         {
@@ -473,7 +478,7 @@ async fn serve_tls<S>(
     full: bool,
     service: S,
     shutdown: &Shutdown,
-    kill: &ConnectionKill,
+    kill: &Tap,
 ) -> Option<Result<(), hyper::Error>>
 where
     S: hyper::service::HttpService<hyper::body::Incoming, ResBody = crate::Body>

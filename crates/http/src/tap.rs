@@ -37,7 +37,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::error::ApiError;
-use crate::server::ConnectionKill;
+use crate::server::ConnectionSlot;
 
 /// Pages the lab keeps counts for at once.
 pub const MAX_PAGES: usize = 256;
@@ -84,32 +84,70 @@ pub struct PaneBytes {
     pub from_browser: AtomicU64,
 }
 
-/// One connection's tap; shared by the stream and the requests on it.
+/// One connection's tap; shared by the stream and the requests on it. It is
+/// also where the connection's kill switch and its slot among the open
+/// connections live: one allocation per connection for all three, and the
+/// slot is freed exactly when the last handle to the socket goes.
 #[derive(Debug)]
 pub struct Tap {
     state: AtomicU8,
-    frozen_at: Mutex<Option<Instant>>,
+    killed: AtomicBool,
+    /// When the connection was frozen, in milliseconds after [`Tap::clock`]
+    /// started (0: never).
+    frozen_at_ms: AtomicU64,
     upgraded: AtomicBool,
     multiplexed: AtomicBool,
     /// Whether `pane` is set: every write asks, and a connection no lab
     /// pane tagged (nearly all of them) should not pay a lock for it.
     attached: AtomicBool,
     pane: Mutex<Option<Arc<PaneBytes>>>,
+    /// Woken by a cut or a kill: a read waiting on the socket, or the
+    /// connection's own watch for a kill ([`Tap::killed`]), both in the
+    /// task that drives the socket.
     waker: AtomicWaker,
-    kill: ConnectionKill,
+    slot: Option<ConnectionSlot>,
 }
 
 impl Tap {
-    pub fn new(kill: ConnectionKill) -> Arc<Self> {
+    /// The tap of a new connection, holding its slot (`None` when the
+    /// connection was refused one and answers 503).
+    pub fn new(slot: Option<ConnectionSlot>) -> Arc<Self> {
         Arc::new(Tap {
             state: AtomicU8::new(OPEN),
-            frozen_at: Mutex::new(None),
+            killed: AtomicBool::new(false),
+            frozen_at_ms: AtomicU64::new(0),
             upgraded: AtomicBool::new(false),
             multiplexed: AtomicBool::new(false),
             attached: AtomicBool::new(false),
             pane: Mutex::new(None),
             waker: AtomicWaker::new(),
-            kill,
+            slot,
+        })
+    }
+
+    /// The connection's slot among the open connections.
+    pub fn slot(&self) -> Option<&ConnectionSlot> {
+        self.slot.as_ref()
+    }
+
+    /// Ends the connection's HTTP exchange at once ([`ConnectionKill`](crate::ConnectionKill)).
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Resolves once the connection was killed.
+    pub fn killed(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.killed.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            if self.killed.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
         })
     }
 
@@ -120,10 +158,11 @@ impl Tap {
                 self.state.store(DROPPED, Ordering::Release);
                 // An HTTP exchange ends with hyper's connection; an upgraded
                 // socket ends when its task next touches the stream.
-                self.kill.kill();
+                self.kill();
             }
             Cut::Freeze => {
-                *self.frozen_at.lock().expect("tap lock poisoned") = Some(Instant::now());
+                let at = Tap::clock().elapsed().as_millis() as u64;
+                self.frozen_at_ms.store(at.max(1), Ordering::Release);
                 self.state.store(FROZEN, Ordering::Release);
             }
         }
@@ -176,10 +215,16 @@ impl Tap {
     }
 
     fn frozen_too_long(&self) -> bool {
-        self.frozen_at
-            .lock()
-            .expect("tap lock poisoned")
-            .is_some_and(|at| at.elapsed() > FREEZE_LIMIT)
+        let at = self.frozen_at_ms.load(Ordering::Acquire);
+        let now = Tap::clock().elapsed().as_millis() as u64;
+        at != 0 && now.saturating_sub(at) > FREEZE_LIMIT.as_millis() as u64
+    }
+
+    /// The clock freezes are timed by: an instant as a number, so that the
+    /// tap of every connection holds eight bytes for it, not a lock.
+    fn clock() -> Instant {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *START.get_or_init(Instant::now)
     }
 }
 
@@ -511,7 +556,7 @@ mod tests {
     fn pages_are_bounded_and_the_least_recently_used_goes_first() {
         let lab = Lab::new();
         for i in 0..=MAX_PAGES {
-            let tap = Tap::new(ConnectionKill::default());
+            let tap = Tap::new(None);
             lab.attach(&tap, &LabTag::parse(&format!("p{i}.sse")).unwrap(), 10);
         }
         assert!(lab.bytes("p0").is_empty(), "the oldest page was kept");
