@@ -7,11 +7,13 @@
 //! write: one system call and no copy of any payload, however many frames.
 
 use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
 use notify_http::{Tallies, messages};
 use notify_hub::{Delivery, Subscription};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 
 /// Frames gathered into one write at most: a bound on the slices handed to
 /// `writev` (the kernel takes up to 1024) and on how long one connection
@@ -20,25 +22,41 @@ pub const MAX_FRAMES: usize = 64;
 /// Bytes gathered into one write at most.
 pub const MAX_BYTES: usize = 64 * 1024;
 
-/// What one wake-up of a connection sends.
+/// What one wake-up of a connection sends: whole frames, in order, each a
+/// shared buffer. It holds no allocation once everything has left, so an
+/// idle connection's batch costs nothing but its own few words.
 #[derive(Debug, Default)]
 pub struct Batch {
     frames: Vec<Bytes>,
-    bytes: usize,
+    /// Frames wholly written so far.
+    sent: u32,
+    /// Bytes of all the frames (at most [`MAX_BYTES`] and one frame more).
+    bytes: u32,
 }
 
 impl Batch {
     pub fn one(frame: Bytes) -> Self {
-        Batch {
-            bytes: frame.len(),
-            frames: vec![frame],
-        }
+        let mut batch = Batch::default();
+        batch.push(frame);
+        batch
+    }
+
+    /// Nothing left to write (or flush).
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Adds a whole frame after the others.
+    pub fn push(&mut self, frame: Bytes) {
+        self.bytes = self.bytes.saturating_add(frame.len() as u32);
+        self.frames.push(frame);
     }
 
     /// `first`, then every delivery already waiting, up to the bounds.
     pub fn gather(first: Delivery, subscription: &mut Subscription, tallies: &Tallies) -> Self {
         let mut batch = Batch {
             frames: Vec::with_capacity(8),
+            sent: 0,
             bytes: 0,
         };
         let mut notifications = 0;
@@ -54,9 +72,8 @@ impl Batch {
                     messages::ws::text(&messages::reset(&epoch, reason))
                 }
             };
-            batch.bytes += frame.len();
-            batch.frames.push(frame);
-            if batch.frames.len() >= MAX_FRAMES || batch.bytes >= MAX_BYTES {
+            batch.push(frame);
+            if batch.frames.len() >= MAX_FRAMES || batch.bytes as usize >= MAX_BYTES {
                 break;
             }
             next = subscription.next_ready();
@@ -65,42 +82,47 @@ impl Batch {
         batch
     }
 
-    /// Writes every frame, whole and in order, then flushes.
-    pub async fn write_to<W: AsyncWrite + Unpin>(mut self, io: &mut W) -> io::Result<()> {
-        let mut first = 0;
-        while first < self.frames.len() {
+    /// Writes every frame, whole and in order, then flushes; `Ready(Ok)`
+    /// once all of it has left, and the batch is empty again. Where the
+    /// kernel takes part of a frame, the next call goes on from there.
+    pub fn poll_write<W: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut W,
+    ) -> Poll<io::Result<()>> {
+        while (self.sent as usize) < self.frames.len() {
             let mut written = {
                 let mut slices = [IoSlice::new(&[]); MAX_FRAMES];
-                let ready = &self.frames[first..];
+                let ready = &self.frames[self.sent as usize..];
                 for (slice, frame) in slices.iter_mut().zip(ready) {
                     *slice = IoSlice::new(frame);
                 }
-                io.write_vectored(&slices[..ready.len().min(MAX_FRAMES)])
-                    .await?
+                let slices = &slices[..ready.len().min(MAX_FRAMES)];
+                ready!(Pin::new(&mut *io).poll_write_vectored(cx, slices))?
             };
             if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             // Drop what the kernel took; a frame taken in part keeps its rest.
             while written > 0 {
-                let frame = &mut self.frames[first];
+                let frame = &mut self.frames[self.sent as usize];
                 let taken = written.min(frame.len());
                 frame.advance(taken);
                 written -= taken;
                 if frame.is_empty() {
-                    first += 1;
+                    self.sent += 1;
                 }
             }
         }
-        io.flush().await
+        ready!(Pin::new(io).poll_flush(cx))?;
+        *self = Batch::default();
+        Poll::Ready(Ok(()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
 
     /// Takes at most `step` bytes per call and records each call.
     struct Trickle {
@@ -154,22 +176,24 @@ mod tests {
     }
 
     fn batch(frames: &[&'static str]) -> Batch {
-        Batch {
-            bytes: frames.iter().map(|f| f.len()).sum(),
-            frames: frames
-                .iter()
-                .map(|f| Bytes::from_static(f.as_bytes()))
-                .collect(),
+        let mut batch = Batch::default();
+        for frame in frames {
+            batch.push(Bytes::from_static(frame.as_bytes()));
         }
+        batch
+    }
+
+    async fn write(mut batch: Batch, io: &mut Trickle) {
+        std::future::poll_fn(|cx| batch.poll_write(cx, io))
+            .await
+            .unwrap();
+        assert!(batch.is_empty(), "everything left");
     }
 
     #[tokio::test]
     async fn a_batch_leaves_in_one_write_when_the_socket_takes_it() {
         let mut io = taking(usize::MAX);
-        batch(&["one", "two", "three"])
-            .write_to(&mut io)
-            .await
-            .unwrap();
+        write(batch(&["one", "two", "three"]), &mut io).await;
         assert_eq!(io.out, b"onetwothree");
         assert_eq!(io.calls, 1);
     }
@@ -178,10 +202,7 @@ mod tests {
     async fn partial_writes_resume_where_the_kernel_stopped() {
         for step in 1..=7 {
             let mut io = taking(step);
-            batch(&["one", "two", "three"])
-                .write_to(&mut io)
-                .await
-                .unwrap();
+            write(batch(&["one", "two", "three"]), &mut io).await;
             assert_eq!(io.out, b"onetwothree", "step {step}");
         }
     }
@@ -192,7 +213,7 @@ mod tests {
             .map(|i| &*Box::leak(format!("<{i}>").into_boxed_str()))
             .collect();
         let mut io = taking(usize::MAX);
-        batch(&many).write_to(&mut io).await.unwrap();
+        write(batch(&many), &mut io).await;
         assert_eq!(io.out, many.concat().as_bytes());
         assert_eq!(io.calls, 3);
     }

@@ -1,0 +1,457 @@
+//! One WebSocket connection after the `101`: hello, replay, live, pings and
+//! the closing handshake, in one small state machine polled by hand.
+//!
+//! Tens of thousands of these sit idle at once, so what an idle one holds
+//! is the point. Its task is a [`Connection`] — the socket, a few
+//! deadlines, an empty [`Batch`] — and its subscription, plus three futures
+//! pinned beside them: the subscription's next delivery, the shutdown
+//! signal and one timer that serves pings, heartbeats and every deadline.
+//! No read buffer (the client's frames are read through a scratch array on
+//! the stack, [`frames`]), no write buffer (frames are shared [`Bytes`],
+//! written with one `writev`), no reader task beside the writer.
+
+use std::future::{Future, poll_fn};
+use std::mem::MaybeUninit;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use notify_http::{GaugeGuard, Tapped, messages};
+use notify_hub::{Delivery, Subscription};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::frames::{self, Replies, Verdict};
+use crate::{Batch, PushEnd, Shared, WsConfig};
+
+/// Bytes read from the client at a time, into a stack array: room for
+/// several control frames, the most a client has any reason to send.
+const SCRATCH: usize = 512;
+
+/// The longest the server waits for the client's answer to its close.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// The life of one connection: the upgrade, then hello, replay, live and
+/// pings, until an end. With `heartbeat`, a quiet spell that long sends a
+/// heartbeat message.
+///
+/// Everything the connection sends leaves through one queue of whole
+/// frames ([`Batch`]): notifications (each frame built once for every
+/// client, [`messages::ws::notification`]), pings, pongs and the close. So
+/// a pong never lands inside a notification frame, and a client that does
+/// not read holds back the notifications behind it rather than growing a
+/// buffer: while frames wait, the connection takes nothing more from its
+/// subscription (whose bounded history turns a client that stays behind
+/// into a `fell_behind` reset) and reads nothing more from the client
+/// (whose pings would otherwise pile up pongs). What waits longer than
+/// [`WsConfig::send_timeout`] ends the connection as too slow.
+///
+/// Two tasks: a short one that waits for hyper to hand the socket over,
+/// then the connection's own, which holds nothing else. Over plain TCP the
+/// socket is unwrapped from hyper's boxed stream and served directly; over
+/// TLS, hyper's stream is served as it is.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    on_upgrade: OnUpgrade,
+    subscription: Subscription,
+    heartbeat: Option<Duration>,
+) {
+    let open = shared.tallies.open.track();
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(err) => {
+            tracing::debug!(%err, "upgrade failed");
+            return;
+        }
+    };
+    let config = &shared.config;
+    // The hello names where the replay starts: resuming from it loses
+    // nothing, whatever happens to this connection.
+    let hello = messages::ws::text(&messages::hello(
+        subscription.epoch(),
+        subscription.replay_from(),
+    ));
+    let shutdown = &shared.shutdown;
+    match upgraded.downcast::<TokioIo<Tapped>>() {
+        Ok(parts) => {
+            let conn = Connection::new(
+                parts.io.into_inner(),
+                &parts.read_buf,
+                hello,
+                heartbeat,
+                config,
+                open,
+            );
+            shutdown.spawn(run(shared.clone(), conn, subscription));
+        }
+        Err(upgraded) => {
+            let conn = Connection::new(TokioIo::new(upgraded), &[], hello, heartbeat, config, open);
+            shutdown.spawn(run(shared.clone(), conn, subscription));
+        }
+    }
+}
+
+/// The connection's task: it owns the [`Connection`] and the subscription,
+/// and pins the three things it waits on beside them.
+///
+/// A function returning an `async move` block rather than an `async fn`:
+/// the block works on what it captured where it lies, while an `async fn`
+/// would keep a second copy of its arguments in the task.
+#[allow(clippy::manual_async_fn)]
+fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: Arc<Shared>,
+    mut conn: Connection<S>,
+    mut subscription: Subscription,
+) -> impl Future<Output = ()> {
+    async move {
+        let mut stop = pin!(shared.shutdown.started());
+        let mut timer = pin!(tokio::time::sleep_until(conn.deadline()));
+        let end = loop {
+            let step = {
+                let mut next = pin!(subscription.next());
+                poll_fn(|cx| {
+                    conn.poll_step(cx, &shared, next.as_mut(), stop.as_mut(), timer.as_mut())
+                })
+                .await
+            };
+            let now = Instant::now();
+            let config = &shared.config;
+            match step {
+                Step::Delivered(Some(first)) => {
+                    let batch = Batch::gather(first, &mut subscription, &shared.tallies);
+                    conn.send_batch(batch, config, now);
+                }
+                Step::Delivered(None) => {
+                    conn.close(config, CloseCode::Away, "hub closed", PushEnd::HubClosed)
+                }
+                Step::Stop => conn.close(
+                    config,
+                    CloseCode::Away,
+                    "server shutting down",
+                    PushEnd::Shutdown,
+                ),
+                Step::End(end) => break end,
+            }
+        };
+        if let Some(reason) = end.drop_reason() {
+            shared.tallies.dropped(reason).inc();
+        }
+        tracing::debug!(?end, "websocket closed");
+    }
+}
+
+/// What woke the connection that it cannot handle alone.
+enum Step {
+    /// The subscription's next delivery (`None`: the hub is gone).
+    Delivered(Option<Delivery>),
+    /// Shutdown has begun.
+    Stop,
+    End(PushEnd),
+}
+
+struct Connection<S> {
+    io: S,
+    /// Frames waiting to leave; empty (and unallocated) when idle.
+    out: Batch,
+    /// While `out` holds frames: when they must have left by.
+    write_by: Option<Instant>,
+    /// The start of a client frame still arriving; empty nearly always.
+    partial: Vec<u8>,
+    next_ping: Instant,
+    unanswered_pings: u8,
+    /// Whether the shutdown signal has this task's waker.
+    stop_armed: bool,
+    heartbeat: Option<Heartbeat>,
+    closing: Option<Closing>,
+    _open: GaugeGuard,
+}
+
+/// When the next heartbeat is due, and the quiet spell each one follows
+/// (a minute at most).
+struct Heartbeat {
+    due: Instant,
+    quiet_ms: u32,
+}
+
+impl Heartbeat {
+    fn restart(&mut self, now: Instant) {
+        self.due = now + Duration::from_millis(self.quiet_ms.into());
+    }
+}
+
+/// A close frame is queued; the connection ends once it has left and,
+/// if `wait` (the server closed first), the client has answered or gone —
+/// or at `by`, whichever comes first.
+struct Closing {
+    end: PushEnd,
+    by: Instant,
+    wait: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// A connection with its hello queued. `early` is what the client sent
+    /// right behind its handshake, read by hyper along with it.
+    fn new(
+        io: S,
+        early: &[u8],
+        hello: Bytes,
+        heartbeat: Option<Duration>,
+        config: &WsConfig,
+        open: GaugeGuard,
+    ) -> Self {
+        let now = Instant::now();
+        let mut conn = Connection {
+            io,
+            out: Batch::default(),
+            write_by: None,
+            partial: Vec::new(),
+            next_ping: now + config.ping_interval,
+            unanswered_pings: 0,
+            stop_armed: false,
+            heartbeat: heartbeat.map(|quiet| Heartbeat {
+                due: now + quiet,
+                quiet_ms: quiet.as_millis().try_into().unwrap_or(u32::MAX),
+            }),
+            closing: None,
+            _open: open,
+        };
+        conn.send(hello, config, now);
+        if !early.is_empty() {
+            let (replies, verdict) = conn.take(early);
+            conn.answer(config, replies, verdict);
+        }
+        conn
+    }
+
+    /// Queues a frame behind whatever waits.
+    fn send(&mut self, frame: Bytes, config: &WsConfig, now: Instant) {
+        self.out.push(frame);
+        self.write_by.get_or_insert(now + config.send_timeout);
+    }
+
+    fn send_batch(&mut self, batch: Batch, config: &WsConfig, now: Instant) {
+        debug_assert!(self.out.is_empty(), "deliveries are taken only when idle");
+        self.out = batch;
+        self.write_by = Some(now + config.send_timeout);
+        if let Some(heartbeat) = &mut self.heartbeat {
+            heartbeat.restart(now);
+        }
+    }
+
+    /// Starts the closing handshake with `code` (best effort: a client
+    /// whose buffers are full may never read it).
+    fn close(&mut self, config: &WsConfig, code: CloseCode, reason: &'static str, end: PushEnd) {
+        let now = Instant::now();
+        self.send(frames::close(code, reason), config, now);
+        self.closing = Some(Closing {
+            end,
+            by: now + config.send_timeout.min(CLOSE_WAIT),
+            wait: true,
+        });
+    }
+
+    /// The earliest moment something is due.
+    fn deadline(&self) -> Instant {
+        if let Some(closing) = &self.closing {
+            return closing.by;
+        }
+        let mut deadline = self.next_ping;
+        if let Some(heartbeat) = &self.heartbeat {
+            deadline = deadline.min(heartbeat.due);
+        }
+        if let Some(by) = self.write_by {
+            deadline = deadline.min(by);
+        }
+        deadline
+    }
+
+    /// Drives the connection until something needs its caller: a delivery
+    /// to gather, shutdown, or the end. Biased: waiting frames leave first,
+    /// then deliveries are taken, then the client's frames and the timer
+    /// are looked at — so a connection woken for a notification does its
+    /// work and goes back to sleep without a system call to spare.
+    fn poll_step(
+        &mut self,
+        cx: &mut Context<'_>,
+        shared: &Shared,
+        mut next: Pin<&mut impl Future<Output = Option<Delivery>>>,
+        mut stop: Pin<&mut impl Future<Output = ()>>,
+        mut timer: Pin<&mut Sleep>,
+    ) -> Poll<Step> {
+        let config = &shared.config;
+        loop {
+            if !self.out.is_empty() {
+                match self.out.poll_write(cx, &mut self.io) {
+                    Poll::Ready(Ok(())) => self.write_by = None,
+                    Poll::Ready(Err(_)) => {
+                        let end = self.closing.take().map_or(PushEnd::ClientGone, |c| c.end);
+                        return Poll::Ready(Step::End(end));
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if self.out.is_empty() {
+                if let Some(closing) = &self.closing {
+                    if !closing.wait {
+                        return Poll::Ready(Step::End(self.end_closing()));
+                    }
+                    // The client's close, its leaving, or an error all end
+                    // the wait; anything else it sends is let go.
+                    match self.poll_frames(cx) {
+                        Poll::Ready(Ok((_, None))) => continue,
+                        Poll::Ready(_) => return Poll::Ready(Step::End(self.end_closing())),
+                        Poll::Pending => {}
+                    }
+                } else {
+                    if let Poll::Ready(delivery) = next.as_mut().poll(cx) {
+                        return Poll::Ready(Step::Delivered(delivery));
+                    }
+                    // Polling the shutdown signal takes a lock that every
+                    // connection shares. Once the signal holds this task's
+                    // waker, it is polled again only when shutdown has begun.
+                    if !self.stop_armed || shared.shutdown.is_shutting_down() {
+                        if stop.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(Step::Stop);
+                        }
+                        self.stop_armed = true;
+                    }
+                    match self.poll_frames(cx) {
+                        Poll::Ready(Ok((replies, verdict))) => {
+                            self.answer(config, replies, verdict);
+                            continue;
+                        }
+                        Poll::Ready(Err(end)) => return Poll::Ready(Step::End(end)),
+                        Poll::Pending => {}
+                    }
+                }
+            }
+            let deadline = self.deadline();
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if let Some(end) = self.on_time(config, Instant::now()) {
+                return Poll::Ready(Step::End(end));
+            }
+        }
+    }
+
+    fn end_closing(&mut self) -> PushEnd {
+        self.closing.take().map_or(PushEnd::ClientClosed, |c| c.end)
+    }
+
+    /// The timer fired: whatever is due. `Some` when the connection ends.
+    fn on_time(&mut self, config: &WsConfig, now: Instant) -> Option<PushEnd> {
+        if let Some(closing) = &self.closing {
+            return (now >= closing.by).then(|| self.end_closing());
+        }
+        if self.write_by.is_some_and(|by| now >= by) {
+            self.close(
+                config,
+                CloseCode::Policy,
+                "too slow: a frame could not be written in time",
+                PushEnd::TooSlow,
+            );
+            return None;
+        }
+        // A ping proves the client still reads: TCP alone may not notice a
+        // peer that vanished (a laptop lid closed) for many minutes.
+        if now >= self.next_ping {
+            if self.unanswered_pings >= 2 {
+                self.close(
+                    config,
+                    CloseCode::Policy,
+                    "missed two pings",
+                    PushEnd::MissedPings,
+                );
+                return None;
+            }
+            self.unanswered_pings += 1;
+            self.next_ping = now + config.ping_interval;
+            self.send(Bytes::from_static(frames::PING), config, now);
+        }
+        // Pings are invisible to page code; a heartbeat is a message it sees.
+        if let Some(heartbeat) = &mut self.heartbeat
+            && now >= heartbeat.due
+        {
+            heartbeat.restart(now);
+            self.send(messages::ws::text(messages::HEARTBEAT), config, now);
+        }
+        None
+    }
+
+    /// Reads what the client sent, if anything: its whole frames' answers
+    /// and verdict. `Err` when it left (or the socket failed).
+    fn poll_frames(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(Replies, Option<Verdict>), PushEnd>> {
+        let mut scratch = [MaybeUninit::<u8>::uninit(); SCRATCH];
+        let mut buf = ReadBuf::uninit(&mut scratch);
+        match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(_)) => return Poll::Ready(Err(PushEnd::ClientGone)),
+            Poll::Ready(Ok(())) => {}
+        }
+        if buf.filled().is_empty() {
+            return Poll::Ready(Err(PushEnd::ClientClosed));
+        }
+        Poll::Ready(Ok(self.take(buf.filled())))
+    }
+
+    /// Reads the whole frames among `bytes` and what came before them;
+    /// keeps the start of a frame still arriving.
+    fn take(&mut self, bytes: &[u8]) -> (Replies, Option<Verdict>) {
+        let mut replies = Replies::default();
+        let verdict = if self.partial.is_empty() {
+            let (used, verdict) = frames::read(bytes, &mut replies);
+            if verdict.is_none() {
+                self.partial.extend_from_slice(&bytes[used..]);
+            }
+            verdict
+        } else {
+            self.partial.extend_from_slice(bytes);
+            let (used, verdict) = frames::read(&self.partial, &mut replies);
+            self.partial.drain(..used);
+            if self.partial.is_empty() {
+                // Give the memory back: most connections never need it again.
+                self.partial = Vec::new();
+            }
+            verdict
+        };
+        (replies, verdict)
+    }
+
+    /// Queues the pongs the client's pings asked for, and the close its
+    /// frames called for.
+    fn answer(&mut self, config: &WsConfig, replies: Replies, verdict: Option<Verdict>) {
+        let now = Instant::now();
+        if replies.pong_seen {
+            self.unanswered_pings = 0;
+        }
+        if !replies.pongs.is_empty() {
+            self.send(replies.pongs.freeze(), config, now);
+        }
+        match verdict {
+            None => {}
+            // RFC 6455 §5.5.1: a close is answered with a close, after
+            // which the server ends the TCP connection.
+            Some(Verdict::Closed(reply)) => {
+                self.send(reply, config, now);
+                self.closing = Some(Closing {
+                    end: PushEnd::ClientClosed,
+                    by: now + config.send_timeout.min(CLOSE_WAIT),
+                    wait: false,
+                });
+            }
+            Some(Verdict::Broke(code, reason, end)) => self.close(config, code, reason, end),
+        }
+    }
+}
