@@ -14,6 +14,7 @@
 //! watch receiver: nothing is left behind. [`LongPoll::held`] counts held
 //! requests so that this can be observed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
@@ -48,6 +49,12 @@ impl Default for LongPollTimeout {
 /// Answers long polls from one hub.
 #[derive(Debug, Clone)]
 pub struct LongPoll {
+    /// Shared by every held poll: each holds one pointer, not a copy.
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     hub: Hub,
     shutdown: Shutdown,
     timeout: LongPollTimeout,
@@ -57,21 +64,23 @@ pub struct LongPoll {
 impl LongPoll {
     pub fn new(hub: Hub, shutdown: Shutdown, timeout: LongPollTimeout) -> Self {
         LongPoll {
-            hub,
-            shutdown,
-            timeout,
-            tallies: Tallies::new(),
+            inner: Arc::new(Inner {
+                hub,
+                shutdown,
+                timeout,
+                tallies: Tallies::new(),
+            }),
         }
     }
 
     /// Its counts; `open` is the requests being held right now.
     pub fn tallies(&self) -> &Tallies {
-        &self.tallies
+        &self.inner.tallies
     }
 
     /// Requests being held right now.
     pub fn held(&self) -> usize {
-        self.tallies.open.get()
+        self.inner.tallies.open.get()
     }
 
     pub async fn handle(&self, req: &Request) -> Result<Response, ApiError> {
@@ -88,13 +97,14 @@ impl LongPoll {
     /// the seconds it is held.
     pub fn start(&self, req: &Request) -> Result<Start, ApiError> {
         allow(req, &Method::GET, "GET")?;
+        let inner = &self.inner;
         let query = Query::from_uri(req.uri());
         let cursor = query.cursor()?;
-        let timeout = match query.number_in("timeout", 0..=self.timeout.max.as_secs())? {
+        let timeout = match query.number_in("timeout", 0..=inner.timeout.max.as_secs())? {
             Some(secs) => Duration::from_secs(secs),
-            None => self.timeout.default,
+            None => inner.timeout.default,
         };
-        let since = self.hub.since(cursor.as_ref());
+        let since = inner.hub.since(cursor.as_ref());
         if !since.notifications.is_empty() || since.reset.is_some() || timeout.is_zero() {
             return Ok(Start::Answer(self.answer(&since)));
         }
@@ -107,7 +117,8 @@ impl LongPoll {
     }
 
     fn answer(&self, since: &notify_hub::Since) -> Response {
-        self.tallies
+        self.inner
+            .tallies
             .answered(since.notifications.len(), since.reset.is_some());
         reply::poll_answer(since)
     }
@@ -134,17 +145,24 @@ pub struct Held {
 impl Held {
     /// Waits, then answers with what is newer than the cursor (an empty
     /// answer when the timeout or shutdown came first).
-    pub async fn answer(self) -> Response {
-        let poll = &self.poll;
-        {
-            let _held = poll.tallies.open.track();
-            tokio::select! {
-                _ = poll.hub.wait_newer_than(self.after) => {}
-                _ = tokio::time::sleep(self.timeout) => {}
-                _ = poll.shutdown.started() => {}
+    ///
+    /// An `async move` block, not an `async fn`: it waits on the poll it
+    /// took where it lies, where an `async fn` would keep a second copy of
+    /// its argument for as long as the request is held.
+    #[allow(clippy::manual_async_fn)]
+    pub fn answer(self) -> impl Future<Output = Response> + Send {
+        async move {
+            let inner = &self.poll.inner;
+            {
+                let _held = inner.tallies.open.track();
+                tokio::select! {
+                    _ = inner.hub.wait_newer_than(self.after) => {}
+                    _ = tokio::time::sleep(self.timeout) => {}
+                    _ = inner.shutdown.started() => {}
+                }
             }
+            self.poll.answer(&inner.hub.since(self.cursor.as_ref()))
         }
-        poll.answer(&poll.hub.since(self.cursor.as_ref()))
     }
 }
 

@@ -22,6 +22,7 @@ pub use {notify_long_poll, notify_short_poll, notify_socketio, notify_sse, notif
 
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use http::{Method, StatusCode};
 use notify_http::{
     ApiError, AppContext, Cut, Lab, LabTag, Query, Request, RequestHead, Response, RouteFuture,
@@ -214,12 +215,13 @@ fn long_poll(shared: Arc<(AppContext, Transports)>, req: Request) -> RouteFuture
     drop(req);
     let response = match start {
         // Only what waiting needs: the exchange to file, and the held poll.
+        // A combinator, not an `async` block: the block would hold the
+        // poll twice, once as taken and once inside the future it awaits.
         Ok(Start::Hold(held)) => {
-            return Box::pin(async move {
-                let response = held.answer().await;
+            return Box::pin(held.answer().map(move |response| {
                 exchange.end(&shared.1, &response);
                 response
-            });
+            }));
         }
         Ok(Start::Answer(response)) => response,
         Err(err) => err.into_response(),
