@@ -512,13 +512,15 @@ async fn hold_floor(config: &ScaleConfig) -> anyhow::Result<HoldFloor> {
         socket.write_all(request.as_bytes()).await?;
     }
     floor.wait_for_count(config.clients).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let held = floor.usage()?;
+    // Settled the way the server's memory is.
+    let held_kib = crate::run::settled(|| floor.usage().ok().map(|u| u.rss_kib), false)
+        .await
+        .context("reading the floor's memory")?;
     drop(sockets);
     floor.stop().await;
     Ok(HoldFloor {
         connections: config.clients,
-        bytes_per_connection: held.rss_kib.saturating_sub(before.rss_kib) as f64 * 1024.0
+        bytes_per_connection: held_kib.saturating_sub(before.rss_kib) as f64 * 1024.0
             / config.clients as f64,
     })
 }
