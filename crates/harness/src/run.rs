@@ -77,14 +77,10 @@ async fn settled_rss(server: &Server, progress: bool) -> Option<u64> {
 }
 
 /// A process's resident memory once it has stopped falling: the lowest
-/// reading, taken when no lower one came for a few seconds, and not before
-/// the server's allocator has had time to hand back what it freed
-/// (jemalloc purges freed pages over ten seconds, by its `dirty_decay_ms`;
-/// its background thread may sleep for seconds between purges, so a pause
-/// in the fall is not yet the end of it).
+/// reading, taken when no lower one came for a few seconds. (The server's
+/// allocator hands freed pages back after a second; see its `main.rs`.)
 pub(crate) async fn settled(rss_kib: impl Fn() -> Option<u64>, progress: bool) -> Option<u64> {
     const STEADY: Duration = Duration::from_secs(4);
-    const AT_LEAST: Duration = Duration::from_secs(12);
     const LIMIT: Duration = Duration::from_secs(45);
     let spinner = if progress {
         ProgressBar::new_spinner().with_message("waiting for memory to settle")
@@ -94,9 +90,7 @@ pub(crate) async fn settled(rss_kib: impl Fn() -> Option<u64>, progress: bool) -
     let started = Instant::now();
     let mut lowest = rss_kib()?;
     let mut lowest_at = started;
-    while (lowest_at.elapsed() < STEADY || started.elapsed() < AT_LEAST)
-        && started.elapsed() < LIMIT
-    {
+    while lowest_at.elapsed() < STEADY && started.elapsed() < LIMIT {
         tokio::time::sleep(Duration::from_millis(250)).await;
         spinner.tick();
         let now = rss_kib()?;

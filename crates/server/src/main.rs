@@ -5,9 +5,10 @@ use notify_server::TransportConfig;
 use notify_websocket::WsConfig;
 
 /// Thousands of connections come and go: jemalloc, with its background
-/// thread, hands the memory they freed back to the system within seconds,
-/// where glibc's allocator keeps most of it. It does not build with
-/// Microsoft's toolchain, which keeps the system allocator.
+/// thread, hands the memory they freed back to the system after a second
+/// (`dirty_decay_ms`, set where it is built: `.cargo/config.toml`), where
+/// glibc's allocator keeps most of it. It does not build with Microsoft's
+/// toolchain, which keeps the system allocator.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
