@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
@@ -344,16 +345,39 @@ struct Admitted {
 /// The connection is boxed: each kind of connection (plain, TLS with
 /// HTTP/1.1, TLS with HTTP/2) then holds only its own state, instead of
 /// every plain connection's task being as large as the largest kind's.
+///
+/// The connection is polled first, on every wake. The shutdown signal is
+/// polled again only once shutdown has begun: once it holds the task's
+/// waker, polling it each time a stream's event or a held poll's answer
+/// wakes the connection only took a lock every connection shares.
 macro_rules! drive {
     ($conn:ident, $shutdown:ident, $kill:ident) => {{
         let mut $conn = Box::pin($conn);
-        tokio::select! {
-            result = $conn.as_mut() => result,
-            _ = $shutdown.started() => {
+        let mut stop = std::pin::pin!($shutdown.started());
+        let mut stop_armed = false;
+        let mut killed = std::pin::pin!($kill.killed());
+        let ended = std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = $conn.as_mut().poll(cx) {
+                return Poll::Ready(Some(result));
+            }
+            if !stop_armed || $shutdown.is_shutting_down() {
+                if stop.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                stop_armed = true;
+            }
+            if killed.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Some(Ok(())));
+            }
+            Poll::Pending
+        })
+        .await;
+        match ended {
+            Some(result) => result,
+            None => {
                 $conn.as_mut().graceful_shutdown();
                 $conn.await
             }
-            _ = $kill.killed() => Ok(()),
         }
     }};
 }
