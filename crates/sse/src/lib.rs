@@ -21,12 +21,14 @@
 //! streamed response), reconnect and resume built into the browser, one
 //! direction only — which is all a notification feed needs.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use futures_util::Stream;
+use futures_util::task::AtomicWaker;
 use http::{HeaderMap, Method};
 use notify_http::messages::sse as events;
 use notify_http::{
@@ -79,9 +81,9 @@ pub struct Sse {
     watched: Watched,
 }
 
-/// Every open stream's progress and the way to end its connection, for the
-/// one [`watchdog`] that looks after them all.
-type Watched = Arc<Mutex<Vec<(Weak<Progress>, ConnectionKill)>>>;
+/// Every open stream's progress and the way to end its connection (where
+/// it has one), for the one [`watchdog`] that looks after them all.
+type Watched = Arc<Mutex<Vec<(Weak<Progress>, Option<ConnectionKill>)>>>;
 
 impl Sse {
     /// Inside a Tokio runtime, also starts the transport's watchdog, which
@@ -98,7 +100,7 @@ impl Sse {
             sse.shutdown.spawn(watchdog(
                 sse.hub.clone(),
                 sse.watched.clone(),
-                sse.config.send_timeout,
+                sse.config.clone(),
                 sse.shutdown.clone(),
                 sse.tallies.dropped(DropReason::TooSlow).clone(),
             ));
@@ -130,17 +132,20 @@ impl Sse {
             since: Instant::now(),
             handed: AtomicU64::new(subscription.replay_from()),
             taken_at_ms: AtomicU64::new(0),
+            sent_at_ms: AtomicU64::new(0),
+            own_timer: AtomicBool::new(heartbeat.is_some()),
+            nudge: AtomicU8::new(NUDGE_NONE),
+            waker: AtomicWaker::new(),
         });
-        if let Some(kill) = req.extensions().get::<ConnectionKill>() {
-            self.watched
-                .lock()
-                .expect("watch list lock poisoned")
-                .push((Arc::downgrade(&progress), kill.clone()));
-        }
+        let kill = req.extensions().get::<ConnectionKill>().cloned();
+        self.watched
+            .lock()
+            .expect("watch list lock poisoned")
+            .push((Arc::downgrade(&progress), kill));
         let stream = EventStream {
             subscription,
             shutdown: self.shutdown.clone(),
-            keep_alive: heartbeat.unwrap_or(self.config.keep_alive),
+            heartbeat,
             quiet: if heartbeat.is_some() {
                 events::heartbeat()
             } else {
@@ -183,55 +188,131 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<Cursor>, ApiError> {
 struct EventStream {
     subscription: Subscription,
     shutdown: Shutdown,
-    keep_alive: Duration,
-    /// What a quiet spell of `keep_alive` sends: a comment, or a heartbeat
-    /// event for a client that asked for one.
+    /// The quiet spell a client asked to be sent a heartbeat after; timed
+    /// by the stream itself. Without one, the [`watchdog`] says when a
+    /// keep-alive comment is due.
+    heartbeat: Option<Duration>,
+    /// What a quiet spell sends: a comment, or a heartbeat event for a
+    /// client that asked for one.
     quiet: Bytes,
     tallies: Tallies,
     progress: Arc<Progress>,
     _open: GaugeGuard,
 }
 
-/// How far the client has taken the stream: the last notification id hyper
-/// took from it, and when.
+/// How far the client has taken the stream (the last notification id hyper
+/// took from it, and when), when the stream last sent anything, and what
+/// the [`watchdog`] asks of it.
 #[derive(Debug)]
 struct Progress {
     since: Instant,
     handed: AtomicU64,
     taken_at_ms: AtomicU64,
+    sent_at_ms: AtomicU64,
+    /// The stream times its own quiet spells (a client's heartbeat).
+    own_timer: AtomicBool,
+    nudge: AtomicU8,
+    waker: AtomicWaker,
 }
 
+const NUDGE_NONE: u8 = 0;
+/// A keep-alive comment is due.
+const NUDGE_KEEP_ALIVE: u8 = 1;
+/// The server is shutting down: end the stream.
+const NUDGE_CLOSE: u8 = 2;
+
 impl Progress {
+    fn now_ms(&self) -> u64 {
+        self.since.elapsed().as_millis() as u64
+    }
+
     fn taken(&self, id: u64) {
         self.handed.store(id, Ordering::Relaxed);
-        self.taken_at_ms
-            .store(self.since.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.taken_at_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn sent(&self) {
+        self.sent_at_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Asks the stream for a keep-alive or to close, and wakes it.
+    fn nudge(&self, what: u8) {
+        self.nudge.fetch_max(what, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// Resolves with the watchdog's request: a close stays, a keep-alive is
+    /// taken.
+    fn poll_nudge(&self, cx: &mut Context<'_>) -> Poll<u8> {
+        let take = || match self.nudge.load(Ordering::Acquire) {
+            NUDGE_NONE => None,
+            NUDGE_CLOSE => Some(NUDGE_CLOSE),
+            _ => Some(
+                self.nudge
+                    .compare_exchange(
+                        NUDGE_KEEP_ALIVE,
+                        NUDGE_NONE,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .unwrap_or_else(|now| now),
+            ),
+        };
+        if let Some(nudge) = take() {
+            return Poll::Ready(nudge);
+        }
+        self.waker.register(cx.waker());
+        match take() {
+            Some(nudge) => Poll::Ready(nudge),
+            None => Poll::Pending,
+        }
     }
 }
 
-/// Ends the connection of each client that stopped reading: hyper only
-/// takes the next event when it could write the last, so newer
-/// notifications waiting with nothing taken for `send_timeout` mean a full
-/// socket. A stream that ended leaves the list at the next look.
+/// Looks after every stream of the transport, a few times per
+/// `send_timeout` (or per keep-alive spell, if shorter):
+///
+/// - ends the connection of each client that stopped reading: hyper only
+///   takes the next event when it could write the last, so newer
+///   notifications waiting with nothing taken for `send_timeout` mean a
+///   full socket;
+/// - tells each stream that has been quiet for `keep_alive` to send a
+///   keep-alive comment;
+/// - on shutdown, tells every stream to end.
+///
+/// A stream that ended leaves the list at the next look.
 ///
 /// Why a watchdog at all: a stream cannot watch itself. While the socket is
 /// full, hyper does not poll the body, so no code inside the stream runs to
 /// notice the stall; and a timeout on the body would only end the body,
 /// while hyper stays blocked writing what it already took. Only closing the
-/// connection ([`ConnectionKill`]) frees it. One watchdog per transport, not
-/// per stream: it reads two atomics per stream a few times per
-/// `send_timeout`, and an idle stream costs a list entry, not a task.
+/// connection ([`ConnectionKill`]) frees it. And a stream that timed its
+/// own keep-alive and watched the shutdown signal would register both anew
+/// each time it waits, which for fifteen thousand streams woken by one
+/// notification is sixty thousand turns of two shared locks. One watchdog
+/// per transport instead: it reads a few atomics per stream a few times
+/// per spell, and an idle stream costs a list entry, not a task or a timer.
 async fn watchdog(
     hub: Hub,
     watched: Watched,
-    send_timeout: Duration,
+    config: SseConfig,
     shutdown: Shutdown,
     dropped: Counter,
 ) {
-    let mut tick = tokio::time::interval(send_timeout / 4);
+    let mut tick = tokio::time::interval(config.send_timeout.min(config.keep_alive) / 4);
+    let send_timeout_ms = config.send_timeout.as_millis() as u64;
+    let keep_alive_ms = config.keep_alive.as_millis() as u64;
     loop {
         tokio::select! {
-            _ = shutdown.started() => return,
+            _ = shutdown.started() => {
+                // Streams opened from now on see the signal themselves.
+                for (progress, _) in watched.lock().expect("watch list lock poisoned").iter() {
+                    if let Some(progress) = progress.upgrade() {
+                        progress.nudge(NUDGE_CLOSE);
+                    }
+                }
+                return;
+            }
             _ = tick.tick() => {}
         }
         let newest = hub.newest_id();
@@ -240,17 +321,30 @@ async fn watchdog(
             let Some(progress) = progress.upgrade() else {
                 return false;
             };
+            let now_ms = progress.now_ms();
             let waiting = newest > progress.handed.load(Ordering::Relaxed);
-            let idle_ms = (progress.since.elapsed().as_millis() as u64)
-                .saturating_sub(progress.taken_at_ms.load(Ordering::Relaxed));
-            if waiting && idle_ms > send_timeout.as_millis() as u64 {
+            let idle_ms = now_ms.saturating_sub(progress.taken_at_ms.load(Ordering::Relaxed));
+            if waiting
+                && idle_ms > send_timeout_ms
+                && let Some(kill) = kill
+            {
                 dropped.inc();
                 kill.kill();
                 return false;
             }
+            let quiet_ms = now_ms.saturating_sub(progress.sent_at_ms.load(Ordering::Relaxed));
+            if quiet_ms >= keep_alive_ms && !progress.own_timer.load(Ordering::Relaxed) {
+                progress.nudge(NUDGE_KEEP_ALIVE);
+            }
             true
         });
     }
+}
+
+/// What ended a stream's wait.
+enum Woke {
+    Delivery(Option<Delivery>),
+    Nudge(u8),
 }
 
 impl EventStream {
@@ -258,20 +352,42 @@ impl EventStream {
     /// the stream is polled leaves as one body frame: the events' shared
     /// bytes back to back ([`Chunks`]), which hyper sends as one chunk in
     /// one `writev`, copying none of them. Only a stream with nothing ready
-    /// waits, with the keep-alive timer beside it.
+    /// waits: for the hub, and for the [`watchdog`] to say a keep-alive is
+    /// due or the server is shutting down (a stream whose client asked for
+    /// heartbeats times them itself).
     fn into_stream(self, preamble: Bytes) -> impl Stream<Item = Chunks> + Send + 'static {
         let first = futures_util::stream::once(async move { Chunks::from(preamble) });
         let rest = futures_util::stream::unfold(self, |mut s| async move {
+            if s.shutdown.is_shutting_down() {
+                return None;
+            }
             let first = match s.subscription.next_ready() {
                 Some(delivery) => delivery,
-                None => tokio::select! {
-                    biased;
-                    delivery = s.subscription.next() => delivery?,
-                    _ = s.shutdown.started() => return None,
-                    _ = tokio::time::sleep(s.keep_alive) => {
-                        return Some((Chunks::from(s.quiet.clone()), s));
+                None => {
+                    let progress = &*s.progress;
+                    let nudged = std::future::poll_fn(|cx| progress.poll_nudge(cx));
+                    let woke = match s.heartbeat {
+                        None => tokio::select! {
+                            biased;
+                            delivery = s.subscription.next() => Woke::Delivery(delivery),
+                            nudge = nudged => Woke::Nudge(nudge),
+                        },
+                        Some(quiet) => tokio::select! {
+                            biased;
+                            delivery = s.subscription.next() => Woke::Delivery(delivery),
+                            nudge = nudged => Woke::Nudge(nudge),
+                            _ = tokio::time::sleep(quiet) => Woke::Nudge(NUDGE_KEEP_ALIVE),
+                        },
+                    };
+                    match woke {
+                        Woke::Delivery(delivery) => delivery?,
+                        Woke::Nudge(NUDGE_CLOSE) => return None,
+                        Woke::Nudge(_) => {
+                            s.progress.sent();
+                            return Some((Chunks::from(s.quiet.clone()), s));
+                        }
                     }
-                },
+                }
             };
             let mut batch = Chunks::from(s.event(first));
             while batch.buffers() < MAX_BATCH_EVENTS && batch.remaining() < MAX_BATCH_BYTES {
@@ -280,6 +396,7 @@ impl EventStream {
                 };
                 batch.push(s.event(delivery));
             }
+            s.progress.sent();
             Some((batch, s))
         });
         futures_util::StreamExt::chain(first, rest)
