@@ -90,6 +90,9 @@ impl RequestHead {
     pub fn capture(req: &Request) -> Self {
         let mut text = format!("{} {} {:?}\r\n", req.method(), req.uri(), req.version());
         write_headers(&mut text, req.headers());
+        // Kept for as long as the exchange lasts: a held long poll's whole
+        // wait. No room to spare.
+        text.shrink_to_fit();
         RequestHead {
             text,
             version: req.version(),
