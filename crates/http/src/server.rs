@@ -419,11 +419,9 @@ async fn serve_connection<R, Fut>(
     let kill = ConnectionKill::new(&tap);
     let tap_on_request = tap.clone();
     let watch = tap.clone();
-    // Admission, the request's extensions and the router's first step are
-    // settled before the future hyper keeps for the request is built, so
-    // that future holds only the router's future (a pointer), not the
-    // request, nor every handle cloned for it: it lives as long as the
-    // request does, and a long poll is held for seconds.
+    // Admission and the request's extensions are settled before the future
+    // hyper keeps for the connection is built, so that future holds the
+    // request and the router's answer, not every handle cloned for them.
     let service = service_fn(move |mut req: Request| {
         let id = request_ids.fetch_add(1, Ordering::Relaxed);
         // At debug level: an open span costs memory for as long as its
@@ -453,15 +451,12 @@ async fn serve_connection<R, Fut>(
                 Ok(req)
             }
         };
-        let answer = {
-            let _in_span = span.enter();
-            admitted.map(&route).map_err(Box::new)
-        };
+        let route = route.clone();
         async move {
             let started = std::time::Instant::now();
-            let response = match answer {
-                Ok(routed) => routed.await,
-                Err(refused) => *refused,
+            let response = match admitted {
+                Ok(req) => route(req).await,
+                Err(refused) => refused,
             };
             tracing::debug!(
                 status = response.status().as_u16(),
