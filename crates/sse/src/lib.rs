@@ -14,8 +14,10 @@
 //! The browser's `EventSource` remembers the last `id:` and sends it back as
 //! `Last-Event-ID` when it reconnects by itself, so the header wins over the
 //! query string: it is newer. Where the cursor cannot be honoured the first
-//! event after `hello` is `event: reset`. A comment line every 15 s keeps
-//! idle proxies from closing the stream; on shutdown the body simply ends.
+//! event after `hello` is `event: reset`. A comment line after 15 s of
+//! quiet keeps idle proxies from closing the stream; on shutdown the body
+//! simply ends. One [`watchdog`] per transport says when each of those is
+//! due, and ends the connection of a client that stopped reading.
 //!
 //! Compared with WebSocket: plain HTTP (works through anything that passes a
 //! streamed response), reconnect and resume built into the browser, one
