@@ -8,7 +8,7 @@
 //! against the allowlist, compute `Sec-WebSocket-Accept` (base64 of the SHA-1
 //! of the key and the RFC 6455 GUID, by tungstenite), answer
 //! `101 Switching Protocols`. hyper then hands over the raw connection, and
-//! the connection speaks frames on it itself ([`push`]): the frames it sends
+//! the connection speaks frames on it itself (`connection.rs`): the frames it sends
 //! are built once per notification for every client, and the frames it reads
 //! are the client's pings, pongs and close, parsed with tungstenite's frame
 //! header parser.
