@@ -112,7 +112,7 @@ impl LongPoll {
             poll: self.clone(),
             after: since.cursor,
             cursor,
-            timeout,
+            timeout_secs: timeout.as_secs().try_into().unwrap_or(u32::MAX),
         }))
     }
 
@@ -139,7 +139,8 @@ pub struct Held {
     poll: LongPoll,
     cursor: Option<notify_hub::Cursor>,
     after: notify_hub::NotificationId,
-    timeout: Duration,
+    /// Whole seconds (a minute at most): kept for the whole wait.
+    timeout_secs: u32,
 }
 
 impl Held {
@@ -157,7 +158,7 @@ impl Held {
                 let _held = inner.tallies.open.track();
                 tokio::select! {
                     _ = inner.hub.wait_newer_than(self.after) => {}
-                    _ = tokio::time::sleep(self.timeout) => {}
+                    _ = tokio::time::sleep(Duration::from_secs(self.timeout_secs.into())) => {}
                     _ = inner.shutdown.started() => {}
                 }
             }

@@ -154,7 +154,9 @@ pub fn router(
 /// for, and the connection's tap.
 struct Exchange {
     recorded: Option<(&'static str, RequestHead)>,
-    tag: Option<LabTag>,
+    /// Boxed: only the lab's requests carry one, and a held long poll keeps
+    /// its exchange for the whole wait.
+    tag: Option<Box<LabTag>>,
     tap: Option<Arc<Tap>>,
 }
 
@@ -180,7 +182,11 @@ impl Exchange {
         {
             tap.detach();
         }
-        Ok(Exchange { recorded, tag, tap })
+        Ok(Exchange {
+            recorded,
+            tag: tag.map(Box::new),
+            tap,
+        })
     }
 
     /// Counts the request and records the exchange.
@@ -195,7 +201,7 @@ impl Exchange {
             if name == "publish" && response.status() == StatusCode::CREATED {
                 t.metrics.published_in(head.elapsed());
             }
-            t.wire.record(name, self.tag.as_ref(), head, response);
+            t.wire.record(name, self.tag.as_deref(), head, response);
         }
     }
 }
