@@ -22,12 +22,17 @@ use notify_http::{
     ApiError, AppContext, Query, Request, Response, RouteFuture, Shutdown, Tallies, allow, reply,
     single_transport,
 };
-use notify_hub::Hub;
+use notify_hub::{Hub, ResetReason};
 
 /// The transport's name in `/metrics`, the lab and the harness.
 pub const NAME: &str = "long-poll";
 /// The path this transport serves.
 pub const PATH: &str = "/api/long-poll";
+
+/// The longest a poll whose cursor is ahead of this process waits for it to
+/// catch up, on a hub shared with other processes, before it is answered
+/// with a `cursor_ahead` reset.
+pub const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// How long a request is held when the client does not say, and the most it
 /// may ask for. Below the 30–120 s idle timeouts common in proxies.
@@ -105,6 +110,22 @@ impl LongPoll {
             None => inner.timeout.default,
         };
         let since = inner.hub.since(cursor.as_ref());
+        // Behind a load balancer, a client's next poll can reach this
+        // process a moment before this process has read the notification
+        // another one just answered it with: its cursor looks ahead. Wait
+        // for this process to catch up, briefly, before calling it a reset.
+        if since.reset == Some(ResetReason::CursorAhead)
+            && inner.hub.is_shared()
+            && !timeout.is_zero()
+            && let Some(ahead) = &cursor
+        {
+            return Ok(Start::Hold(Held {
+                poll: self.clone(),
+                after: ahead.after - 1,
+                cursor,
+                timeout_secs: CATCH_UP.min(timeout).as_secs() as u32,
+            }));
+        }
         if !since.notifications.is_empty() || since.reset.is_some() || timeout.is_zero() {
             return Ok(Start::Answer(self.answer(&since)));
         }

@@ -275,3 +275,37 @@ async fn redis_coming_back_empty_is_restored_and_ids_keep_increasing() {
     assert_eq!(delivered[0].text, "after the amnesia");
     assert_eq!(a.hub().epoch(), b.hub().epoch());
 }
+
+#[tokio::test]
+async fn a_long_poll_whose_cursor_is_ahead_of_this_process_waits_for_it_to_catch_up() {
+    let redis = RedisServer::start().await.unwrap();
+    let (a, _) = shared_server(&redis, "ahead").await;
+    let (b, b_transports) = shared_server(&redis, "ahead").await;
+    let first = publish_when_possible(&a, "one").await;
+    eventually("B has read the first", || b.hub().newest_id() == first).await;
+
+    // A cursor one past what B has read: what a client holds when A has
+    // just answered it with a notification B has not read yet, and its
+    // next poll reaches B.
+    let epoch = b.hub().epoch().to_string();
+    let url = b.url(&format!(
+        "/api/long-poll?after={}&epoch={epoch}&timeout=10",
+        first + 1
+    ));
+    let http = b.http.clone();
+    let poll = tokio::spawn(async move {
+        let body = http.get(url).send().await.unwrap().bytes().await.unwrap();
+        notify_http::messages::PollAnswer::parse(&body).unwrap()
+    });
+    eventually("B holds the poll", || b_transports.long_poll.held() == 1).await;
+    let second = publish_when_possible(&a, "two").await;
+
+    let answer = tokio::time::timeout(PATIENCE, poll).await.unwrap().unwrap();
+    assert!(
+        !answer.reset,
+        "caught up, not reset: {:?}",
+        answer.reset_reason
+    );
+    assert!(answer.notifications.is_empty(), "nothing after the cursor");
+    assert_eq!(answer.cursor, second);
+}
