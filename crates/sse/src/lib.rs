@@ -23,7 +23,7 @@
 //! streamed response), reconnect and resume built into the browser, one
 //! direction only — which is all a notification feed needs.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -135,7 +135,7 @@ impl Sse {
             handed: AtomicU64::new(subscription.replay_from()),
             taken_at_ms: AtomicU64::new(0),
             sent_at_ms: AtomicU64::new(0),
-            own_timer: AtomicBool::new(heartbeat.is_some()),
+            own_timer: heartbeat.is_some(),
             nudge: AtomicU8::new(NUDGE_NONE),
             waker: AtomicWaker::new(),
         });
@@ -212,7 +212,7 @@ struct Progress {
     taken_at_ms: AtomicU64,
     sent_at_ms: AtomicU64,
     /// The stream times its own quiet spells (a client's heartbeat).
-    own_timer: AtomicBool,
+    own_timer: bool,
     nudge: AtomicU8,
     waker: AtomicWaker,
 }
@@ -335,7 +335,7 @@ async fn watchdog(
                 return false;
             }
             let quiet_ms = now_ms.saturating_sub(progress.sent_at_ms.load(Ordering::Relaxed));
-            if quiet_ms >= keep_alive_ms && !progress.own_timer.load(Ordering::Relaxed) {
+            if quiet_ms >= keep_alive_ms && !progress.own_timer {
                 progress.nudge(NUDGE_KEEP_ALIVE);
             }
             true
