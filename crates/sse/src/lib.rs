@@ -134,7 +134,6 @@ impl Sse {
             since: Instant::now(),
             handed: AtomicU64::new(subscription.replay_from()),
             taken_at_ms: AtomicU64::new(0),
-            sent_at_ms: AtomicU64::new(0),
             own_timer: heartbeat.is_some(),
             nudge: AtomicU8::new(NUDGE_NONE),
             waker: AtomicWaker::new(),
@@ -203,14 +202,15 @@ struct EventStream {
 }
 
 /// How far the client has taken the stream (the last notification id hyper
-/// took from it, and when), when the stream last sent anything, and what
-/// the [`watchdog`] asks of it.
+/// took from it, and when it last took anything), and what the
+/// [`watchdog`] asks of it.
 #[derive(Debug)]
 struct Progress {
     since: Instant,
     handed: AtomicU64,
+    /// When hyper last took anything from the stream: the clock of both the
+    /// stall check and the keep-alive.
     taken_at_ms: AtomicU64,
-    sent_at_ms: AtomicU64,
     /// The stream times its own quiet spells (a client's heartbeat).
     own_timer: bool,
     nudge: AtomicU8,
@@ -228,13 +228,10 @@ impl Progress {
         self.since.elapsed().as_millis() as u64
     }
 
-    fn taken(&self, id: u64) {
-        self.handed.store(id, Ordering::Relaxed);
+    /// Hyper took what the stream had: a batch or a keep-alive. One clock
+    /// read per batch, however many notifications it holds.
+    fn taken(&self) {
         self.taken_at_ms.store(self.now_ms(), Ordering::Relaxed);
-    }
-
-    fn sent(&self) {
-        self.sent_at_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     /// Asks the stream for a keep-alive or to close, and wakes it.
@@ -334,8 +331,7 @@ async fn watchdog(
                 kill.kill();
                 return false;
             }
-            let quiet_ms = now_ms.saturating_sub(progress.sent_at_ms.load(Ordering::Relaxed));
-            if quiet_ms >= keep_alive_ms && !progress.own_timer {
+            if idle_ms >= keep_alive_ms && !progress.own_timer {
                 progress.nudge(NUDGE_KEEP_ALIVE);
             }
             true
@@ -385,7 +381,7 @@ impl EventStream {
                         Woke::Delivery(delivery) => delivery?,
                         Woke::Nudge(NUDGE_CLOSE) => return None,
                         Woke::Nudge(_) => {
-                            s.progress.sent();
+                            s.progress.taken();
                             return Some((Chunks::from(s.quiet.clone()), s));
                         }
                     }
@@ -398,7 +394,7 @@ impl EventStream {
                 };
                 batch.push(s.event(delivery));
             }
-            s.progress.sent();
+            s.progress.taken();
             Some((batch, s))
         });
         futures_util::StreamExt::chain(first, rest)
@@ -408,7 +404,7 @@ impl EventStream {
         match delivery {
             Delivery::Notification(n) => {
                 self.tallies.deliveries.inc();
-                self.progress.taken(n.id());
+                self.progress.handed.store(n.id(), Ordering::Relaxed);
                 events::notification(self.subscription.epoch(), &n)
             }
             Delivery::Reset { epoch, reason } => {
