@@ -159,10 +159,11 @@ impl AppContext {
 }
 
 /// The router of a server that serves one transport alone: `handle` answers
-/// requests for `path`, [`AppContext::common`] everything else.
+/// requests for its `paths` (the tuned version's and the plain one's),
+/// [`AppContext::common`] everything else.
 pub fn single_transport<H, Fut>(
     ctx: &AppContext,
-    path: &'static str,
+    paths: &'static [&'static str],
     handle: H,
 ) -> impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<H, Fut>
 where
@@ -174,7 +175,7 @@ where
         let ctx = ctx.clone();
         let handle = handle.clone();
         Box::pin(async move {
-            if req.uri().path() == path {
+            if paths.contains(&req.uri().path()) {
                 handle(req).await.unwrap_or_else(ApiError::into_response)
             } else {
                 ctx.common(req).await

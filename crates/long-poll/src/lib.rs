@@ -24,6 +24,10 @@ use notify_http::{
 };
 use notify_hub::{Hub, ResetReason};
 
+pub use plain::{PLAIN_PATH, PlainLongPoll};
+
+mod plain;
+
 /// The transport's name in `/metrics`, the lab and the harness.
 pub const NAME: &str = "long-poll";
 /// The path this transport serves.
@@ -188,7 +192,8 @@ impl Held {
     }
 }
 
-/// The router of the long-poll server run alone.
+/// The router of the long-poll server run alone: the tuned transport at
+/// [`PATH`], its plain version at [`PLAIN_PATH`].
 pub fn standalone(
     ctx: &AppContext,
     timeout: LongPollTimeout,
@@ -196,11 +201,21 @@ pub fn standalone(
     LongPoll,
     impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<>,
 ) {
+    let plain = PlainLongPoll {
+        hub: ctx.hub.clone(),
+        shutdown: ctx.shutdown.clone(),
+        timeout,
+    };
     let poll = LongPoll::new(ctx.hub.clone(), ctx.shutdown.clone(), timeout);
     let handle = poll.clone();
-    let route = single_transport(ctx, PATH, move |req: Request| {
-        let poll = handle.clone();
-        async move { poll.handle(&req).await }
+    let route = single_transport(ctx, &[PATH, PLAIN_PATH], move |req: Request| {
+        let (poll, plain) = (handle.clone(), plain.clone());
+        async move {
+            match req.uri().path() {
+                PLAIN_PATH => plain.handle(req).await,
+                _ => poll.handle(&req).await,
+            }
+        }
     });
     (poll, route)
 }

@@ -28,11 +28,11 @@ use notify_http::{
     ApiError, AppContext, Cut, Lab, LabTag, Query, Request, RequestHead, Response, RouteFuture,
     Tallies, Tap, WireLog, allow, reply,
 };
-use notify_long_poll::{LongPoll, LongPollTimeout, Start};
+use notify_long_poll::{LongPoll, LongPollTimeout, PlainLongPoll, Start};
 use notify_short_poll::ShortPoll;
 use notify_socketio::{SocketIo, SocketIoConfig};
-use notify_sse::{Sse, SseConfig};
-use notify_websocket::{WebSocket, WsConfig};
+use notify_sse::{PlainSse, Sse, SseConfig};
+use notify_websocket::{PlainWebSocket, WebSocket, WsConfig};
 
 /// Settings of the transports that have any.
 #[derive(Debug, Clone, Default)]
@@ -51,9 +51,21 @@ pub struct Transports {
     pub websocket: WebSocket,
     pub sse: Sse,
     pub socketio: SocketIo,
+    /// The plain versions of the three tuned transports, each at its
+    /// `PLAIN_PATH`: the same wire contract, written to be read first.
+    pub plain: Plain,
     pub wire: WireLog,
     pub lab: Lab,
     pub metrics: Arc<metrics::Metrics>,
+}
+
+/// The plain long poll, WebSocket and SSE, served beside the tuned ones so
+/// that the harness can measure both in one run.
+#[derive(Debug, Clone)]
+pub struct Plain {
+    pub long_poll: PlainLongPoll,
+    pub websocket: PlainWebSocket,
+    pub sse: PlainSse,
 }
 
 impl Transports {
@@ -114,12 +126,30 @@ pub fn router(
     Transports,
     impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<>,
 ) {
+    let plain = Plain {
+        long_poll: PlainLongPoll {
+            hub: ctx.hub.clone(),
+            shutdown: ctx.shutdown.clone(),
+            timeout: config.long_poll,
+        },
+        websocket: PlainWebSocket {
+            hub: ctx.hub.clone(),
+            shutdown: ctx.shutdown.clone(),
+            config: config.websocket.clone(),
+        },
+        sse: PlainSse {
+            hub: ctx.hub.clone(),
+            shutdown: ctx.shutdown.clone(),
+            config: config.sse.clone(),
+        },
+    };
     let transports = Transports {
         short_poll: ShortPoll::new(ctx.hub.clone()),
         long_poll: LongPoll::new(ctx.hub.clone(), ctx.shutdown.clone(), config.long_poll),
         websocket: WebSocket::new(ctx.hub.clone(), ctx.shutdown.clone(), config.websocket),
         sse: Sse::new(ctx.hub.clone(), ctx.shutdown.clone(), config.sse),
         socketio: SocketIo::new(ctx.hub.clone(), ctx.shutdown.clone(), config.socketio),
+        plain,
         wire: WireLog::new(),
         lab: Lab::new(),
         metrics: Arc::new(metrics::Metrics::new()),
@@ -249,6 +279,9 @@ async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
         notify_long_poll::PATH => Box::pin(t.long_poll.handle(&req)).await,
         notify_websocket::PATH => t.websocket.handle(req),
         notify_sse::PATH => t.sse.handle(&req),
+        notify_long_poll::PLAIN_PATH => Box::pin(t.plain.long_poll.handle(req)).await,
+        notify_websocket::PLAIN_PATH => t.plain.websocket.handle(req),
+        notify_sse::PLAIN_PATH => t.plain.sse.handle(&req),
         "/" => pages::lab(&req, &ctx.hub),
         "/admin" => pages::admin(&req, &ctx.hub),
         "/seed" => pages::seed(&req, &ctx.hub),

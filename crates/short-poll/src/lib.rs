@@ -56,7 +56,7 @@ pub fn standalone(
     ctx: &AppContext,
 ) -> impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<> {
     let poll = ShortPoll::new(ctx.hub.clone());
-    single_transport(ctx, PATH, move |req: Request| {
+    single_transport(ctx, &[PATH], move |req: Request| {
         let poll = poll.clone();
         async move { poll.handle(&req) }
     })

@@ -39,6 +39,10 @@ use notify_http::{
 };
 use notify_hub::{Cursor, Delivery, Epoch, Hub, Subscription};
 
+pub use plain::{PLAIN_PATH, PlainSse};
+
+mod plain;
+
 /// Events gathered into one body frame at most: hyper hands up to 64
 /// buffers to one `writev`, two of which frame the chunk.
 const MAX_BATCH_EVENTS: usize = 62;
@@ -415,7 +419,8 @@ impl EventStream {
     }
 }
 
-/// The router of the SSE server run alone.
+/// The router of the SSE server run alone: the tuned transport at
+/// [`PATH`], its plain version at [`PLAIN_PATH`].
 pub fn standalone(
     ctx: &AppContext,
     config: SseConfig,
@@ -423,11 +428,21 @@ pub fn standalone(
     Sse,
     impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<>,
 ) {
+    let plain = PlainSse {
+        hub: ctx.hub.clone(),
+        shutdown: ctx.shutdown.clone(),
+        config: config.clone(),
+    };
     let sse = Sse::new(ctx.hub.clone(), ctx.shutdown.clone(), config);
     let handle = sse.clone();
-    let route = single_transport(ctx, PATH, move |req: Request| {
-        let sse = handle.clone();
-        async move { sse.handle(&req) }
+    let route = single_transport(ctx, &[PATH, PLAIN_PATH], move |req: Request| {
+        let (sse, plain) = (handle.clone(), plain.clone());
+        async move {
+            match req.uri().path() {
+                PLAIN_PATH => plain.handle(&req),
+                _ => sse.handle(&req),
+            }
+        }
     });
     (sse, route)
 }

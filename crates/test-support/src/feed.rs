@@ -32,17 +32,40 @@ pub enum Subscriber {
     /// Socket.IO over its WebSocket transport (Engine.IO 4), namespace `/`,
     /// the cursor in the connect packet's `auth`.
     SocketIo,
+    /// The plain versions of the three tuned transports, at their
+    /// `PLAIN_PATH`: the same client, another path.
+    LongPollPlain,
+    WebSocketPlain,
+    SsePlain,
 }
 
 impl Subscriber {
-    /// Every transport the combined server serves.
-    pub const ALL: [Subscriber; 5] = [
+    /// Every transport the combined server serves, the plain versions
+    /// included.
+    pub const ALL: [Subscriber; 8] = [
         Subscriber::ShortPoll,
         Subscriber::LongPoll,
         Subscriber::WebSocket,
         Subscriber::Sse,
         Subscriber::SocketIo,
+        Subscriber::LongPollPlain,
+        Subscriber::WebSocketPlain,
+        Subscriber::SsePlain,
     ];
+
+    /// The path it is served at (Socket.IO's is its prefix).
+    pub fn path(self) -> &'static str {
+        match self {
+            Subscriber::ShortPoll => "/api/poll",
+            Subscriber::LongPoll => "/api/long-poll",
+            Subscriber::WebSocket => "/api/ws",
+            Subscriber::Sse => "/api/sse",
+            Subscriber::SocketIo => "/socket.io/",
+            Subscriber::LongPollPlain => "/api/long-poll/plain",
+            Subscriber::WebSocketPlain => "/api/ws/plain",
+            Subscriber::SsePlain => "/api/sse/plain",
+        }
+    }
 }
 
 /// A subscription over one transport.
@@ -84,30 +107,29 @@ impl Feed {
         let query = cursor
             .map(|(after, epoch)| format!("?after={after}&epoch={epoch}"))
             .unwrap_or_default();
+        let path = transport.path();
         let inner = match transport {
-            Subscriber::ShortPoll | Subscriber::LongPoll => Inner::Poll {
-                path: if transport == Subscriber::ShortPoll {
-                    "/api/poll"
-                } else {
-                    "/api/long-poll"
-                },
-                cursor: cursor.map(|(after, epoch)| (after, epoch.to_owned())),
-                pending: VecDeque::new(),
-                http: server.http.clone(),
-                base: server.url(""),
-            },
-            Subscriber::WebSocket => {
-                let mut ws = ws_connect(&server.ws_url(&format!("/api/ws{query}"))).await?;
+            Subscriber::ShortPoll | Subscriber::LongPoll | Subscriber::LongPollPlain => {
+                Inner::Poll {
+                    path,
+                    cursor: cursor.map(|(after, epoch)| (after, epoch.to_owned())),
+                    pending: VecDeque::new(),
+                    http: server.http.clone(),
+                    base: server.url(""),
+                }
+            }
+            Subscriber::WebSocket | Subscriber::WebSocketPlain => {
+                let mut ws = ws_connect(&server.ws_url(&format!("{path}{query}"))).await?;
                 match ws_next(&mut ws).await? {
                     Some(Pushed::Hello { .. }) => {}
                     other => bail!("a WebSocket opens with hello, not {other:?}"),
                 }
                 Inner::WebSocket(Box::new(ws))
             }
-            Subscriber::Sse => {
+            Subscriber::Sse | Subscriber::SsePlain => {
                 let response = server
                     .http
-                    .get(server.url(&format!("/api/sse{query}")))
+                    .get(server.url(&format!("{path}{query}")))
                     .send()
                     .await?;
                 anyhow::ensure!(
@@ -167,7 +189,7 @@ impl Feed {
                 if let Some((after, epoch)) = cursor {
                     url.push_str(&format!("after={after}&epoch={epoch}&"));
                 }
-                if *path == "/api/long-poll" {
+                if *path != "/api/poll" {
                     url.push_str(&format!("timeout={LONG_POLL_HOLD_SECS}"));
                 }
                 let response = http.get(&url).send().await?;

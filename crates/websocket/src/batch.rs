@@ -35,12 +35,6 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn one(frame: Bytes) -> Self {
-        let mut batch = Batch::default();
-        batch.push(frame);
-        batch
-    }
-
     /// Nothing left to write (or flush).
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()

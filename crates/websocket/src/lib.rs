@@ -34,11 +34,14 @@ use notify_http::{
 use notify_hub::Hub;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-pub use batch::Batch;
+pub use plain::{PLAIN_PATH, PlainWebSocket};
+
+use batch::Batch;
 
 mod batch;
 mod connection;
 mod frames;
+mod plain;
 
 /// The transport's name in `/metrics`, the lab and the harness.
 pub const NAME: &str = "websocket";
@@ -248,7 +251,8 @@ pub enum PushEnd {
     ClientSentData,
 }
 
-/// The router of the WebSocket server run alone.
+/// The router of the WebSocket server run alone: the tuned transport at
+/// [`PATH`], its plain version at [`PLAIN_PATH`].
 pub fn standalone(
     ctx: &AppContext,
     config: WsConfig,
@@ -256,11 +260,21 @@ pub fn standalone(
     WebSocket,
     impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<>,
 ) {
+    let plain = PlainWebSocket {
+        hub: ctx.hub.clone(),
+        shutdown: ctx.shutdown.clone(),
+        config: config.clone(),
+    };
     let ws = WebSocket::new(ctx.hub.clone(), ctx.shutdown.clone(), config);
     let handle = ws.clone();
-    let route = single_transport(ctx, PATH, move |req: Request| {
-        let ws = handle.clone();
-        async move { ws.handle(req) }
+    let route = single_transport(ctx, &[PATH, PLAIN_PATH], move |req: Request| {
+        let (ws, plain) = (handle.clone(), plain.clone());
+        async move {
+            match req.uri().path() {
+                PLAIN_PATH => plain.handle(req),
+                _ => ws.handle(req),
+            }
+        }
     });
     (ws, route)
 }
