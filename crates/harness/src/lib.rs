@@ -52,6 +52,13 @@ pub enum Transport {
     #[value(name = "socketio-ws")]
     #[serde(rename = "socketio-ws")]
     SocketIoWebSocket,
+    /// The plain versions of the three tuned transports, served at their
+    /// `PLAIN_PATH` by the same server, spoken to by the same clients.
+    LongPollPlain,
+    #[value(name = "websocket-plain")]
+    #[serde(rename = "websocket-plain")]
+    WebSocketPlain,
+    SsePlain,
 }
 
 impl Transport {
@@ -66,14 +73,19 @@ impl Transport {
 }
 
 impl Transport {
-    /// The transport's own name, as `/metrics` and the lab use it.
+    /// The tuned transports that have a plain version beside them.
+    pub const WITH_PLAIN: [Transport; 3] =
+        [Transport::LongPoll, Transport::WebSocket, Transport::Sse];
+
+    /// The transport's own name, as `/metrics` and the lab use it (a plain
+    /// version has its tuned twin's).
     pub fn name(self) -> &'static str {
-        match self {
+        match self.tuned() {
             Transport::ShortPoll => notify_short_poll::NAME,
             Transport::LongPoll => notify_long_poll::NAME,
             Transport::WebSocket => notify_websocket::NAME,
             Transport::Sse => notify_sse::NAME,
-            Transport::SocketIo | Transport::SocketIoWebSocket => notify_socketio::NAME,
+            _ => notify_socketio::NAME,
         }
     }
 
@@ -85,14 +97,42 @@ impl Transport {
             Transport::WebSocket => notify_websocket::PATH,
             Transport::Sse => notify_sse::PATH,
             Transport::SocketIo | Transport::SocketIoWebSocket => notify_socketio::PATH,
+            Transport::LongPollPlain => notify_long_poll::PLAIN_PATH,
+            Transport::WebSocketPlain => notify_websocket::PLAIN_PATH,
+            Transport::SsePlain => notify_sse::PLAIN_PATH,
+        }
+    }
+
+    /// The tuned transport this is the plain version of, or itself: the
+    /// same wire contract, so the same client and the same theory.
+    pub fn tuned(self) -> Transport {
+        match self {
+            Transport::LongPollPlain => Transport::LongPoll,
+            Transport::WebSocketPlain => Transport::WebSocket,
+            Transport::SsePlain => Transport::Sse,
+            other => other,
+        }
+    }
+
+    /// Its plain version, if it has one.
+    pub fn plain(self) -> Option<Transport> {
+        match self {
+            Transport::LongPoll => Some(Transport::LongPollPlain),
+            Transport::WebSocket => Some(Transport::WebSocketPlain),
+            Transport::Sse => Some(Transport::SsePlain),
+            _ => None,
         }
     }
 
     /// How the report and the command line name it: the transport's name,
-    /// and for Socket.IO over WebSocket only, `socketio-ws`.
+    /// `socketio-ws` for Socket.IO over WebSocket, and `-plain` after a
+    /// plain version's.
     pub fn label(self) -> &'static str {
         match self {
             Transport::SocketIoWebSocket => "socketio-ws",
+            Transport::LongPollPlain => "long-poll-plain",
+            Transport::WebSocketPlain => "websocket-plain",
+            Transport::SsePlain => "sse-plain",
             other => other.name(),
         }
     }

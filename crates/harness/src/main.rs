@@ -63,7 +63,9 @@ struct Args {
     /// custom: long-poll timeout in whole seconds (T).
     #[arg(long, default_value_t = 25)]
     timeout: u64,
-    /// custom: transports to run (default all).
+    /// The transports to run, e.g. `websocket,websocket-plain`: for custom
+    /// (default all but the plain versions), scale (default websocket, sse,
+    /// long-poll), or instead of a named scenario's.
     #[arg(long, value_delimiter = ',')]
     transports: Vec<Transport>,
     /// custom: cut every client's connection at random, on average every
@@ -104,7 +106,7 @@ async fn harness(args: Args) -> anyhow::Result<()> {
         return run_scale(&args).await;
     }
     let scenario = match scenarios::named(&args.scenario) {
-        Some(scenario) => scenario,
+        Some(scenario) => scenario.with_transports(&args.transports),
         None if args.scenario == "custom" => custom(&args)?,
         None => bail!(
             "no scenario {:?}; try one of {:?} or custom",

@@ -215,7 +215,7 @@ impl Theory {
         };
         self.mean_latency_ms = Some(mean);
         self.latency_formula = format!("{formula}, S = {s_ms:.0} ms to publish the burst");
-        if transport == Transport::LongPoll {
+        if transport.tuned() == Transport::LongPoll {
             self.requests_at_most = true;
             self.requests_formula = format!("at most {}", self.requests_formula);
         }
@@ -235,7 +235,7 @@ impl Theory {
         } else {
             "one trip through the server"
         };
-        match transport {
+        match transport.tuned() {
             Transport::ShortPoll => {
                 let i = config.poll_interval.as_secs_f64();
                 // A client waits I after each answer, so its cycle is I + R;
@@ -305,7 +305,7 @@ impl Theory {
                 requests_at_most: false,
                 requests_formula: format!(
                     "N = {n} (one {} per client)",
-                    if transport == Transport::Sse {
+                    if transport.tuned() == Transport::Sse {
                         "stream"
                     } else {
                         "handshake"
@@ -328,6 +328,9 @@ impl Theory {
                 mean_latency_ms: one_transit,
                 latency_formula: push_latency.into(),
             },
+            Transport::LongPollPlain | Transport::WebSocketPlain | Transport::SsePlain => {
+                unreachable!("a plain version's theory is its tuned twin's")
+            }
         }
     }
 }

@@ -257,9 +257,13 @@ async fn measure(
 async fn run_client(transport: Transport, ctx: ClientContext, config: RunConfig) -> ClientOutcome {
     match transport {
         Transport::ShortPoll => clients::short_poll::run(ctx, config.poll_interval).await,
-        Transport::LongPoll => clients::long_poll::run(ctx, config.long_poll_timeout).await,
-        Transport::WebSocket => clients::websocket::run(ctx).await,
-        Transport::Sse => clients::sse::run(ctx).await,
+        Transport::LongPoll | Transport::LongPollPlain => {
+            clients::long_poll::run(ctx, transport, config.long_poll_timeout).await
+        }
+        Transport::WebSocket | Transport::WebSocketPlain => {
+            clients::websocket::run(ctx, transport).await
+        }
+        Transport::Sse | Transport::SsePlain => clients::sse::run(ctx, transport).await,
         Transport::SocketIo | Transport::SocketIoWebSocket => {
             clients::socketio::run(ctx, transport).await
         }

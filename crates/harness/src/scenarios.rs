@@ -14,6 +14,38 @@ pub struct Scenario {
     pub runs: Vec<RunConfig>,
 }
 
+impl Scenario {
+    /// The same scenario over other transports (`--transports`): where each
+    /// run holds one transport alone on its server (the at-scale ones),
+    /// one such run per transport given; elsewhere every run holds them all.
+    pub fn with_transports(mut self, transports: &[Transport]) -> Self {
+        if transports.is_empty() {
+            return self;
+        }
+        let one_each = self.runs.iter().all(|run| run.transports.len() == 1);
+        if one_each && let Some(template) = self.runs.first().cloned() {
+            let prefix = template
+                .name
+                .rsplit_once(' ')
+                .map_or(template.name.as_str(), |(prefix, _)| prefix)
+                .to_owned();
+            self.runs = transports
+                .iter()
+                .map(|t| RunConfig {
+                    name: format!("{prefix} {t}"),
+                    transports: vec![*t],
+                    ..template.clone()
+                })
+                .collect();
+        } else {
+            for run in &mut self.runs {
+                run.transports = transports.to_vec();
+            }
+        }
+        self
+    }
+}
+
 pub const NAMES: &[&str] = &[
     "quiet",
     "busy",

@@ -306,3 +306,35 @@ async fn under_chaos_every_client_still_gets_everything_once_in_order() {
         "the server let go of every connection"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_and_tuned_run_side_by_side_and_deliver_the_same() {
+    let mut both = Vec::new();
+    for tuned in Transport::WITH_PLAIN {
+        both.extend([tuned, tuned.plain().expect("each has a plain version")]);
+    }
+    let config = RunConfig {
+        transports: both.clone(),
+        ..small("plain beside tuned")
+    };
+    let report = notify_harness::run(&config, &Target::InProcess { redis: None }, false)
+        .await
+        .unwrap();
+    report
+        .verify()
+        .expect("every notification exactly once, in order");
+    for transport in both {
+        let t = figures(&report, transport);
+        assert_eq!(t.delivered, 5 * 10, "{transport}");
+        // The same wire contract: the same requests as the tuned twin's
+        // model says, and the report names each version apart.
+        assert_eq!(
+            t.theory.requests_formula,
+            figures(&report, transport.tuned()).theory.requests_formula
+        );
+        assert_eq!(
+            t.transport.to_string().ends_with("-plain"),
+            transport != transport.tuned()
+        );
+    }
+}

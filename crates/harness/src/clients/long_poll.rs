@@ -9,8 +9,9 @@ use super::short_poll::poll_once;
 use super::{ClientContext, ClientOutcome, Cuts, RECONNECT_DELAY, Recorder};
 use crate::Transport;
 
-pub async fn run(ctx: ClientContext, timeout: Duration) -> ClientOutcome {
-    let mut recorder = Recorder::new(Transport::LongPoll, &ctx);
+/// `transport` is the tuned one or its plain version: the same wire, another path.
+pub async fn run(ctx: ClientContext, transport: Transport, timeout: Duration) -> ClientOutcome {
+    let mut recorder = Recorder::new(transport, &ctx);
     let mut http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
     let mut cursor = ctx.start.clone();
     let mut cuts = Cuts::new(&ctx);
@@ -22,11 +23,7 @@ pub async fn run(ctx: ClientContext, timeout: Duration) -> ClientOutcome {
         } else {
             0
         };
-        let path = format!(
-            "{}?{}&timeout={hold}",
-            Transport::LongPoll.path(),
-            cursor.query()
-        );
+        let path = format!("{}?{}&timeout={hold}", transport.path(), cursor.query());
         let result = tokio::select! {
             _ = ctx.stop.cancelled() => break,
             _ = cuts.due() => {

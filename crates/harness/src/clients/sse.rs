@@ -13,17 +13,15 @@ use super::http::{HttpConnection, get_request};
 use super::{ClientContext, ClientOutcome, Cuts, RECONNECT_DELAY, Recorder};
 use crate::Transport;
 
-pub async fn run(ctx: ClientContext) -> ClientOutcome {
-    let mut recorder = Recorder::new(Transport::Sse, &ctx);
+/// `transport` is the tuned one or its plain version: the same wire, another path.
+pub async fn run(ctx: ClientContext, transport: Transport) -> ClientOutcome {
+    let mut recorder = Recorder::new(transport, &ctx);
     let mut last_event_id: Option<String> = None;
     let start = ctx.start.clone();
     let mut cuts = Cuts::new(&ctx);
     while !ctx.stop.is_cancelled() {
         let mut http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
-        let mut request = get_request(
-            ctx.addr,
-            &format!("{}?{}", Transport::Sse.path(), start.query()),
-        );
+        let mut request = get_request(ctx.addr, &format!("{}?{}", transport.path(), start.query()));
         if let Some(id) = &last_event_id {
             request
                 .headers_mut()

@@ -13,14 +13,15 @@ use super::{ClientContext, ClientOutcome, Cuts, RECONNECT_DELAY, Recorder};
 use crate::Transport;
 use crate::counting::CountingStream;
 
-pub async fn run(ctx: ClientContext) -> ClientOutcome {
-    let mut recorder = Recorder::new(Transport::WebSocket, &ctx);
+/// `transport` is the tuned one or its plain version: the same wire, another path.
+pub async fn run(ctx: ClientContext, transport: Transport) -> ClientOutcome {
+    let mut recorder = Recorder::new(transport, &ctx);
     let mut cursor = ctx.start.clone();
     let mut cuts = Cuts::new(&ctx);
     while !ctx.stop.is_cancelled() {
         let connected = tokio::select! {
             _ = ctx.stop.cancelled() => break,
-            connected = connect(&ctx, &cursor) => connected,
+            connected = connect(&ctx, transport, &cursor) => connected,
         };
         let Ok(mut ws) = connected else {
             ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -69,16 +70,12 @@ pub async fn run(ctx: ClientContext) -> ClientOutcome {
 
 async fn connect(
     ctx: &ClientContext,
+    transport: Transport,
     cursor: &super::Cursor,
 ) -> anyhow::Result<tokio_tungstenite::WebSocketStream<CountingStream>> {
     ctx.stats.request();
     let stream = CountingStream::connect(ctx.addr, ctx.stats.bytes.clone()).await?;
-    let url = format!(
-        "ws://{}{}?{}",
-        ctx.addr,
-        Transport::WebSocket.path(),
-        cursor.query()
-    );
+    let url = format!("ws://{}{}?{}", ctx.addr, transport.path(), cursor.query());
     // tungstenite zero-fills its read buffer's spare room before each read:
     // with the default 128 KiB, that memset, not the server, would set the
     // pace of thousands of clients on one core. Notifications are small.
