@@ -41,7 +41,8 @@ use crate::{RunReport, Transport};
 
 /// The most clients per transport a scale run opens, whatever the limit.
 pub const MAX_CLIENTS: usize = 20_000;
-/// What the issue names for this machine: 15 000 clients per transport.
+/// Clients per transport by default: what a 2-core machine with a
+/// descriptor limit of 20 000 holds beside the harness's own.
 const DEFAULT_CLIENTS: usize = 15_000;
 /// Descriptors kept back for everything that is not a client.
 const SPARE_FDS: u64 = 500;

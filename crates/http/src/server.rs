@@ -1,5 +1,6 @@
-//! The connection loop: accept TCP connections, serve HTTP/1.1 on each with
-//! hyper, and drain everything on shutdown.
+//! The connection loop: accept TCP connections, serve each with hyper
+//! (HTTP/1.1, or with TLS whatever ALPN chose: HTTP/2 or HTTP/1.1), and
+//! drain everything on shutdown.
 //!
 //! Every connection runs in a task of one [`TaskTracker`], and every task
 //! watches one [`CancellationToken`]: on shutdown the loop stops accepting,
@@ -120,10 +121,6 @@ pub struct Shutdown {
 impl Shutdown {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    pub fn token(&self) -> &CancellationToken {
-        &self.token
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -1,7 +1,7 @@
 //! What every transport counts, in one shape: notifications delivered,
 //! resets sent, connections open now, and connections the server ended, by
-//! reason. `/metrics` and the harness loop over transports' [`Tallies`]
-//! instead of naming each counter of each transport.
+//! reason. `/metrics` loops over the transports' [`Tallies`] instead of
+//! naming each counter of each transport.
 //!
 //! The transports only increment; whoever exposes the numbers reads them.
 //! A transport that never drops a connection for a reason leaves that

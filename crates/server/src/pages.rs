@@ -225,7 +225,8 @@ pub fn static_file(req: &Request) -> Option<Result<Response, ApiError>> {
         let mut response = hyper::Response::new(reply::full(*content));
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        // Revalidate every time: learners edit these files and reload.
+        // Revalidate every time: a rebuilt server serves the edited files
+        // (they are embedded), and a page reload should see them.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         headers.insert(
             header::X_CONTENT_TYPE_OPTIONS,

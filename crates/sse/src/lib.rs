@@ -92,8 +92,10 @@ pub struct Sse {
 type Watched = Arc<Mutex<Vec<(Weak<Progress>, Option<ConnectionKill>)>>>;
 
 impl Sse {
-    /// Inside a Tokio runtime, also starts the transport's watchdog, which
-    /// ends with the server.
+    /// Also starts the transport's [`watchdog`], which ends with the
+    /// server: call it inside a Tokio runtime (outside one it panics, where
+    /// starting without a watchdog would silently lose keep-alives and
+    /// slow-client drops).
     pub fn new(hub: Hub, shutdown: Shutdown, config: SseConfig) -> Self {
         let sse = Sse {
             hub,
@@ -102,15 +104,13 @@ impl Sse {
             tallies: Tallies::new(),
             watched: Watched::default(),
         };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            sse.shutdown.spawn(watchdog(
-                sse.hub.clone(),
-                sse.watched.clone(),
-                sse.config.clone(),
-                sse.shutdown.clone(),
-                sse.tallies.dropped(DropReason::TooSlow).clone(),
-            ));
-        }
+        sse.shutdown.spawn(watchdog(
+            sse.hub.clone(),
+            sse.watched.clone(),
+            sse.config.clone(),
+            sse.shutdown.clone(),
+            sse.tallies.dropped(DropReason::TooSlow).clone(),
+        ));
         sse
     }
 
@@ -139,7 +139,7 @@ impl Sse {
             handed: AtomicU64::new(subscription.replay_from()),
             taken_at_ms: AtomicU64::new(0),
             own_timer: heartbeat.is_some(),
-            nudge: AtomicU8::new(NUDGE_NONE),
+            nudge: Nudges::default(),
             waker: AtomicWaker::new(),
         });
         let kill = req.extensions().get::<ConnectionKill>().cloned();
@@ -217,15 +217,53 @@ struct Progress {
     taken_at_ms: AtomicU64,
     /// The stream times its own quiet spells (a client's heartbeat).
     own_timer: bool,
-    nudge: AtomicU8,
+    nudge: Nudges,
     waker: AtomicWaker,
 }
 
-const NUDGE_NONE: u8 = 0;
-/// A keep-alive comment is due.
-const NUDGE_KEEP_ALIVE: u8 = 1;
-/// The server is shutting down: end the stream.
-const NUDGE_CLOSE: u8 = 2;
+/// What the [`watchdog`] asks of a stream, in the order of their weight: a
+/// close outweighs a keep-alive, and is never taken back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Nudge {
+    /// A keep-alive comment is due.
+    KeepAlive = 1,
+    /// The server is shutting down: end the stream.
+    Close = 2,
+}
+
+/// The watchdog's latest [`Nudge`] to one stream, in one byte that the
+/// watchdog raises and the stream takes without a lock.
+#[derive(Debug, Default)]
+struct Nudges(AtomicU8);
+
+impl Nudges {
+    /// Asks for `nudge`, unless something weightier is asked already.
+    fn raise(&self, nudge: Nudge) {
+        self.0.fetch_max(nudge as u8, Ordering::AcqRel);
+    }
+
+    /// What is asked, if anything: a keep-alive is taken (answered once),
+    /// a close stays.
+    fn take(&self) -> Option<Nudge> {
+        const NONE: u8 = 0;
+        let keep_alive = Nudge::KeepAlive as u8;
+        match self.0.load(Ordering::Acquire) {
+            NONE => None,
+            n if n == keep_alive => {
+                match self
+                    .0
+                    .compare_exchange(keep_alive, NONE, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => Some(Nudge::KeepAlive),
+                    // Raised to a close in between.
+                    Err(_) => Some(Nudge::Close),
+                }
+            }
+            _ => Some(Nudge::Close),
+        }
+    }
+}
 
 impl Progress {
     fn now_ms(&self) -> u64 {
@@ -239,33 +277,18 @@ impl Progress {
     }
 
     /// Asks the stream for a keep-alive or to close, and wakes it.
-    fn nudge(&self, what: u8) {
-        self.nudge.fetch_max(what, Ordering::AcqRel);
+    fn nudge(&self, what: Nudge) {
+        self.nudge.raise(what);
         self.waker.wake();
     }
 
-    /// Resolves with the watchdog's request: a close stays, a keep-alive is
-    /// taken.
-    fn poll_nudge(&self, cx: &mut Context<'_>) -> Poll<u8> {
-        let take = || match self.nudge.load(Ordering::Acquire) {
-            NUDGE_NONE => None,
-            NUDGE_CLOSE => Some(NUDGE_CLOSE),
-            _ => Some(
-                self.nudge
-                    .compare_exchange(
-                        NUDGE_KEEP_ALIVE,
-                        NUDGE_NONE,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .unwrap_or_else(|now| now),
-            ),
-        };
-        if let Some(nudge) = take() {
+    /// Resolves with the watchdog's request.
+    fn poll_nudge(&self, cx: &mut Context<'_>) -> Poll<Nudge> {
+        if let Some(nudge) = self.nudge.take() {
             return Poll::Ready(nudge);
         }
         self.waker.register(cx.waker());
-        match take() {
+        match self.nudge.take() {
             Some(nudge) => Poll::Ready(nudge),
             None => Poll::Pending,
         }
@@ -311,7 +334,7 @@ async fn watchdog(
                 // Streams opened from now on see the signal themselves.
                 for (progress, _) in watched.lock().expect("watch list lock poisoned").iter() {
                     if let Some(progress) = progress.upgrade() {
-                        progress.nudge(NUDGE_CLOSE);
+                        progress.nudge(Nudge::Close);
                     }
                 }
                 return;
@@ -336,7 +359,7 @@ async fn watchdog(
                 return false;
             }
             if idle_ms >= keep_alive_ms && !progress.own_timer {
-                progress.nudge(NUDGE_KEEP_ALIVE);
+                progress.nudge(Nudge::KeepAlive);
             }
             true
         });
@@ -346,7 +369,7 @@ async fn watchdog(
 /// What ended a stream's wait.
 enum Woke {
     Delivery(Option<Delivery>),
-    Nudge(u8),
+    Nudge(Nudge),
 }
 
 impl EventStream {
@@ -378,13 +401,13 @@ impl EventStream {
                             biased;
                             delivery = s.subscription.next() => Woke::Delivery(delivery),
                             nudge = nudged => Woke::Nudge(nudge),
-                            _ = tokio::time::sleep(quiet) => Woke::Nudge(NUDGE_KEEP_ALIVE),
+                            _ = tokio::time::sleep(quiet) => Woke::Nudge(Nudge::KeepAlive),
                         },
                     };
                     match woke {
                         Woke::Delivery(delivery) => delivery?,
-                        Woke::Nudge(NUDGE_CLOSE) => return None,
-                        Woke::Nudge(_) => {
+                        Woke::Nudge(Nudge::Close) => return None,
+                        Woke::Nudge(Nudge::KeepAlive) => {
                             s.progress.taken();
                             return Some((Chunks::from(s.quiet.clone()), s));
                         }
@@ -450,6 +473,19 @@ pub fn standalone(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_close_outweighs_a_keep_alive_and_stays() {
+        let nudges = Nudges::default();
+        assert_eq!(nudges.take(), None);
+        nudges.raise(Nudge::KeepAlive);
+        assert_eq!(nudges.take(), Some(Nudge::KeepAlive));
+        assert_eq!(nudges.take(), None, "a keep-alive is answered once");
+        nudges.raise(Nudge::Close);
+        nudges.raise(Nudge::KeepAlive);
+        assert_eq!(nudges.take(), Some(Nudge::Close));
+        assert_eq!(nudges.take(), Some(Nudge::Close), "a close stays");
+    }
 
     #[test]
     fn last_event_id_forms() {

@@ -79,6 +79,7 @@ pub(crate) async fn serve(
     let shutdown = &shared.shutdown;
     match upgraded.downcast::<TokioIo<Tapped>>() {
         Ok(parts) => {
+            shared.unwrapped.inc();
             let conn = Connection::new(
                 parts.io.into_inner(),
                 &parts.read_buf,

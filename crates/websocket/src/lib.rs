@@ -109,6 +109,11 @@ pub(crate) struct Shared {
     shutdown: Shutdown,
     config: WsConfig,
     tallies: Tallies,
+    /// Connections served on the socket unwrapped from hyper's stream (the
+    /// fast path of `connection::serve`); a plain TCP connection that is
+    /// not means the connection loop wraps its sockets in a type the
+    /// downcast does not name, which a test catches.
+    unwrapped: notify_http::Counter,
 }
 
 impl WebSocket {
@@ -119,6 +124,7 @@ impl WebSocket {
                 shutdown,
                 config,
                 tallies: Tallies::new(),
+                unwrapped: notify_http::Counter::default(),
             }),
         }
     }
@@ -132,6 +138,12 @@ impl WebSocket {
     /// WebSocket connections open right now.
     pub fn open_connections(&self) -> usize {
         self.shared.tallies.open.get()
+    }
+
+    /// Connections so far whose socket was unwrapped from hyper's stream
+    /// and served directly: every one over plain TCP, none over TLS.
+    pub fn unwrapped_connections(&self) -> u64 {
+        self.shared.unwrapped.get()
     }
 
     pub fn handle(&self, mut req: Request) -> Result<Response, ApiError> {

@@ -602,3 +602,17 @@ async fn a_burst_arrives_as_whole_frames_in_order_with_pongs_between_not_inside(
     let expected: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'p', i]).collect();
     assert_eq!(pongs, expected, "each ping answered once, in order");
 }
+
+/// The fast path (`connection::serve` unwraps the socket from hyper's
+/// stream by its concrete type) must not miss silently: over plain TCP,
+/// every connection is served unwrapped.
+#[tokio::test]
+async fn a_plain_tcp_connection_is_served_on_its_unwrapped_socket() {
+    let (server, ws_handle) = server().await;
+    let mut ws = ws_connect(&server.ws_url("/api/ws")).await.unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await.unwrap(),
+        Some(Pushed::Hello { .. })
+    ));
+    assert_eq!(ws_handle.unwrapped_connections(), 1);
+}
