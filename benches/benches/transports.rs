@@ -77,9 +77,15 @@ async fn subscribe(transport: Transport, addr: SocketAddr, n: usize) -> Subscrib
         let cursor = cursor.clone();
         tasks.push(tokio::spawn(async move {
             match transport {
-                Transport::WebSocket => websocket(addr, &cursor, report, ready_tx).await,
-                Transport::Sse => sse(addr, &cursor, report, ready_tx).await,
-                Transport::LongPoll => long_poll(addr, &cursor, report, ready_tx).await,
+                Transport::WebSocket | Transport::WebSocketPlain => {
+                    websocket(addr, transport.path(), &cursor, report, ready_tx).await
+                }
+                Transport::Sse | Transport::SsePlain => {
+                    sse(addr, transport.path(), &cursor, report, ready_tx).await
+                }
+                Transport::LongPoll | Transport::LongPollPlain => {
+                    long_poll(addr, transport.path(), &cursor, report, ready_tx).await
+                }
                 Transport::ShortPoll => short_poll(addr, &cursor, report, ready_tx, ticks).await,
                 Transport::SocketIo | Transport::SocketIoWebSocket => {
                     socketio(addr, &cursor, report, ready_tx).await
@@ -99,6 +105,7 @@ async fn subscribe(transport: Transport, addr: SocketAddr, n: usize) -> Subscrib
 
 async fn websocket(
     addr: SocketAddr,
+    path: &str,
     cursor: &str,
     report: mpsc::Sender<u64>,
     ready: mpsc::Sender<()>,
@@ -106,12 +113,10 @@ async fn websocket(
     let stream = CountingStream::connect(addr, counters())
         .await
         .expect("connect");
-    let (mut ws, _) = tokio_tungstenite::client_async(
-        format!("ws://{addr}{}?{cursor}", Transport::WebSocket.path()),
-        stream,
-    )
-    .await
-    .expect("handshake");
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(format!("ws://{addr}{path}?{cursor}"), stream)
+            .await
+            .expect("handshake");
     while let Some(Ok(message)) = ws.next().await {
         let Message::Text(text) = message else {
             continue;
@@ -177,13 +182,16 @@ async fn deliver(push: Push, report: &mpsc::Sender<u64>, ready: &mpsc::Sender<()
     }
 }
 
-async fn sse(addr: SocketAddr, cursor: &str, report: mpsc::Sender<u64>, ready: mpsc::Sender<()>) {
+async fn sse(
+    addr: SocketAddr,
+    path: &str,
+    cursor: &str,
+    report: mpsc::Sender<u64>,
+    ready: mpsc::Sender<()>,
+) {
     let mut http = HttpConnection::new(addr, counters());
     let response = http
-        .send(get_request(
-            addr,
-            &format!("{}?{cursor}", Transport::Sse.path()),
-        ))
+        .send(get_request(addr, &format!("{path}?{cursor}")))
         .await
         .expect("stream");
     let mut body = response.into_body();
@@ -217,6 +225,7 @@ async fn poll(http: &mut HttpConnection, path: &str, report: &mpsc::Sender<u64>)
 
 async fn long_poll(
     addr: SocketAddr,
+    path: &str,
     cursor: &str,
     report: mpsc::Sender<u64>,
     ready: mpsc::Sender<()>,
@@ -230,12 +239,7 @@ async fn long_poll(
     .await;
     ready.send(()).await.expect("bench listening");
     loop {
-        cursor = poll(
-            &mut http,
-            &format!("{}?{cursor}&timeout=60", Transport::LongPoll.path()),
-            &report,
-        )
-        .await;
+        cursor = poll(&mut http, &format!("{path}?{cursor}&timeout=60"), &report).await;
     }
 }
 
@@ -277,9 +281,15 @@ fn deliver_one(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     // Socket.IO once, over WebSocket: the polling handshake before the
     // upgrade is connection set-up, which this bench leaves out.
+    // The plain versions beside the tuned ones, for the same figure.
     let measured = Transport::ALL
         .into_iter()
-        .filter(|t| *t != Transport::SocketIo);
+        .filter(|t| *t != Transport::SocketIo)
+        .chain(
+            Transport::WITH_PLAIN
+                .into_iter()
+                .filter_map(Transport::plain),
+        );
     for transport in measured {
         for n in SUBSCRIBERS {
             group.throughput(Throughput::Elements(n as u64));

@@ -14,6 +14,7 @@
 //! [`error::ApiError::into_response`].
 
 pub mod admin;
+pub mod admission;
 pub mod chunks;
 pub mod error;
 pub mod gauge;
@@ -22,6 +23,7 @@ pub mod publish;
 pub mod query;
 pub mod reply;
 pub mod server;
+pub mod shutdown;
 pub mod standalone;
 pub mod tallies;
 pub mod tap;
@@ -29,6 +31,7 @@ pub mod tls;
 pub mod wire;
 
 pub use admin::AdminToken;
+pub use admission::ConnectionSlot;
 pub use chunks::Chunks;
 pub use error::ApiError;
 pub use gauge::{Gauge, GaugeGuard};
@@ -38,9 +41,8 @@ pub use prometheus_client::metrics::counter::Counter;
 pub use publish::{PublishLimits, Publisher};
 pub use query::Query;
 pub use reply::{Body, Request, Response, RouteFuture};
-pub use server::{
-    ClientAddr, ConnectionKill, ConnectionSlot, MAX_BUF_SIZE, ServeConfig, Shutdown, serve,
-};
+pub use server::{ClientAddr, ConnectionKill, MAX_BUF_SIZE, ServeConfig, serve};
+pub use shutdown::{Shutdown, ShutdownWatch};
 pub use standalone::{AppContext, CommonArgs, allow, run, single_transport};
 pub use tallies::{DropReason, Tallies};
 pub use tap::{Cut, Lab, LabTag, Tap, Tapped};

@@ -13,27 +13,26 @@
 //! silent or slowloris client is disconnected; and a cap on open connections,
 //! past which a connection is answered `503` and closed.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
-use std::net::IpAddr;
-use std::net::SocketAddr;
+use std::future::{Future, poll_fn};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
+use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper::service::service_fn;
+use hyper::service::{HttpService, service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::admission::{Admission, Admitted, forwarded_for};
 use crate::error::ApiError;
 use crate::reply::{Request, Response};
+use crate::shutdown::{Shutdown, ShutdownWatch};
 use crate::tap::{Tap, Tapped};
 use crate::tls::Tls;
 
@@ -110,99 +109,6 @@ impl Default for ServeConfig {
     }
 }
 
-/// The shutdown signal and the tasks that must finish before the process
-/// exits. Cheap to clone; every clone shares both.
-#[derive(Debug, Clone, Default)]
-pub struct Shutdown {
-    token: CancellationToken,
-    tasks: TaskTracker,
-}
-
-impl Shutdown {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn is_shutting_down(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
-    /// Resolves once shutdown has begun.
-    pub async fn started(&self) {
-        self.token.cancelled().await
-    }
-
-    /// Runs `task` so that [`Shutdown::drain`] waits for it.
-    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.tasks.spawn(task)
-    }
-
-    /// Signals shutdown and waits up to `grace` for every tracked task.
-    /// Returns whether everything finished in time.
-    pub async fn drain(&self, grace: Duration) -> bool {
-        self.token.cancel();
-        self.tasks.close();
-        tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
-    }
-
-    /// Tracked tasks still running.
-    pub fn running_tasks(&self) -> usize {
-        self.tasks.len()
-    }
-}
-
-/// A slot among the open connections, total and per address. The
-/// connection's [`Tap`] holds it, so it is freed when the socket is: for an
-/// upgraded WebSocket, when its task lets the socket go.
-#[derive(Debug)]
-pub struct ConnectionSlot {
-    _total: tokio::sync::OwnedSemaphorePermit,
-    /// The place of the peer's address; for a trusted proxy, that of the
-    /// address its current request was forwarded for (none until then).
-    per_ip: Mutex<Option<IpSlot>>,
-}
-
-/// Open connections per client address.
-#[derive(Debug, Default, Clone)]
-struct PerIp(Arc<Mutex<HashMap<IpAddr, usize>>>);
-
-#[derive(Debug)]
-struct IpSlot {
-    counts: PerIp,
-    ip: IpAddr,
-}
-
-impl PerIp {
-    fn try_acquire(&self, ip: IpAddr, limit: usize) -> Option<IpSlot> {
-        let mut counts = self.0.lock().expect("per-ip lock poisoned");
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= limit {
-            return None;
-        }
-        *count += 1;
-        Some(IpSlot {
-            counts: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut counts = self.counts.0.lock().expect("per-ip lock poisoned");
-        if let Some(count) = counts.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// Accepts connections on `listener` until shutdown, answering each request
 /// with `route`. Three steps, each its own function: [`accept`] the next
 /// socket (backing off when the process is out of descriptors), [`Admission`]
@@ -213,7 +119,10 @@ where
     R: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response> + Send + 'static,
 {
-    let admission = Arc::new(Admission::new(&config));
+    let admission = Arc::new(Admission::new(
+        config.max_connections,
+        config.max_connections_per_ip,
+    ));
     // Every connection reads the settings; none needs a copy of its own.
     let config = Arc::new(config);
     // Each request gets an id, carried by its tracing span.
@@ -262,78 +171,39 @@ async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
 /// How long to wait after a failed accept before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The open-connection limits, total and per client address.
-struct Admission {
-    slots: Arc<Semaphore>,
-    per_ip: PerIp,
-    max_per_ip: usize,
+/// A hyper connection that can be asked to finish gracefully. hyper gives
+/// each kind its own `graceful_shutdown` (and hyper-util's trait for it
+/// leaves out HTTP/1.1 with upgrades), so the two kinds served here are
+/// named in one small trait, and [`drive`] serves them all.
+trait Graceful: Future<Output = Result<(), hyper::Error>> {
+    fn graceful_shutdown(self: Pin<&mut Self>);
 }
 
-impl Admission {
-    fn new(config: &ServeConfig) -> Self {
-        Admission {
-            slots: Arc::new(Semaphore::new(config.max_connections)),
-            per_ip: PerIp::default(),
-            max_per_ip: config.max_connections_per_ip,
-        }
-    }
-
-    /// A slot for a connection from `ip`, or `None` when either limit is
-    /// reached; such a connection is answered 503 and closed. A trusted
-    /// proxy's connection is counted only in the total.
-    fn admit(&self, ip: IpAddr, trusted_proxy: bool) -> Option<ConnectionSlot> {
-        let total = self.slots.clone().try_acquire_owned().ok()?;
-        let per_ip = if trusted_proxy {
-            None
-        } else {
-            Some(self.per_ip.try_acquire(ip, self.max_per_ip)?)
-        };
-        Some(ConnectionSlot {
-            _total: total,
-            per_ip: Mutex::new(per_ip),
-        })
-    }
-
-    /// Files the connection of a trusted proxy under `client`, the address
-    /// its current request was forwarded for; `false` when that address is
-    /// at its limit.
-    fn admit_forwarded(&self, slot: &ConnectionSlot, client: IpAddr) -> bool {
-        let mut forwarded = slot.per_ip.lock().expect("slot lock poisoned");
-        if forwarded.as_ref().is_some_and(|s| s.ip == client) {
-            return true;
-        }
-        // Let go of the previous client's place first: a proxy that reuses
-        // a connection for another client moves it.
-        *forwarded = None;
-        *forwarded = self.per_ip.try_acquire(client, self.max_per_ip);
-        forwarded.is_some()
+impl<I, B, S> Graceful for http1::UpgradeableConnection<I, S>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self)
     }
 }
 
-/// The client a trusted proxy forwarded a request for: the last address in
-/// the last `X-Forwarded-For`, the one the proxy itself appended.
-pub fn forwarded_for(headers: &http::HeaderMap) -> Option<IpAddr> {
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .next_back()?
-        .to_str()
-        .ok()?
-        .rsplit(',')
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// What admission decided about a new connection.
-struct Admitted {
-    peer: SocketAddr,
-    /// `None` when a limit was reached: every request gets a 503.
-    slot: Option<ConnectionSlot>,
-    /// Set when the peer is a trusted proxy: each request is admitted for
-    /// the address it was forwarded for.
-    forwarding: Option<Arc<Admission>>,
+impl<I, B, S, E> Graceful for http2::Connection<I, S, E>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http2::Connection::graceful_shutdown(self)
+    }
 }
 
 /// Runs a hyper connection until it ends, shutdown finishes it gracefully,
@@ -342,41 +212,34 @@ struct Admitted {
 /// The connection is boxed: each kind of connection (plain, TLS with
 /// HTTP/1.1, TLS with HTTP/2) then holds only its own state, instead of
 /// every plain connection's task being as large as the largest kind's.
-///
-/// The connection is polled first, on every wake. The shutdown signal is
-/// polled again only once shutdown has begun: once it holds the task's
-/// waker, polling it each time a stream's event or a held poll's answer
-/// wakes the connection only took a lock every connection shares.
-macro_rules! drive {
-    ($conn:ident, $shutdown:ident, $kill:ident) => {{
-        let mut $conn = Box::pin($conn);
-        let mut stop = std::pin::pin!($shutdown.started());
-        let mut stop_armed = false;
-        let mut killed = std::pin::pin!($kill.killed());
-        let ended = std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = $conn.as_mut().poll(cx) {
-                return Poll::Ready(Some(result));
-            }
-            if !stop_armed || $shutdown.is_shutting_down() {
-                if stop.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(None);
-                }
-                stop_armed = true;
-            }
-            if killed.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Some(Ok(())));
-            }
-            Poll::Pending
-        })
-        .await;
-        match ended {
-            Some(result) => result,
-            None => {
-                $conn.as_mut().graceful_shutdown();
-                $conn.await
-            }
+/// It is polled first on every wake; the shutdown signal through a
+/// [`ShutdownWatch`], which takes the lock every connection shares only
+/// once shutdown has begun.
+async fn drive(conn: impl Graceful, shutdown: &Shutdown, kill: &Tap) -> Result<(), hyper::Error> {
+    let mut conn = Box::pin(conn);
+    let mut started = pin!(shutdown.started());
+    let mut watch = ShutdownWatch::default();
+    let mut killed = pin!(kill.killed());
+    let ended = poll_fn(|cx| {
+        if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+            return Poll::Ready(Some(result));
         }
-    }};
+        if watch.poll(cx, shutdown, started.as_mut()).is_ready() {
+            return Poll::Ready(None);
+        }
+        if killed.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Ok(())));
+        }
+        Poll::Pending
+    })
+    .await;
+    match ended {
+        Some(result) => result,
+        None => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    }
 }
 
 fn http1_builder(config: &ServeConfig, full: bool) -> http1::Builder {
@@ -470,7 +333,7 @@ async fn serve_connection<R, Fut>(
             let conn = http1_builder(&config, full)
                 .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();
-            drive!(conn, shutdown, watch)
+            drive(conn, &shutdown, &watch).await
         }
         // Boxed: a TLS connection's handshake and stream are kilobytes of
         // state that a plain connection's task should not make room for.
@@ -530,12 +393,12 @@ where
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .serve_connection(TokioIo::new(stream), service);
-        drive!(conn, shutdown, kill)
+        drive(conn, shutdown, kill).await
     } else {
         let conn = http1_builder(config, full)
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
-        drive!(conn, shutdown, kill)
+        drive(conn, shutdown, kill).await
     };
     Some(result)
 }

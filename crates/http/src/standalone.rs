@@ -22,7 +22,8 @@ use crate::admin::{ADMIN_TOKEN_ENV, AdminToken, TokenSource};
 use crate::error::ApiError;
 use crate::publish::{PublishLimits, Publisher};
 use crate::reply::{Request, Response, RouteFuture, text};
-use crate::server::{ServeConfig, Shutdown, serve};
+use crate::server::{ServeConfig, serve};
+use crate::shutdown::Shutdown;
 use crate::tls::{Tls, TlsError};
 
 /// How long shutdown waits for connections to close before giving up.

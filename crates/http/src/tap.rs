@@ -36,8 +36,8 @@ use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::admission::ConnectionSlot;
 use crate::error::ApiError;
-use crate::server::ConnectionSlot;
 
 /// Pages the lab keeps counts for at once.
 pub const MAX_PAGES: usize = 256;

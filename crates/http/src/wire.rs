@@ -28,7 +28,7 @@ use tokio::sync::broadcast;
 
 use crate::messages::sse;
 use crate::reply::{Request, Response};
-use crate::server::Shutdown;
+use crate::shutdown::Shutdown;
 use crate::tap::{Lab, LabTag};
 
 /// Records kept for a page that opens later.

@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use notify_http::{GaugeGuard, Tapped, messages};
+use notify_http::{GaugeGuard, ShutdownWatch, Tapped, messages};
 use notify_hub::{Delivery, Subscription};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -165,8 +165,8 @@ struct Connection<S> {
     partial: Vec<u8>,
     next_ping: Instant,
     unanswered_pings: u8,
-    /// Whether the shutdown signal has this task's waker.
-    stop_armed: bool,
+    /// Polls the shutdown signal only when it can have changed.
+    stop_watch: ShutdownWatch,
     heartbeat: Option<Heartbeat>,
     closing: Option<Closing>,
     _open: GaugeGuard,
@@ -213,7 +213,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             partial: Vec::new(),
             next_ping: now + config.ping_interval,
             unanswered_pings: 0,
-            stop_armed: false,
+            stop_watch: ShutdownWatch::default(),
             heartbeat: heartbeat.map(|quiet| Heartbeat {
                 due: now + quiet,
                 quiet_ms: quiet.as_millis().try_into().unwrap_or(u32::MAX),
@@ -312,14 +312,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     if let Poll::Ready(delivery) = next.as_mut().poll(cx) {
                         return Poll::Ready(Step::Delivered(delivery));
                     }
-                    // Polling the shutdown signal takes a lock that every
-                    // connection shares. Once the signal holds this task's
-                    // waker, it is polled again only when shutdown has begun.
-                    if !self.stop_armed || shared.shutdown.is_shutting_down() {
-                        if stop.as_mut().poll(cx).is_ready() {
-                            return Poll::Ready(Step::Stop);
-                        }
-                        self.stop_armed = true;
+                    if self
+                        .stop_watch
+                        .poll(cx, &shared.shutdown, stop.as_mut())
+                        .is_ready()
+                    {
+                        return Poll::Ready(Step::Stop);
                     }
                     match self.poll_frames(cx) {
                         Poll::Ready(Ok((replies, verdict))) => {
