@@ -65,7 +65,7 @@ impl PlainSse {
             async move {
                 let event = tokio::select! {
                     delivery = subscription.next() => match delivery? {
-                        Delivery::Notification(n) => events::notification(subscription.epoch(), &n),
+                        Delivery::Notification(n) => events::event(subscription.epoch(), &n),
                         Delivery::Reset { epoch, reason } => events::reset(&epoch, reason),
                     },
                     _ = tokio::time::sleep(spell) => quiet,

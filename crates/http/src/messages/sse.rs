@@ -32,16 +32,20 @@ pub fn preamble(retry_ms: u128, epoch: &Epoch, replay_from: NotificationId) -> B
 }
 
 /// One event per notification, its JSON copied between `data: ` and the
-/// blank line that ends the event. `epoch` is the hub's, the same for every
-/// stream, so the event is built by the first stream that sends it and
-/// shared by all.
+/// blank line that ends the event: built anew on every call, as the plain
+/// stream does for each of its clients.
+pub fn event(epoch: &Epoch, n: &Notification) -> Bytes {
+    framed(
+        format!("id: {epoch}:{}\ndata: ", n.id()).as_bytes(),
+        n.json(),
+    )
+}
+
+/// The notification's [`event`], built once for every stream: `epoch` is
+/// the hub's, the same for every stream, so the first stream that sends
+/// it builds it and every other one shares those bytes.
 pub fn notification(epoch: &Epoch, n: &Notification) -> Bytes {
-    n.encoded(Encoding::SseEvent, |n| {
-        framed(
-            format!("id: {epoch}:{}\ndata: ", n.id()).as_bytes(),
-            n.json(),
-        )
-    })
+    n.encoded(Encoding::SseEvent, |n| event(epoch, n))
 }
 
 /// The `reset` event. It has no `id:`, so it does not move the browser's
