@@ -14,12 +14,15 @@ pub mod charts;
 pub mod clients;
 pub mod config;
 pub mod counting;
+pub mod floor;
 pub mod html;
+pub mod render;
 pub mod report;
 pub mod run;
 pub mod scale;
 pub mod scenarios;
 pub mod target;
+pub mod theory;
 
 use std::fmt;
 

@@ -91,8 +91,8 @@ fn main() -> anyhow::Result<()> {
     // The scale scenario's floors are this binary in another mode, started
     // as child processes so that their CPU and memory are their own.
     match std::env::args().nth(1).as_deref() {
-        Some("floor-fanout") => return scale::serve_fan_out_floor(),
-        Some("floor-hold") => return scale::serve_hold_floor(),
+        Some("floor-fanout") => return notify_harness::floor::serve_fan_out_floor(),
+        Some("floor-hold") => return notify_harness::floor::serve_hold_floor(),
         _ => {}
     }
     tokio::runtime::Builder::new_multi_thread()
