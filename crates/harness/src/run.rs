@@ -170,7 +170,7 @@ async fn measure(
         progress,
         "connecting",
         total_clients as u64,
-        Duration::from_secs(30),
+        connect_limit(total_clients),
         || shared.ready.load(Ordering::Relaxed) as u64,
     )
     .await
@@ -252,6 +252,14 @@ async fn measure(
         });
     }
     Ok(report)
+}
+
+/// How long clients may take to connect: half a minute, or four
+/// milliseconds each for more than 7 500 (a server that allocates large
+/// buffers per connection, the plain WebSocket's, connects fifteen thousand
+/// in about half a minute on two cores).
+fn connect_limit(clients: usize) -> Duration {
+    Duration::from_secs(30).max(Duration::from_millis(4 * clients as u64))
 }
 
 async fn run_client(transport: Transport, ctx: ClientContext, config: RunConfig) -> ClientOutcome {

@@ -2,10 +2,12 @@
 //! of them copies it: every message sent to a subscriber, built and parsed
 //! ([`messages`]), the body type and JSON answers ([`reply`]), the error
 //! table ([`error`]), query and cursor parsing ([`query`]), the admin token
-//! ([`admin`]), the publish API ([`publish`]), the connection loop with its
-//! graceful shutdown ([`server`]), the run loop of a binary
-//! ([`standalone`]), what each transport counts ([`tallies`]), the lab's
-//! record of raw exchanges ([`wire`]) and its taps on connections ([`tap`]).
+//! ([`admin`]), the publish API ([`publish`]), the connection loop
+//! ([`server`]), its admission ([`admission`]) and graceful shutdown
+//! ([`shutdown`]), the run loop of a binary
+//! ([`standalone`]), what each transport counts ([`tallies`]), and the taps
+//! on connections the combined server's lab counts and cuts through
+//! ([`tap`]). The lab itself is the combined server's.
 //!
 //! Requests flow: [`server::serve`] accepts a connection and hands each
 //! request to the binary's router, which calls a transport's handler or
@@ -28,7 +30,6 @@ pub mod standalone;
 pub mod tallies;
 pub mod tap;
 pub mod tls;
-pub mod wire;
 
 pub use admin::AdminToken;
 pub use admission::ConnectionSlot;
@@ -43,8 +44,7 @@ pub use query::Query;
 pub use reply::{Body, Request, Response, RouteFuture};
 pub use server::{ClientAddr, ConnectionKill, MAX_BUF_SIZE, ServeConfig, serve};
 pub use shutdown::{Shutdown, ShutdownWatch};
-pub use standalone::{AppContext, CommonArgs, allow, run, single_transport};
+pub use standalone::{AppContext, CommonArgs, HEALTHZ, allow, healthz, run, single_transport};
 pub use tallies::{DropReason, Tallies};
-pub use tap::{Cut, Lab, LabTag, Tap, Tapped};
+pub use tap::{Cut, Tap, Tapped};
 pub use tls::Tls;
-pub use wire::{RequestHead, WireLog};

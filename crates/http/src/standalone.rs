@@ -148,15 +148,27 @@ impl AppContext {
     /// The routes every server has; anything else is 404.
     pub async fn common(&self, req: Request) -> Response {
         let result = match req.uri().path() {
-            crate::publish::PATH => match allow(&req, &Method::POST, "POST") {
-                Ok(()) => self.publisher.handle(req).await,
-                Err(err) => Err(err),
-            },
-            "/healthz" => allow(&req, &Method::GET, "GET").map(|()| text(StatusCode::OK, "ok")),
+            crate::publish::PATH => self.publish(req).await,
+            HEALTHZ => healthz(&req),
             _ => Err(ApiError::NotFound),
         };
         result.unwrap_or_else(ApiError::into_response)
     }
+
+    /// `POST /api/notifications`: the admin publishes.
+    pub async fn publish(&self, req: Request) -> Result<Response, ApiError> {
+        allow(&req, &Method::POST, "POST")?;
+        self.publisher.handle(req).await
+    }
+}
+
+/// The path of [`healthz`].
+pub const HEALTHZ: &str = "/healthz";
+
+/// `GET /healthz`: `200 ok` while the process serves.
+pub fn healthz(req: &Request) -> Result<Response, ApiError> {
+    allow(req, &Method::GET, "GET")?;
+    Ok(text(StatusCode::OK, "ok"))
 }
 
 /// The router of a server that serves one transport alone: `handle` answers

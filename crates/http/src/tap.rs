@@ -19,16 +19,16 @@
 //!   frozen connection still notices its peer leaving, and ends after
 //!   [`FREEZE_LIMIT`] at the latest, so nothing is left behind.
 //!
-//! [`Lab`] maps pane tags (`?lab=<page>.<pane>`, chosen at random by the lab
-//! page) to the connections and byte counts of each pane. It is bounded:
-//! [`MAX_PAGES`] pages, [`MAX_PANES`] panes each, the least recently used
-//! page forgotten first.
+//! Which pane a connection carries is the combined server's to say: its lab
+//! (`crates/server/src/lab.rs`) files each tagged request's connection under
+//! its pane with [`Tap::set_pane`]. The tap also holds the connection's kill
+//! switch and its place among the open connections ([`ConnectionSlot`]),
+//! freed exactly when the socket is: one allocation for the three.
 
-use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -39,15 +39,8 @@ use tokio::net::TcpStream;
 use crate::admission::ConnectionSlot;
 use crate::error::ApiError;
 
-/// Pages the lab keeps counts for at once.
-pub const MAX_PAGES: usize = 256;
-/// Panes one page may have.
-pub const MAX_PANES: usize = 32;
-/// Connections remembered per page (older ones are forgotten).
-pub const MAX_CONNECTIONS_PER_PAGE: usize = 64;
 /// The longest a frozen connection lives.
 pub const FREEZE_LIMIT: Duration = Duration::from_secs(90);
-const MAX_TAG_PART: usize = 64;
 
 /// How to break a pane's connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +176,7 @@ impl Tap {
         self.multiplexed.store(true, Ordering::Relaxed);
     }
 
-    fn is_multiplexed(&self) -> bool {
+    pub fn is_multiplexed(&self) -> bool {
         self.multiplexed.load(Ordering::Relaxed)
     }
 
@@ -200,13 +193,13 @@ impl Tap {
         self.pane.lock().expect("tap lock poisoned").clone()
     }
 
-    fn set_pane(&self, pane: Option<Arc<PaneBytes>>) {
+    pub fn set_pane(&self, pane: Option<Arc<PaneBytes>>) {
         let mut current = self.pane.lock().expect("tap lock poisoned");
         self.attached.store(pane.is_some(), Ordering::Relaxed);
         *current = pane;
     }
 
-    fn is_pane(&self, pane: &Arc<PaneBytes>) -> bool {
+    pub fn is_pane(&self, pane: &Arc<PaneBytes>) -> bool {
         self.pane
             .lock()
             .expect("tap lock poisoned")
@@ -387,182 +380,5 @@ impl Tapped {
         if let Some(pane) = self.tap.pane() {
             pane.to_browser.fetch_add(n as u64, Ordering::Relaxed);
         }
-    }
-}
-
-/// `<page>.<pane>`, from a request's `lab` parameter: a page the lab chose
-/// at random and one of its panes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabTag {
-    pub page: String,
-    pub pane: Option<String>,
-}
-
-impl LabTag {
-    /// `page` or `page.pane`, each 1 to 64 of `[A-Za-z0-9_-]`.
-    pub fn parse(raw: &str) -> Result<LabTag, ApiError> {
-        let (page, pane) = match raw.split_once('.') {
-            Some((page, pane)) => (page, Some(pane)),
-            None => (raw, None),
-        };
-        let valid = |part: &str| {
-            !part.is_empty()
-                && part.len() <= MAX_TAG_PART
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        };
-        if !valid(page) || !pane.is_none_or(valid) {
-            return Err(ApiError::BadQuery {
-                param: "lab",
-                reason: "expected `<page>.<pane>`, each 1 to 64 characters of [A-Za-z0-9_-]".into(),
-            });
-        }
-        Ok(LabTag {
-            page: page.to_owned(),
-            pane: pane.map(str::to_owned),
-        })
-    }
-}
-
-/// The lab's pages: their panes' byte counts and connections.
-#[derive(Debug, Default, Clone)]
-pub struct Lab {
-    pages: Arc<Mutex<HashMap<String, Page>>>,
-}
-
-#[derive(Debug)]
-struct Page {
-    panes: BTreeMap<String, Arc<PaneBytes>>,
-    connections: Vec<(String, Weak<Tap>)>,
-    used: Instant,
-}
-
-impl Lab {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Files the connection of `tap` under the pane of `tag` from now on,
-    /// counting `request_bytes` (the request's head and body) as read from
-    /// the browser. A tag without a pane detaches the connection.
-    pub fn attach(&self, tap: &Arc<Tap>, tag: &LabTag, request_bytes: u64) {
-        let Some(pane_name) = &tag.pane else {
-            tap.set_pane(None);
-            return;
-        };
-        let mut pages = self.pages.lock().expect("lab lock poisoned");
-        if !pages.contains_key(&tag.page) && pages.len() >= MAX_PAGES {
-            let oldest = pages
-                .iter()
-                .min_by_key(|(_, page)| page.used)
-                .map(|(name, _)| name.clone());
-            if let Some(oldest) = oldest {
-                pages.remove(&oldest);
-            }
-        }
-        let page = pages.entry(tag.page.clone()).or_insert_with(|| Page {
-            panes: BTreeMap::new(),
-            connections: Vec::new(),
-            used: Instant::now(),
-        });
-        page.used = Instant::now();
-        if !page.panes.contains_key(pane_name) && page.panes.len() >= MAX_PANES {
-            tap.set_pane(None);
-            return;
-        }
-        let bytes = page.panes.entry(pane_name.clone()).or_default().clone();
-        if !tap.is_multiplexed() {
-            bytes
-                .from_browser
-                .fetch_add(request_bytes, Ordering::Relaxed);
-        }
-        tap.set_pane(Some(bytes));
-        page.connections.retain(|(_, tap)| tap.strong_count() > 0);
-        if !page
-            .connections
-            .iter()
-            .any(|(_, known)| known.as_ptr() == Arc::as_ptr(tap))
-        {
-            if page.connections.len() >= MAX_CONNECTIONS_PER_PAGE {
-                page.connections.remove(0);
-            }
-            page.connections
-                .push((pane_name.clone(), Arc::downgrade(tap)));
-        }
-    }
-
-    /// Breaks every connection that carries the pane of `tag` now; answers
-    /// how many.
-    pub fn cut(&self, tag: &LabTag, how: Cut) -> usize {
-        let Some(pane_name) = &tag.pane else { return 0 };
-        let pages = self.pages.lock().expect("lab lock poisoned");
-        let Some(page) = pages.get(&tag.page) else {
-            return 0;
-        };
-        let Some(bytes) = page.panes.get(pane_name) else {
-            return 0;
-        };
-        let mut cut = 0;
-        for (_, tap) in &page.connections {
-            if let Some(tap) = tap.upgrade()
-                && (tap.is_pane(bytes) || tap.is_multiplexed())
-            {
-                tap.cut(how);
-                cut += 1;
-            }
-        }
-        cut
-    }
-
-    /// Each pane of `page` with the bytes it carried to and from the browser.
-    pub fn bytes(&self, page: &str) -> Vec<(String, u64, u64)> {
-        let pages = self.pages.lock().expect("lab lock poisoned");
-        pages.get(page).map_or_else(Vec::new, |page| {
-            page.panes
-                .iter()
-                .map(|(name, bytes)| {
-                    (
-                        name.clone(),
-                        bytes.to_browser.load(Ordering::Relaxed),
-                        bytes.from_browser.load(Ordering::Relaxed),
-                    )
-                })
-                .collect()
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags_are_a_page_and_an_optional_pane() {
-        assert_eq!(
-            LabTag::parse("a1b2.sse").unwrap(),
-            LabTag {
-                page: "a1b2".into(),
-                pane: Some("sse".into())
-            }
-        );
-        assert_eq!(LabTag::parse("a1b2").unwrap().pane, None);
-        for bad in ["", ".sse", "a1b2.", "a b.sse", "a.b.c", &"x".repeat(65)] {
-            assert!(LabTag::parse(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn pages_are_bounded_and_the_least_recently_used_goes_first() {
-        let lab = Lab::new();
-        for i in 0..=MAX_PAGES {
-            let tap = Tap::new(None);
-            lab.attach(&tap, &LabTag::parse(&format!("p{i}.sse")).unwrap(), 10);
-        }
-        assert!(lab.bytes("p0").is_empty(), "the oldest page was kept");
-        assert_eq!(
-            lab.bytes(&format!("p{MAX_PAGES}")),
-            vec![("sse".into(), 0, 10)]
-        );
     }
 }

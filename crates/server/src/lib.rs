@@ -1,9 +1,12 @@
 //! The combined server: every transport, the publish API and the pages on
 //! one origin, over one hub.
 //!
-//! [`router`] builds the transports from the shared [`AppContext`] and maps
-//! paths to them; anything not a transport's or a page's goes to
-//! [`AppContext::common`] (publish, `/healthz`, 404). Exchanges on the
+//! [`router`] builds the transports from the shared [`AppContext`]; `route`
+//! is every endpoint in one table: publishing, each transport and its plain
+//! version, the pages, the lab's endpoints, `/metrics` and `/healthz`. A
+//! long poll that must wait comes back from it as a held poll, which the
+//! router answers with a future of its own that no longer holds the
+//! request. Exchanges on the
 //! transports' paths and the publish path are recorded in the [`WireLog`]
 //! for the lab's wire view: a lab page asks for its own at
 //! `GET /api/wire/recent?lab=<page>`, the admin streams everyone's from
@@ -13,8 +16,10 @@
 //! `POST /api/lab/cut`. The binary
 //! in `main.rs` only parses flags and calls [`notify_http::run`].
 
+pub mod lab;
 pub mod metrics;
 pub mod pages;
+pub mod wire;
 
 /// The transport crates, for the harness and the benchmarks: their `NAME`s
 /// and `PATH`s.
@@ -25,10 +30,12 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use http::{Method, StatusCode};
 use notify_http::{
-    ApiError, AppContext, Cut, Lab, LabTag, Query, Request, RequestHead, Response, RouteFuture,
-    Tallies, Tap, WireLog, allow, reply,
+    ApiError, AppContext, Cut, Query, Request, Response, RouteFuture, Tallies, Tap, allow, reply,
 };
-use notify_long_poll::{LongPoll, LongPollTimeout, PlainLongPoll, Start};
+
+use crate::lab::{Lab, LabTag};
+use crate::wire::{RequestHead, WireLog};
+use notify_long_poll::{Held, LongPoll, LongPollTimeout, PlainLongPoll, Start};
 use notify_short_poll::ShortPoll;
 use notify_socketio::{SocketIo, SocketIoConfig};
 use notify_sse::{PlainSse, Sse, SseConfig};
@@ -42,6 +49,10 @@ pub struct TransportConfig {
     pub sse: SseConfig,
     pub socketio: SocketIoConfig,
 }
+
+/// The name the wire view, the request counter and `/metrics` give the
+/// publish endpoint.
+pub const PUBLISH: &str = "publish";
 
 /// Handles on the transports and the wire log, for tests and metrics.
 #[derive(Debug, Clone)]
@@ -102,7 +113,7 @@ impl Transports {
     /// under: a transport's, or `publish`.
     fn recorded_as(&self, path: &str) -> Option<&'static str> {
         if path == notify_http::publish::PATH {
-            return Some("publish");
+            return Some(PUBLISH);
         }
         // A path ending in `/` is a prefix: Socket.IO's requests all start
         // with it.
@@ -157,26 +168,63 @@ pub fn router(
     let handles = transports.clone();
     // Shared, not copied: every connection holds the router, and every
     // request a handle on it, for as long as it is open.
-    let shared = Arc::new((ctx.clone(), transports));
-    let route = move |req: Request| {
-        let shared = shared.clone();
-        // A held long poll is its own, smaller future, which lets the
-        // request go while it waits.
-        if req.uri().path() == notify_long_poll::PATH {
-            return long_poll(shared, req);
+    let shared = Arc::new(Shared {
+        ctx: ctx.clone(),
+        t: transports,
+    });
+    let router = move |req: Request| -> RouteFuture {
+        let t = &shared.t;
+        let exchange = match Exchange::begin(t, &req) {
+            Ok(exchange) => exchange,
+            Err(refused) => return Box::pin(std::future::ready(refused.into_response())),
+        };
+        // Each kind of answer is its own future: one answered at once holds
+        // nothing, and a held long poll holds only what waiting needs (its
+        // exchange to file, and the held poll), not the request nor room
+        // for any other handler's state.
+        match route(&shared, req) {
+            Route::Ready(response) => {
+                exchange.end(t, &response);
+                Box::pin(std::future::ready(response))
+            }
+            Route::Wait(answer) => {
+                let shared = shared.clone();
+                Box::pin(async move {
+                    let response = answer.await;
+                    exchange.end(&shared.t, &response);
+                    response
+                })
+            }
+            // A combinator, not an `async` block: the block would hold the
+            // poll twice, once as taken and once inside the future it awaits.
+            Route::Held(held) => {
+                let shared = shared.clone();
+                Box::pin(held.answer().map(move |response| {
+                    exchange.end(&shared.t, &response);
+                    response
+                }))
+            }
         }
-        Box::pin(async move {
-            let (ctx, t) = &*shared;
-            let exchange = match Exchange::begin(t, &req) {
-                Ok(exchange) => exchange,
-                Err(refused) => return refused.into_response(),
-            };
-            let response = route(ctx, t, req).await;
-            exchange.end(t, &response);
-            response
-        }) as RouteFuture
     };
-    (handles, route)
+    (handles, router)
+}
+
+/// What every request's future shares, behind one `Arc`: the context and
+/// the transports.
+struct Shared {
+    ctx: AppContext,
+    t: Transports,
+}
+
+/// How [`route`] answers a request.
+enum Route {
+    /// At once.
+    Ready(Response),
+    /// When this future is done (Socket.IO, publishing, a plain long poll).
+    Wait(RouteFuture),
+    /// A long poll held until something newer exists, its timeout passes
+    /// or the server shuts down; the request is already let go.
+    Held(Held),
 }
 
 /// What the router notes about a request before a transport answers it,
@@ -228,7 +276,7 @@ impl Exchange {
         }
         if let Some((name, head)) = self.recorded {
             t.metrics.request(name);
-            if name == "publish" && response.status() == StatusCode::CREATED {
+            if name == PUBLISH && response.status() == StatusCode::CREATED {
                 t.metrics.published_in(head.elapsed());
             }
             t.wire.record(name, self.tag.as_deref(), head, response);
@@ -236,66 +284,57 @@ impl Exchange {
     }
 }
 
-/// A long poll through the router: answered at once, or held without its
-/// request. A held request would keep its headers, and with them the page
-/// of hyper's read buffer they point into, for the whole wait; the request
-/// is read and let go before the future that waits is even built, so that
-/// future has no room for it.
-fn long_poll(shared: Arc<(AppContext, Transports)>, req: Request) -> RouteFuture {
-    let t = &shared.1;
-    let exchange = match Exchange::begin(t, &req) {
-        Ok(exchange) => exchange,
-        Err(refused) => return Box::pin(std::future::ready(refused.into_response())),
-    };
-    let start = t.long_poll.start(&req);
-    drop(req);
-    let response = match start {
-        // Only what waiting needs: the exchange to file, and the held poll.
-        // A combinator, not an `async` block: the block would hold the
-        // poll twice, once as taken and once inside the future it awaits.
-        Ok(Start::Hold(held)) => {
-            return Box::pin(held.answer().map(move |response| {
-                exchange.end(&shared.1, &response);
-                response
+/// Every endpoint of the combined server, in one table.
+fn route(shared: &Arc<Shared>, req: Request) -> Route {
+    let Shared { ctx, t } = &**shared;
+    let path = req.uri().path();
+    if notify_socketio::serves(path) {
+        let socketio = t.socketio.clone();
+        return Route::Wait(Box::pin(async move { socketio.handle(req).await }));
+    }
+    let answer = match path {
+        // The feature itself: the admin publishes, every transport delivers.
+        notify_http::publish::PATH => {
+            let ctx = ctx.clone();
+            return Route::Wait(Box::pin(async move {
+                ctx.publish(req)
+                    .await
+                    .unwrap_or_else(ApiError::into_response)
             }));
         }
-        Ok(Start::Answer(response)) => response,
-        Err(err) => err.into_response(),
-    };
-    exchange.end(t, &response);
-    Box::pin(std::future::ready(response))
-}
-
-/// Each handler that waits is boxed, so that a request held for long (a
-/// long poll) holds its own handler's state, not room for the largest one's.
-async fn route(ctx: &AppContext, t: &Transports, req: Request) -> Response {
-    if notify_socketio::serves(req.uri().path()) {
-        return Box::pin(t.socketio.handle(req)).await;
-    }
-    let result = match req.uri().path() {
         notify_short_poll::PATH => t.short_poll.handle(&req),
-        // Served by `long_poll` before the router gets here; kept so that
-        // `route` alone still answers every path.
-        notify_long_poll::PATH => Box::pin(t.long_poll.handle(&req)).await,
+        notify_long_poll::PATH => match t.long_poll.start(&req) {
+            Ok(Start::Hold(held)) => return Route::Held(held),
+            Ok(Start::Answer(response)) => Ok(response),
+            Err(err) => Err(err),
+        },
         notify_websocket::PATH => t.websocket.handle(req),
         notify_sse::PATH => t.sse.handle(&req),
-        notify_long_poll::PLAIN_PATH => Box::pin(t.plain.long_poll.handle(req)).await,
+        // The plain versions, beside the tuned ones.
+        notify_long_poll::PLAIN_PATH => {
+            let plain = t.plain.long_poll.clone();
+            return Route::Wait(Box::pin(async move {
+                plain
+                    .handle(req)
+                    .await
+                    .unwrap_or_else(ApiError::into_response)
+            }));
+        }
         notify_websocket::PLAIN_PATH => t.plain.websocket.handle(req),
         notify_sse::PLAIN_PATH => t.plain.sse.handle(&req),
+        // The pages, and what the lab and operators ask.
         "/" => pages::lab(&req, &ctx.hub),
         "/admin" => pages::admin(&req, &ctx.hub),
         "/seed" => pages::seed(&req, &ctx.hub),
         "/api/time" => pages::time(&req, &ctx.hub),
-        "/metrics" => t.metrics.handle(&req, &ctx.hub, t, &ctx.shutdown),
         "/api/wire" => wire(ctx, t, &req),
         "/api/wire/recent" => recent_wire(t, &req),
         "/api/lab/cut" => cut(t, &req),
-        _ => match pages::static_file(&req) {
-            Some(result) => result,
-            None => return Box::pin(ctx.common(req)).await,
-        },
+        "/metrics" => t.metrics.handle(&req, &ctx.hub, t, &ctx.shutdown),
+        notify_http::HEALTHZ => notify_http::healthz(&req),
+        _ => pages::static_file(&req).unwrap_or(Err(ApiError::NotFound)),
     };
-    result.unwrap_or_else(ApiError::into_response)
+    Route::Ready(answer.unwrap_or_else(ApiError::into_response))
 }
 
 /// The lab pane a transport request says it comes from (`lab=<page>.<pane>`),
@@ -342,12 +381,10 @@ fn recent_wire(t: &Transports, req: &Request) -> Result<Response, ApiError> {
     let query = Query::from_uri(req.uri());
     let page = LabTag::parse(query.get("lab").unwrap_or(""))?.page;
     let after = query.number_in("after", 0..=u64::MAX)?.unwrap_or(0);
-    let mut response = reply::json(StatusCode::OK, t.wire.recent(&page, after, &t.lab));
-    response.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    Ok(reply::json(
+        StatusCode::OK,
+        t.wire.recent(&page, after, &t.lab),
+    ))
 }
 
 /// `POST /api/lab/cut?lab=<page>.<pane>&how=drop|freeze`: breaks that pane's

@@ -136,6 +136,8 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
     asset!("lab.js", JS),
     asset!("admin.js", JS),
     asset!("clock.js", JS),
+    asset!("wire-view.js", JS),
+    asset!("tabs.js", JS),
     asset!("transports/cursor.js", JS),
     asset!("transports/liveness.js", JS),
     asset!("transports/short-poll.js", JS),

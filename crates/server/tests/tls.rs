@@ -182,12 +182,17 @@ async fn over_http2_a_tabs_panes_share_one_connection_and_one_cut() {
         .unwrap();
     assert_eq!(poll.status(), 200);
     // Bytes on a shared connection are no one pane's.
-    for (pane, to_browser, from_browser) in t.lab.bytes("tab1") {
-        assert_eq!((to_browser, from_browser), (0, 0), "{pane}");
+    for pane in t.lab.bytes("tab1") {
+        assert_eq!(
+            (pane.to_browser, pane.from_browser),
+            (0, 0),
+            "{}",
+            pane.pane
+        );
     }
     // Cutting one pane (not the one whose request came last) cuts the
     // connection every pane of the tab is on.
-    let sse = notify_http::LabTag::parse("tab1.sse").unwrap();
+    let sse = notify_server::lab::LabTag::parse("tab1.sse").unwrap();
     assert_eq!(t.lab.cut(&sse, notify_http::Cut::Drop), 1);
     // The SSE stream, another pane's, ends with it (it would otherwise
     // stay open for ever).

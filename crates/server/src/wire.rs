@@ -11,7 +11,7 @@
 //! behind skips records rather than making the server buffer for it.
 //!
 //! A page of the lab sees only its own exchanges: those whose request
-//! carried its tag (`?lab=<page>.<pane>`, see [`crate::tap`]), with the
+//! carried its tag (`?lab=<page>.<pane>`, see [`crate::lab`]), with the
 //! bytes each of its panes carried ([`WireLog::recent`]). Everyone's
 //! exchanges, streamed ([`WireLog::events`]), are for the admin.
 
@@ -26,10 +26,10 @@ use http::{HeaderMap, header};
 use hyper::body::Body as _;
 use tokio::sync::broadcast;
 
-use crate::messages::sse;
-use crate::reply::{Request, Response};
-use crate::shutdown::Shutdown;
-use crate::tap::{Lab, LabTag};
+use notify_http::messages::sse;
+use notify_http::{Request, Response, Shutdown};
+
+use crate::lab::{Lab, LabTag, PaneTraffic};
 
 /// Records kept for a page that opens later.
 pub const WIRE_LOG_CAPACITY: usize = 200;
@@ -272,14 +272,14 @@ struct Feed {
 }
 
 /// `{"sse": {"to_browser": 1234, "from_browser": 456}, ...}`.
-fn pane_bytes(panes: &[(String, u64, u64)]) -> serde_json::Value {
+fn pane_bytes(panes: &[PaneTraffic]) -> serde_json::Value {
     serde_json::Value::Object(
         panes
             .iter()
-            .map(|(pane, to, from)| {
+            .map(|p| {
                 (
-                    pane.clone(),
-                    serde_json::json!({"to_browser": to, "from_browser": from}),
+                    p.pane.clone(),
+                    serde_json::json!({"to_browser": p.to_browser, "from_browser": p.from_browser}),
                 )
             })
             .collect(),
