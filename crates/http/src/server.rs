@@ -209,14 +209,19 @@ where
 /// Runs a hyper connection until it ends, shutdown finishes it gracefully,
 /// or a handler kills it (dropping the connection closes the socket).
 ///
-/// The connection is boxed: each kind of connection (plain, TLS with
+/// The connection comes boxed: each kind of connection (plain, TLS with
 /// HTTP/1.1, TLS with HTTP/2) then holds only its own state, instead of
-/// every plain connection's task being as large as the largest kind's.
+/// every plain connection's task being as large as the largest kind's, and
+/// this function's future holds a pointer to it rather than a second,
+/// moved-from copy of it (an `async fn` keeps room for its arguments).
 /// It is polled first on every wake; the shutdown signal through a
 /// [`ShutdownWatch`], which takes the lock every connection shares only
 /// once shutdown has begun.
-async fn drive(conn: impl Graceful, shutdown: &Shutdown, kill: &Tap) -> Result<(), hyper::Error> {
-    let mut conn = Box::pin(conn);
+async fn drive<C: Graceful>(
+    mut conn: Pin<Box<C>>,
+    shutdown: &Shutdown,
+    kill: &Tap,
+) -> Result<(), hyper::Error> {
     let mut started = pin!(shutdown.started());
     let mut watch = ShutdownWatch::default();
     let mut killed = pin!(kill.killed());
@@ -333,7 +338,7 @@ async fn serve_connection<R, Fut>(
             let conn = http1_builder(&config, full)
                 .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();
-            drive(conn, &shutdown, &watch).await
+            drive(Box::pin(conn), &shutdown, &watch).await
         }
         // Boxed: a TLS connection's handshake and stream are kilobytes of
         // state that a plain connection's task should not make room for.
@@ -393,12 +398,12 @@ where
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .serve_connection(TokioIo::new(stream), service);
-        drive(conn, shutdown, kill).await
+        drive(Box::pin(conn), shutdown, kill).await
     } else {
         let conn = http1_builder(config, full)
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
-        drive(conn, shutdown, kill).await
+        drive(Box::pin(conn), shutdown, kill).await
     };
     Some(result)
 }
