@@ -21,3 +21,8 @@ export async function measureClockOffset(samples = 5) {
   }
   return best ? best.offset : 0;
 }
+
+/** A duration for people: milliseconds under a second, seconds above. */
+export function formatMs(ms) {
+  return ms < 1000 ? `${Math.max(0, Math.round(ms))} ms` : `${(ms / 1000).toFixed(2)} s`;
+}

@@ -1,7 +1,8 @@
 // The lab page: one client per pane, each a different transport to the same
-// hub, with live counters and the raw HTTP exchanges the server recorded.
-// Each transport's client is a small module in ./transports/, readable next
-// to its Rust server; this file only wires them to the page.
+// hub, with live counters. Each transport's client is a small module in
+// ./transports/, readable next to its Rust server; this file wires them to
+// the panes. The raw HTTP exchanges the server recorded are wire-view.js's;
+// what the tabs do together about the browser's connection pool, tabs.js's.
 //
 // Each pane tags its requests with `lab=<page>.<pane>`, the page part chosen
 // at random here. The server files the pane's connections under that tag:
@@ -16,15 +17,16 @@ import { WebSocketClient } from "./transports/websocket.js";
 import { SseClient } from "./transports/sse.js";
 import { SocketIoClient } from "./transports/socketio.js";
 import { AutoClient } from "./transports/auto.js";
-import { HEARTBEAT_S, silenceLimitMs } from "./transports/liveness.js";
-import { measureClockOffset } from "./clock.js";
+import { HEARTBEAT_S, LIVE_WITHIN_MS, silenceLimitMs } from "./transports/liveness.js";
+import { formatMs, measureClockOffset } from "./clock.js";
+import { followEveryone, followWire, prependBounded } from "./wire-view.js";
+import { Tabs } from "./tabs.js";
 
 /** This page's tag: random, so that only this page can see or cut its panes' connections. */
 const PAGE = crypto.randomUUID().replaceAll("-", "");
 const tagOf = (pane) => `${PAGE}.${pane.dataset.transport}`;
 
 const MAX_RECEIVED_SHOWN = 100;
-const MAX_WIRE_SHOWN = 30;
 
 const CLIENTS = {
   "short-poll": (onEvent, pane, params) =>
@@ -35,21 +37,115 @@ const CLIENTS = {
   sse: (onEvent, pane, params) => new SseClient({ onEvent, params, heartbeat: HEARTBEAT_S }),
   socketio: (onEvent, pane, params) => new SocketIoClient({ onEvent, params }),
   auto: (onEvent, pane, params) => {
-    const checked = (kind) =>
-      new Set([...pane.querySelectorAll(`[data-${kind}]:checked`)].map((box) => box.dataset[kind]));
-    return new AutoClient({ onEvent, params, refused: checked("refuse"), silenced: checked("silence") });
+    const breakage = new Breakage(pane);
+    const client = new AutoClient({ onEvent, params, setUp: (t, p) => breakage.setUp(t, p) });
+    breakage.onChange = (transport, broken) => {
+      // Leave a transport as soon as it breaks, and go back to the best one
+      // as soon as one is mended.
+      if (client.current === transport || !broken) client.restart();
+    };
+    return client;
   },
 };
 
+/** Where the requests of a refused transport go: a path the server answers 404. */
+const REFUSED_PREFIX = "/refused";
+
+/**
+ * The Auto pane's knobs: transports to break on purpose, as a network can.
+ * A refused one's requests go to a path the server refuses, as a proxy that
+ * blocks WebSocket would, so the failure the client sees is a real one; a
+ * silenced one's carry `lab_freeze=1`, which the server answers with
+ * silence, as a proxy that buffers a stream or hangs an upgrade would.
+ */
+class Breakage {
+  constructor(pane) {
+    const checked = (kind) =>
+      new Set([...pane.querySelectorAll(`[data-${kind}]:checked`)].map((box) => box.dataset[kind]));
+    this.refused = checked("refuse");
+    this.silenced = checked("silence");
+    this.onChange = () => {};
+    for (const [kind, set] of [["refuse", this.refused], ["silence", this.silenced]]) {
+      for (const box of pane.querySelectorAll(`[data-${kind}]`)) {
+        box.addEventListener("change", () => {
+          const transport = box.dataset[kind];
+          if (box.checked) set.add(transport);
+          else set.delete(transport);
+          this.onChange(transport, box.checked);
+        });
+      }
+    }
+  }
+
+  /** The AutoClient's `setUp`: where a transport's requests go, and with what. */
+  setUp(transport, params) {
+    return {
+      base: this.refused.has(transport) ? REFUSED_PREFIX : "",
+      params: this.silenced.has(transport) ? { ...params, lab_freeze: 1 } : params,
+    };
+  }
+}
+
 /** What each pane's "live within" rule is, in words, for its summary line. */
+const LIVE_S = LIVE_WITHIN_MS / 1000;
+const SILENCE_S = silenceLimitMs(HEARTBEAT_S) / 1000;
 const LIVENESS = {
-  "short-poll": "each poll answered within 5 s",
-  "long-poll": "each poll answered within its timeout + 5 s",
-  websocket: `a hello within 5 s, then a message or heartbeat every ${silenceLimitMs(HEARTBEAT_S) / 1000} s`,
-  sse: `a hello within 5 s, then an event or heartbeat every ${silenceLimitMs(HEARTBEAT_S) / 1000} s`,
+  "short-poll": `each poll answered within ${LIVE_S} s`,
+  "long-poll": `each poll answered within its timeout + ${LIVE_S} s`,
+  websocket: `a hello within ${LIVE_S} s, then a message or heartbeat every ${SILENCE_S} s`,
+  sse: `a hello within ${LIVE_S} s, then an event or heartbeat every ${SILENCE_S} s`,
   socketio: "the library's own: a ping every pingInterval, within pingTimeout",
-  auto: "live within 5 s, or the next transport",
+  auto: `live within ${LIVE_S} s, or the next transport`,
 };
+
+/**
+ * Says once, in plain words, that the server this page talks to restarted:
+ * which process answers now, and why every pane got a reset and ids begin
+ * again at #1 (an in-memory hub starts a new history, a new epoch).
+ */
+class RestartNotice {
+  constructor() {
+    this.explained = document.querySelector("[data-role=epoch]")?.textContent;
+  }
+
+  async explain(epoch) {
+    if (!epoch || epoch === this.explained) return;
+    this.explained = epoch;
+    const before = document.querySelector("[data-role=process]").textContent;
+    let now = { process: "a new process", epoch };
+    try {
+      now = await (await fetch("/api/time", { cache: "no-store" })).json();
+    } catch {
+      // The panes' own retries will show whether it answers.
+    }
+    document.querySelector("[data-role=process]").textContent = now.process;
+    document.querySelector("[data-role=epoch]").textContent = now.epoch;
+    const notice = document.querySelector("[data-role=restart]");
+    notice.textContent =
+      `The server restarted: ${before} stopped, ${now.process} answers now. Its hub started a new history ` +
+      `(epoch ${now.epoch}), so ids begin again at #1 and notifications published before the restart are gone; ` +
+      "each pane was told with a reset and shows what the new server has.";
+    notice.hidden = false;
+  }
+}
+
+/** Tells screen readers of each new notification once, whichever pane shows it first. */
+class Announcer {
+  constructor() {
+    this.element = document.querySelector("[data-role=announce]");
+    this.announced = new Set();
+  }
+
+  announce(notification) {
+    const key = `${notification.id}@${notification.published_at}`;
+    if (this.announced.has(key) || !this.element) return;
+    this.announced.add(key);
+    this.element.textContent = `New notification: ${notification.text}`;
+  }
+}
+
+const restart = new RestartNotice();
+const announcer = new Announcer();
 
 class Pane {
   constructor(element, clockOffset) {
@@ -73,6 +169,10 @@ class Pane {
     this.lastHeard = null;
     this.wireBytes = { down: 0, up: 0 };
     this.wireBase = { down: 0, up: 0 };
+    /** The HTTP version of the pane's latest request, as the server recorded it. */
+    this.httpVersion = null;
+    /** Which transport a client that has several is on (Auto's, or Socket.IO's engine). */
+    this.using = null;
     const liveness = element.querySelector("[data-role=liveness]");
     if (liveness) liveness.textContent = LIVENESS[element.dataset.transport];
 
@@ -89,12 +189,6 @@ class Pane {
     element.querySelector("[data-control=timeout]")?.addEventListener("change", (e) => {
       this.client.setTimeout(Number(e.target.value));
     });
-    for (const box of element.querySelectorAll("[data-refuse]")) {
-      box.addEventListener("change", () => this.client.setRefused(box.dataset.refuse, box.checked));
-    }
-    for (const box of element.querySelectorAll("[data-silence]")) {
-      box.addEventListener("change", () => this.client.setSilenced(box.dataset.silence, box.checked));
-    }
   }
 
   /**
@@ -122,6 +216,12 @@ class Pane {
           ? `Reset ${connections}, no clean close: the client sees it lost and reconnects by itself.`
           : `Froze ${connections}: the server says nothing more on it and the connection stays open; ` +
             `the client's liveness rule (${LIVENESS[this.element.dataset.transport]}) has to notice.`;
+  }
+
+  /** The HTTP version of the pane's latest request. */
+  setHttpVersion(version) {
+    this.httpVersion = version;
+    this.element.querySelector("[data-counter=http-version]").textContent = version;
   }
 
   /** The bytes the server counted on this pane's connections, since the counters were reset. */
@@ -156,10 +256,10 @@ class Pane {
   heldConnection() {
     if (!this.running) return null;
     const transport = this.element.dataset.transport;
-    const using = transport === "auto" ? this.element.dataset.using : transport;
+    const using = transport === "auto" ? this.using : transport;
     const held = { "long-poll": "a long poll", sse: "an SSE stream" }[using];
     if (held) return transport === "auto" ? `${held} (Auto)` : held;
-    if (transport === "socketio" && /polling/.test(this.status.textContent)) return "Socket.IO's polling";
+    if (transport === "socketio" && this.using === "polling") return "Socket.IO's polling";
     return null;
   }
 
@@ -175,8 +275,11 @@ class Pane {
       case "status":
         this.status.textContent = event.text;
         this.status.dataset.state = event.state;
-        // The auto pane says which transport it is on.
-        if (event.state === "live" && event.transport) this.element.dataset.using = event.transport;
+        // The Auto pane says which transport it is on, Socket.IO's which engine.
+        if (event.state === "live" && (event.transport || event.engine)) {
+          this.using = event.transport ?? event.engine;
+          this.element.dataset.using = this.using;
+        }
         break;
       case "request":
         this.counts.requests += 1;
@@ -224,7 +327,7 @@ class Pane {
     text.dir = "auto";
     text.textContent = notification.text;
     item.append(text);
-    announce(notification);
+    announcer.announce(notification);
     const meta = document.createElement("span");
     meta.className = "meta";
     const how = via ? ` via ${via}` : "";
@@ -245,7 +348,7 @@ class Pane {
         ? "reset (epoch_changed): the server's history started again, so ids start again at #1; what follows is all it has"
         : `reset (${reason}): some notifications may be missing; what follows is what the server still has`;
     this.prepend(item);
-    if (reason === "epoch_changed") explainRestart(epoch);
+    if (reason === "epoch_changed") restart.explain(epoch);
   }
 
   /** A packet a library client saw, beside the HTTP exchanges the server recorded. */
@@ -258,8 +361,7 @@ class Pane {
     const line = document.createElement("pre");
     line.textContent = `${arrow}${text}`;
     item.append(line);
-    list.prepend(item);
-    while (list.children.length > MAX_WIRE_SHOWN) list.lastElementChild.remove();
+    prependBounded(list, item);
   }
 
   prepend(item) {
@@ -279,7 +381,7 @@ class Pane {
     const up = this.wireBytes.up - this.wireBase.up;
     // Over HTTP/2 every pane of the tab shares one connection: its bytes
     // are no one pane's.
-    const shared = this.element.querySelector("[data-counter=http-version]").textContent === "HTTP/2";
+    const shared = this.httpVersion === "HTTP/2";
     set("wire-down", shared ? "shared (HTTP/2)" : down.toLocaleString("en"));
     set("wire-up", shared ? "shared (HTTP/2)" : up.toLocaleString("en"));
     set("notifications", c.notifications);
@@ -296,233 +398,10 @@ class Pane {
   }
 }
 
-/**
- * Says once, in plain words, that the server this page talks to restarted:
- * which process answers now, and why every pane got a reset and ids begin
- * again at #1 (an in-memory hub starts a new history, a new epoch).
- */
-let explainedEpoch = document.querySelector("[data-role=epoch]")?.textContent;
-async function explainRestart(epoch) {
-  if (!epoch || epoch === explainedEpoch) return;
-  explainedEpoch = epoch;
-  const before = document.querySelector("[data-role=process]").textContent;
-  let now = { process: "a new process", epoch };
-  try {
-    now = await (await fetch("/api/time", { cache: "no-store" })).json();
-  } catch {
-    // The panes' own retries will show whether it answers.
-  }
-  document.querySelector("[data-role=process]").textContent = now.process;
-  document.querySelector("[data-role=epoch]").textContent = now.epoch;
-  const notice = document.querySelector("[data-role=restart]");
-  notice.textContent =
-    `The server restarted: ${before} stopped, ${now.process} answers now. Its hub started a new history ` +
-    `(epoch ${now.epoch}), so ids begin again at #1 and notifications published before the restart are gone; ` +
-    "each pane was told with a reset and shows what the new server has.";
-  notice.hidden = false;
-}
-
-/** Tells screen readers of each new notification once, whichever pane shows it first. */
-const announced = new Set();
-const announcer = document.querySelector("[data-role=announce]");
-function announce(notification) {
-  const key = `${notification.id}@${notification.published_at}`;
-  if (announced.has(key) || !announcer) return;
-  announced.add(key);
-  announcer.textContent = `New notification: ${notification.text}`;
-}
-
-function formatMs(ms) {
-  return ms < 1000 ? `${Math.max(0, Math.round(ms))} ms` : `${(ms / 1000).toFixed(2)} s`;
-}
-
-/** One recorded exchange as a list item: when, how long held, request and response heads. */
-function exchangeItem(record) {
-  const item = document.createElement("li");
-  const meta = document.createElement("div");
-  meta.className = "meta";
-  const held = record.held_ms >= 100 ? ` · held ${formatMs(record.held_ms)}` : "";
-  const who = record.pane ? ` · ${record.pane}` : "";
-  meta.textContent = `${record.at}${held}${who}`;
-  const request = document.createElement("pre");
-  request.textContent = record.request;
-  const response = document.createElement("pre");
-  response.textContent = record.response;
-  item.append(meta, request, response);
-  return item;
-}
-
-function prependBounded(list, item) {
-  list.prepend(item);
-  while (list.children.length > MAX_WIRE_SHOWN) list.lastElementChild.remove();
-}
-
-/**
- * Follows this page's exchanges: each into the Wire view of the pane that
- * made it, and the bytes the server counted into each pane. It asks every
- * second (`GET /api/wire/recent`) rather than holding a stream open: over
- * HTTP/1.1 a held stream would take one of the six connections the browser
- * allows per origin, shared by every tab.
- */
-function followWire(panes) {
-  const byPane = new Map(panes.map((pane) => [pane.element.dataset.transport, pane]));
-  let after = 0;
-  const show = (record) => {
-    const pane = byPane.get(record.pane);
-    if (!pane) return;
-    // The version of the pane's latest request, from its request line: over
-    // HTTPS most become HTTP/2, while a WebSocket stays on HTTP/1.1.
-    const version = record.request.split("\r\n", 1)[0].split(" ").at(-1);
-    pane.element.querySelector("[data-counter=http-version]").textContent = version.replace("HTTP/2.0", "HTTP/2");
-    const list = pane.element.querySelector("[data-role=wire]");
-    if (list) prependBounded(list, exchangeItem(record));
-  };
-  const ask = async () => {
-    if (document.visibilityState === "hidden") return;
-    try {
-      const response = await fetch(`/api/wire/recent?lab=${PAGE}&after=${after}`, {
-        cache: "no-store",
-        signal: AbortSignal.timeout(5000),
-      });
-      if (!response.ok) return;
-      const recent = await response.json();
-      recent.records.forEach(show);
-      after = recent.last;
-      for (const [name, bytes] of Object.entries(recent.bytes)) {
-        byPane.get(name)?.setWireBytes(bytes.to_browser, bytes.from_browser);
-      }
-    } catch {
-      // The next turn asks again; the panes say whether the server answers.
-    }
-  };
-  const loop = async () => {
-    await ask();
-    setTimeout(loop, 1000);
-  };
-  loop();
-}
-
-/**
- * A hidden tab lets go of its connections and takes them up again, from
- * each pane's cursor, when it is shown: a background tab need not hold a
- * long poll and a stream nobody is watching (and browsers throttle it
- * anyway, chapter 7).
- */
-function releaseWhenHidden(panes) {
-  let released = [];
-  document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "hidden") {
-      released = panes.filter((pane) => pane.running);
-      for (const pane of released) pane.stop("tab hidden: connections released");
-    } else {
-      for (const pane of released) pane.start();
-      released = [];
-    }
-    announceHeld();
-  });
-}
-
-/**
- * Over HTTP/1.1 a browser opens at most six connections to one origin,
- * shared by every tab, and queues every other request until one is free.
- * The lab's tabs tell each other (BroadcastChannel) how many they hold open
- * for long polls and streams, and each says in plain words when together
- * they hold them all.
- */
-const HTTP1_CONNECTIONS_PER_ORIGIN = 6;
-const tabs = new Map();
-let heldNow = () => [];
-const channel = "BroadcastChannel" in window ? new BroadcastChannel("notify-lab") : null;
-function announceHeld() {
-  const held = document.visibilityState === "hidden" ? [] : heldNow();
-  tabs.set(PAGE, { held, at: Date.now() });
-  channel?.postMessage({ page: PAGE, held });
-  explainLimit();
-}
-function explainLimit() {
-  const notice = document.querySelector("[data-role=connection-limit]");
-  if (!notice) return;
-  const protocol = performance.getEntriesByType("navigation")[0]?.nextHopProtocol ?? "http/1.1";
-  const now = Date.now();
-  for (const [page, tab] of tabs) if (now - tab.at > 5000) tabs.delete(page);
-  const total = [...tabs.values()].reduce((sum, tab) => sum + tab.held.length, 0);
-  if (protocol !== "http/1.1" || total < HTTP1_CONNECTIONS_PER_ORIGIN) {
-    notice.hidden = true;
-    return;
-  }
-  const mine = tabs.get(PAGE)?.held ?? [];
-  notice.textContent =
-    `The browser's connections to this server are all taken. Over HTTP/1.1 it opens at most ` +
-    `${HTTP1_CONNECTIONS_PER_ORIGIN} per origin, shared by every tab, and ${tabs.size} tabs of this lab ` +
-    `hold ${total} of them open (this one: ${mine.join(", ") || "none"}). Every other request — short ` +
-    "polls, Socket.IO's handshake, page loads — waits in the browser's queue until one is free, which " +
-    "may be never. Hide or close a tab (a hidden lab tab lets go of its connections), pause a pane, or " +
-    "serve over HTTPS, where HTTP/2 carries every request on one connection.";
-  notice.hidden = false;
-}
-function shareHeld(panes) {
-  heldNow = () => panes.flatMap((pane) => pane.heldConnection() ?? []);
-  channel?.addEventListener("message", (event) => {
-    tabs.set(event.data.page, { held: event.data.held, at: Date.now() });
-    explainLimit();
-  });
-  announceHeld();
-  setInterval(announceHeld, 2000);
-}
-
-/**
- * Everyone's exchanges, every visitor's, which only the admin may watch:
- * the feed takes the admin token, so it is read with fetch (EventSource
- * cannot send a header) and split into events here.
- */
-function followEveryone() {
-  const form = document.querySelector("#everyone");
-  if (!form) return;
-  const list = form.parentElement.querySelector("[data-role=wire]");
-  const state = form.querySelector("[data-role=everyone-state]");
-  let controller = null;
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    controller?.abort();
-    controller = new AbortController();
-    state.textContent = "connecting…";
-    try {
-      const response = await fetch("/api/wire", {
-        headers: { Authorization: `Bearer ${form.token.value}` },
-        signal: controller.signal,
-      });
-      if (!response.ok) {
-        const body = await response.json().catch(() => ({}));
-        state.textContent = `${response.status}: ${body.message ?? "refused"}`;
-        return;
-      }
-      state.textContent = "watching every client's exchanges";
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        let end;
-        while ((end = buffer.indexOf("\n\n")) !== -1) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const data = block.split("\n").find((line) => line.startsWith("data: "));
-          if (data) prependBounded(list, exchangeItem(JSON.parse(data.slice(6))));
-        }
-      }
-      state.textContent = "the feed ended";
-    } catch (error) {
-      if (error.name !== "AbortError") state.textContent = `the feed failed: ${error.message}`;
-    }
-  });
-}
-
 const clockOffset = await measureClockOffset();
 const panes = [...document.querySelectorAll(".pane")].map((element) => new Pane(element, clockOffset));
-followWire(panes);
+followWire(PAGE, panes);
 followEveryone();
-releaseWhenHidden(panes);
-shareHeld(panes);
+new Tabs(PAGE, panes).start();
 for (const pane of panes) pane.start();
 setInterval(() => panes.forEach((pane) => pane.renderHeard()), 1000);

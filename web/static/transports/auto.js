@@ -5,16 +5,15 @@
 //
 // A transport that fails before it is live is skipped for the next one; a
 // connection that is lost after being live makes the client start again from
-// the best transport, after an exponential backoff with jitter (so that a
-// thousand browsers that lost the same server do not return in lockstep).
+// the best transport, after an exponential backoff with equal jitter (so
+// that a thousand browsers that lost the same server do not return in
+// lockstep).
 //
-// `refused` names transports to treat as blocked, as a proxy that breaks
-// WebSocket would: their requests go to a path the server refuses, so the
-// failure the client sees is a real one. `silenced` names transports whose
-// requests the server should swallow without answering (`lab_freeze=1`), as
-// a proxy that buffers a stream or hangs an upgrade would: the failure is a
-// silence, and only the rule "live within LIVE_WITHIN_MS, or move on"
-// (liveness.js), which every client here keeps, gets past it.
+// A transport that hangs instead of failing (a proxy that buffers a stream
+// or swallows an upgrade) is got past by the rule every client here keeps,
+// "live within LIVE_WITHIN_MS, or move on" (liveness.js). `setUp`, if
+// given, may change where a transport's requests go (`base`) and what they
+// carry (`params`): the lab uses it to break transports on purpose.
 
 import { Cursor } from "./cursor.js";
 import { HEARTBEAT_S } from "./liveness.js";
@@ -24,7 +23,6 @@ import { LongPollClient } from "./long-poll.js";
 import { ShortPollClient } from "./short-poll.js";
 
 export const ORDER = ["websocket", "sse", "long-poll", "short-poll"];
-const REFUSED_PREFIX = "/refused";
 const FIRST_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 15_000;
 
@@ -36,11 +34,10 @@ const FACTORIES = {
 };
 
 export class AutoClient {
-  constructor({ onEvent, refused = new Set(), silenced = new Set(), params = {} }) {
+  constructor({ onEvent, params = {}, setUp = (transport, params) => ({ base: "", params }) }) {
     this.onEvent = onEvent;
-    this.refused = refused;
-    this.silenced = silenced;
     this.params = params;
+    this.setUp = setUp;
     this.cursor = new Cursor();
     this.client = null;
     this.transport = null;
@@ -67,23 +64,12 @@ export class AutoClient {
     this.onEvent({ type: "status", state, text: state });
   }
 
-  /** Refuses or allows a transport; if it is the one in use, switches now. */
-  setRefused(transport, refused) {
-    this.#setBroken(this.refused, transport, refused);
-  }
-
-  /** Silences a transport, or lets it speak again; if it is the one in use, switches now. */
-  setSilenced(transport, silenced) {
-    this.#setBroken(this.silenced, transport, silenced);
-  }
-
-  #setBroken(set, transport, broken) {
-    if (broken) set.add(transport);
-    else set.delete(transport);
-    if (this.running && (transport === this.transport || !broken)) {
-      this.#closeCurrent();
-      this.#tryFrom(0);
-    }
+  /** Leaves the transport in use and starts again from the best one. */
+  restart() {
+    if (!this.running) return;
+    clearTimeout(this.retryTimer);
+    this.#closeCurrent();
+    this.#tryFrom(0);
   }
 
   #closeCurrent() {
@@ -129,8 +115,7 @@ export class AutoClient {
         }
       }
     };
-    const base = this.refused.has(transport) ? REFUSED_PREFIX : "";
-    const params = this.silenced.has(transport) ? { ...this.params, lab_freeze: 1 } : this.params;
+    const { base, params } = this.setUp(transport, this.params);
     const client = FACTORIES[transport]({ onEvent, cursor: this.cursor, base, params });
     this.client = client;
     this.transport = transport;
@@ -139,7 +124,7 @@ export class AutoClient {
   }
 }
 
-/** Full jitter: a random wait between half and all of `ms`. */
+/** Equal jitter: a random wait between half and all of `ms`, never less than half. */
 function jitter(ms) {
   return ms / 2 + Math.random() * (ms / 2);
 }

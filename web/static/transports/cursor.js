@@ -2,7 +2,10 @@
 // delivery exact: remember the epoch and the last id seen, send them back as
 // `after` and `epoch` on every request or reconnect, and drop any id already
 // seen. A reset (from the server) means "you missed something": forget the
-// old position and take what follows.
+// old position and take what follows. Every transport client hands what the
+// server sent to the Cursor (`onHello`, `onReset`, `onNotification`, or
+// `onPush` and `onPollAnswer` for a whole message or answer), which keeps
+// the rule and emits what the page sees.
 //
 // The messages are those of docs/protocol.md; a reset's reason is read from
 // `reset_reason`, its name in every message.
@@ -44,6 +47,51 @@ export class Cursor {
     this.epoch = epoch;
     this.after = null;
   }
+
+  /** A push connection's `hello`: the epoch this client reads, if it had none. */
+  onHello(hello) {
+    this.epoch ??= hello.epoch;
+  }
+
+  /** A `reset` message: start over in its epoch, and tell the page. */
+  onReset(reset, emit) {
+    this.reset(reset.epoch);
+    emit({ type: "reset", reason: reset.reset_reason, epoch: reset.epoch });
+  }
+
+  /** A notification: handed to the page once, in order, or dropped if seen. */
+  onNotification(notification, emit) {
+    if (this.accept(notification)) emit({ type: "notification", notification });
+  }
+
+  /**
+   * Any message a push connection carries (a WebSocket frame, an SSE event's
+   * data), by its `type`: a notification has none. Returns the type, or
+   * "notification".
+   */
+  onPush(message, emit) {
+    switch (message.type) {
+      case "hello":
+        this.onHello(message);
+        break;
+      case "reset":
+        this.onReset(message, emit);
+        break;
+      case undefined:
+        this.onNotification(message, emit);
+        return "notification";
+      // A heartbeat, or a type this client does not know: ignored.
+    }
+    return message.type;
+  }
+
+  /** A short- or long-poll answer: its reset, then its notifications, then its cursor. */
+  onPollAnswer(body, emit) {
+    if (body.reset) this.onReset(body, emit);
+    this.epoch = body.epoch;
+    for (const notification of body.notifications) this.onNotification(notification, emit);
+    this.after = body.cursor;
+  }
 }
 
 /** The query string of a request: the cursor's, then each of `params` that is set. */
@@ -53,19 +101,6 @@ export function queryWith(cursor, params = {}) {
     if (value !== undefined && value !== null) query.set(name, String(value));
   }
   return query.toString();
-}
-
-/** Applies a short- or long-poll answer to `cursor`, emitting what it brings. */
-export function applyPollAnswer(cursor, body, emit) {
-  if (body.reset) {
-    cursor.reset(body.epoch);
-    emit({ type: "reset", reason: body.reset_reason, epoch: body.epoch });
-  }
-  cursor.epoch = body.epoch;
-  for (const notification of body.notifications) {
-    if (cursor.accept(notification)) emit({ type: "notification", notification });
-  }
-  cursor.after = body.cursor;
 }
 
 /** The UTF-8 size of a string: what came over the wire as the body. */

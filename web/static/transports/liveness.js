@@ -40,4 +40,18 @@ export class Watchdog {
     clearTimeout(this.timer);
     this.timer = null;
   }
+
+  /**
+   * The server was heard from on a live connection: with a heartbeat
+   * (seconds) asked for, the silence rule starts again; without one,
+   * nothing is timed.
+   */
+  heard(heartbeatS) {
+    if (heartbeatS) {
+      const ms = silenceLimitMs(heartbeatS);
+      this.arm(ms, `nothing heard for ${ms / 1000} s`);
+    } else {
+      this.disarm();
+    }
+  }
 }

@@ -13,7 +13,7 @@
 // a held request is otherwise the one thing that cannot tell a quiet server
 // from a dead one.
 
-import { Cursor, applyPollAnswer, byteLength, queryWith, sleep } from "./cursor.js";
+import { Cursor, byteLength, queryWith, sleep } from "./cursor.js";
 import { LIVE_WITHIN_MS } from "./liveness.js";
 
 const MAX_BACKOFF_MS = 10_000;
@@ -67,7 +67,7 @@ export class LongPollClient {
         this.onEvent({ type: "response", bytes: byteLength(text), empty: body.notifications.length === 0 });
         this.onEvent({ type: "heard" });
         this.onEvent({ type: "status", state: "live", text: `held up to ${this.timeout} s` });
-        applyPollAnswer(this.cursor, body, this.onEvent);
+        this.cursor.onPollAnswer(body, this.onEvent);
         backoff = 500;
         first = false;
       } catch (error) {

@@ -6,7 +6,7 @@
 // anything happened; a notification waits interval/2 on average. A poll
 // not answered within LIVE_WITHIN_MS is abandoned, and the next one tried.
 
-import { Cursor, applyPollAnswer, byteLength, queryWith, sleep } from "./cursor.js";
+import { Cursor, byteLength, queryWith, sleep } from "./cursor.js";
 import { LIVE_WITHIN_MS } from "./liveness.js";
 
 export class ShortPollClient {
@@ -64,7 +64,7 @@ export class ShortPollClient {
       this.onEvent({ type: "response", bytes: byteLength(text), empty: body.notifications.length === 0 });
       this.onEvent({ type: "heard" });
       this.onEvent({ type: "status", state: "live", text: `polling every ${this.interval / 1000} s` });
-      applyPollAnswer(this.cursor, body, this.onEvent);
+      this.cursor.onPollAnswer(body, this.onEvent);
     } catch (error) {
       if (signal.aborted) return;
       const why = error.name === "TimeoutError" ? `no answer within ${LIVE_WITHIN_MS / 1000} s` : `no answer from the server (${error.message})`;

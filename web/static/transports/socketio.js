@@ -48,16 +48,12 @@ export class SocketIoClient {
     socket.io.on("reconnect_attempt", () => queueMicrotask(() => this.#watchEngine(socket.io.engine)));
 
     socket.on("hello", (hello) => {
-      this.cursor.epoch ??= hello.epoch;
-      this.onEvent({ type: "status", state: "live", text: `connected over ${socket.io.engine.transport.name}` });
+      this.cursor.onHello(hello);
+      const engine = socket.io.engine.transport.name;
+      this.onEvent({ type: "status", state: "live", text: `connected over ${engine}`, engine });
     });
-    socket.on("reset", (reset) => {
-      this.cursor.reset(reset.epoch);
-      this.onEvent({ type: "reset", reason: reset.reset_reason, epoch: reset.epoch });
-    });
-    socket.on("notification", (notification) => {
-      if (this.cursor.accept(notification)) this.onEvent({ type: "notification", notification });
-    });
+    socket.on("reset", (reset) => this.cursor.onReset(reset, this.onEvent));
+    socket.on("notification", (notification) => this.cursor.onNotification(notification, this.onEvent));
     socket.on("disconnect", (reason) => {
       if (this.socket !== socket) return;
       this.onEvent({ type: "status", state: "error", text: `disconnected (${reason}); the library reconnects` });
@@ -92,7 +88,9 @@ export class SocketIoClient {
     });
     engine.on("upgrade", (transport) => {
       this.onEvent({ type: "wire", direction: "note", text: `upgraded to ${transport.name}: → 5, polling stops` });
-      if (this.socket?.connected) this.onEvent({ type: "status", state: "live", text: `connected over ${transport.name}` });
+      if (this.socket?.connected) {
+        this.onEvent({ type: "status", state: "live", text: `connected over ${transport.name}`, engine: transport.name });
+      }
     });
     this.#watchPolling(engine);
   }

@@ -13,7 +13,7 @@
 // never comes.
 
 import { Cursor, byteLength, queryWith } from "./cursor.js";
-import { LIVE_WITHIN_MS, Watchdog, silenceLimitMs } from "./liveness.js";
+import { LIVE_WITHIN_MS, Watchdog } from "./liveness.js";
 
 const REOPEN_AFTER_MS = 2000;
 
@@ -44,28 +44,21 @@ export class SseClient {
     const heard = (event) => {
       this.onEvent({ type: "response", bytes: byteLength(event.data), empty: false });
       this.onEvent({ type: "heard" });
-      if (this.heartbeat) {
-        this.watchdog.arm(silenceLimitMs(this.heartbeat), `nothing heard for ${silenceLimitMs(this.heartbeat) / 1000} s`);
-      } else {
-        this.watchdog.disarm();
-      }
+      this.watchdog.heard(this.heartbeat);
     };
     source.addEventListener("hello", (event) => {
       heard(event);
-      this.cursor.epoch ??= JSON.parse(event.data).epoch;
+      this.cursor.onHello(JSON.parse(event.data));
       this.onEvent({ type: "status", state: "live", text: "streaming" });
     });
     source.addEventListener("heartbeat", heard);
     source.addEventListener("reset", (event) => {
       heard(event);
-      const reset = JSON.parse(event.data);
-      this.cursor.reset(reset.epoch);
-      this.onEvent({ type: "reset", reason: reset.reset_reason, epoch: reset.epoch });
+      this.cursor.onReset(JSON.parse(event.data), this.onEvent);
     });
     source.onmessage = (event) => {
       heard(event);
-      const notification = JSON.parse(event.data);
-      if (this.cursor.accept(notification)) this.onEvent({ type: "notification", notification });
+      this.cursor.onNotification(JSON.parse(event.data), this.onEvent);
     };
     source.onerror = () => {
       if (this.source !== source) return;

@@ -10,7 +10,7 @@
 // reconnects with its cursor, so nothing published meanwhile is lost.
 
 import { Cursor, byteLength, queryWith } from "./cursor.js";
-import { LIVE_WITHIN_MS, Watchdog, silenceLimitMs } from "./liveness.js";
+import { LIVE_WITHIN_MS, Watchdog } from "./liveness.js";
 
 const MAX_BACKOFF_MS = 10_000;
 
@@ -63,21 +63,10 @@ export class WebSocketClient {
     socket.onmessage = (event) => {
       this.onEvent({ type: "response", bytes: byteLength(event.data), empty: false });
       this.onEvent({ type: "heard" });
-      if (this.heartbeat) {
-        this.watchdog.arm(silenceLimitMs(this.heartbeat), `nothing heard for ${silenceLimitMs(this.heartbeat) / 1000} s`);
-      } else {
-        this.watchdog.disarm();
-      }
-      const message = JSON.parse(event.data);
-      if (message.type === "hello") {
-        this.cursor.epoch ??= message.epoch;
+      this.watchdog.heard(this.heartbeat);
+      if (this.cursor.onPush(JSON.parse(event.data), this.onEvent) === "hello") {
         this.backoff = 500;
         this.onEvent({ type: "status", state: "live", text: "connected" });
-      } else if (message.type === "reset") {
-        this.cursor.reset(message.epoch);
-        this.onEvent({ type: "reset", reason: message.reset_reason, epoch: message.epoch });
-      } else if (message.type === undefined && this.cursor.accept(message)) {
-        this.onEvent({ type: "notification", notification: message });
       }
     };
 
