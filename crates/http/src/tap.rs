@@ -263,6 +263,17 @@ impl Tapped {
     fn dropped() -> io::Error {
         io::Error::new(io::ErrorKind::ConnectionReset, "cut by the lab")
     }
+
+    /// Counts `n` bytes written to the browser into the pane the connection
+    /// carries now (none over HTTP/2, where it carries every pane at once).
+    fn count_written(&self, n: usize) {
+        if self.tap.is_multiplexed() {
+            return;
+        }
+        if let Some(pane) = self.tap.pane() {
+            pane.to_browser.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Drop for Tapped {
@@ -368,17 +379,6 @@ impl AsyncWrite for Tapped {
         match self.tap.state.load(Ordering::Acquire) {
             DROPPED => Poll::Ready(Err(Self::dropped())),
             _ => Pin::new(&mut self.io).poll_shutdown(cx),
-        }
-    }
-}
-
-impl Tapped {
-    fn count_written(&self, n: usize) {
-        if self.tap.is_multiplexed() {
-            return;
-        }
-        if let Some(pane) = self.tap.pane() {
-            pane.to_browser.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
 }

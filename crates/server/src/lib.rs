@@ -358,7 +358,7 @@ fn tag_connection(
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             .unwrap_or(0);
-        lab.attach(tap, &tag, head.len() + body);
+        lab.attach(tap, &tag, head.size_on_wire() + body);
         if query.number_in("lab_freeze", 0..=1)? == Some(1) {
             tap.cut(Cut::Freeze);
         }

@@ -45,7 +45,6 @@ pub struct Metrics {
     requests: Family<TransportLabel, Counter>,
     publish_seconds: Histogram,
     connections: Family<TransportLabel, Gauge>,
-    held_long_polls: Gauge,
     tasks: Gauge,
     deliveries: Family<TransportLabel, Counter>,
     resets: Family<TransportLabel, Counter>,
@@ -76,12 +75,6 @@ impl Metrics {
             "open_connections",
             "What each transport holds open: WebSocket connections, SSE streams, held long polls, short polls being answered",
             connections.clone(),
-        );
-        let held_long_polls = Gauge::default();
-        registry.register(
-            "held_long_polls",
-            "Long-poll requests being held",
-            held_long_polls.clone(),
         );
         let tasks = Gauge::default();
         registry.register(
@@ -114,7 +107,6 @@ impl Metrics {
             requests,
             publish_seconds,
             connections,
-            held_long_polls,
             tasks,
             deliveries,
             resets,
@@ -159,7 +151,6 @@ impl Metrics {
     fn mirror(&self, hub: &Hub, t: &Transports) {
         let _one_at_a_time = self.mirror.lock().expect("metrics lock poisoned");
         self.newest_id.set(hub.newest_id() as i64);
-        self.held_long_polls.set(t.long_poll.held() as i64);
         for (name, _, tallies) in t.each() {
             let label = transport(name);
             self.connections

@@ -99,6 +99,16 @@ impl RequestHead {
             started: Instant::now(),
         }
     }
+
+    /// The head's size on the wire: what the browser sent before any body.
+    pub fn size_on_wire(&self) -> u64 {
+        self.text.len() as u64 + 2
+    }
+
+    /// Time since the request's head was captured.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
 }
 
 fn write_headers(out: &mut String, headers: &HeaderMap) {
@@ -112,22 +122,6 @@ fn write_headers(out: &mut String, headers: &HeaderMap) {
         out.push_str(": ");
         out.push_str(value);
         out.push_str("\r\n");
-    }
-}
-
-impl RequestHead {
-    /// The head's size on the wire: what the browser sent before any body.
-    pub fn len(&self) -> u64 {
-        self.text.len() as u64 + 2
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// Time since the request's head was captured.
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
     }
 }
 

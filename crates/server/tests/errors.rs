@@ -224,26 +224,6 @@ async fn too_many_publishes_is_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn too_many_connections_is_503() {
-    let config = TestConfig {
-        serve: ServeConfig {
-            max_connections: 1,
-            ..ServeConfig::default()
-        },
-        ..TestConfig::default()
-    };
-    let server = server_with(config).await;
-    // The one allowed connection, held open.
-    let _holder = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let answer = raw_http(server.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .unwrap();
-    assert_eq!(answer.status, 503);
-    assert_eq!(answer.json()["error"], "too_many_connections");
-}
-
-#[tokio::test]
 async fn websocket_from_a_foreign_origin_is_403() {
     let server = server().await;
     let request = "GET /api/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
@@ -315,38 +295,53 @@ async fn a_body_that_never_arrives_is_408() {
 }
 
 #[tokio::test]
-async fn too_many_connections_from_one_address_is_503_and_frees_up() {
-    let config = TestConfig {
-        serve: ServeConfig {
-            max_connections_per_ip: 2,
-            ..ServeConfig::default()
-        },
-        ..TestConfig::default()
-    };
-    let server = server_with(config).await;
-    let first = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let _second = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let answer = raw_http(server.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .unwrap();
-    assert_eq!(answer.status, 503);
-    assert_eq!(answer.json()["error"], "too_many_connections");
-
-    drop(first);
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+async fn past_either_connection_limit_is_503_until_a_connection_closes() {
+    for (limit, serve) in [
+        (
+            "in all",
+            ServeConfig {
+                max_connections: 2,
+                ..ServeConfig::default()
+            },
+        ),
+        (
+            "from one address",
+            ServeConfig {
+                max_connections_per_ip: 2,
+                ..ServeConfig::default()
+            },
+        ),
+    ] {
+        let server = server_with(TestConfig {
+            serve,
+            ..TestConfig::default()
+        })
+        .await;
+        // The two allowed connections, held open.
+        let first = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let _second = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let answer = raw_http(server.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
             .await
             .unwrap();
-        if answer.status == 200 {
-            break;
+        assert_eq!(answer.status, 503, "{limit}");
+        assert_eq!(answer.json()["error"], "too_many_connections");
+
+        drop(first);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let answer = raw_http(server.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                .await
+                .unwrap();
+            if answer.status == 200 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{limit}: a closed connection frees its slot"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a closed connection frees its slot"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

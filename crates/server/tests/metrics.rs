@@ -73,7 +73,10 @@ async fn metrics_count_requests_connections_deliveries_and_publish_latency() {
         tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
     };
     eventually("the long poll is held", || transports.long_poll.held() == 1).await;
-    assert_eq!(sample(&server, "notify_held_long_polls").await, 1.0);
+    assert_eq!(
+        sample(&server, r#"notify_open_connections{transport="long-poll"}"#).await,
+        1.0
+    );
 
     assert_eq!(
         sample(&server, r#"notify_requests_total{transport="publish"}"#).await,
@@ -119,7 +122,10 @@ async fn metrics_count_requests_connections_deliveries_and_publish_latency() {
         sample(&server, r#"notify_deliveries_total{transport="long-poll"}"#).await,
         1.0
     );
-    assert_eq!(sample(&server, "notify_held_long_polls").await, 0.0);
+    assert_eq!(
+        sample(&server, r#"notify_open_connections{transport="long-poll"}"#).await,
+        0.0
+    );
 }
 
 /// `notify_server_tasks` as seen by a scrape on a connection of its own.

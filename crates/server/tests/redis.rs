@@ -9,7 +9,7 @@ use std::time::Duration;
 use notify_hub::{Hub, HubConfig};
 use notify_server::{TransportConfig, Transports};
 use notify_test_support::{
-    PATIENCE, Pushed, RedisServer, SseReader, TEST_TOKEN, TestConfig, TestServer,
+    PATIENCE, Pushed, RedisServer, SseReader, TEST_TOKEN, TestConfig, TestServer, WsClient,
     assert_exactly_once_in_order, eventually, ws_connect, ws_next, ws_notifications,
 };
 
@@ -181,26 +181,53 @@ async fn restarting_the_servers_keeps_the_epoch_and_the_ids_continue() {
     );
 }
 
-#[tokio::test]
-async fn a_redis_outage_fails_publishes_keeps_clients_and_loses_nothing_after() {
-    let mut redis = RedisServer::start().await.unwrap();
-    let (a, _) = shared_server(&redis, "outage").await;
-    let (b, b_transports) = shared_server(&redis, "outage").await;
+/// Two processes on one Redis, and a WebSocket on the second that has
+/// received what the first published.
+struct Pair {
+    a: TestServer,
+    b: TestServer,
+    b_transports: Transports,
+    ws: WsClient,
+}
+
+/// Starts a [`Pair`] under `prefix` and publishes `count` notifications on
+/// the first process, which the second's WebSocket receives, once each and
+/// in order.
+async fn pair_that_delivered(redis: &RedisServer, prefix: &str, count: u64) -> Pair {
+    let (a, _) = shared_server(redis, prefix).await;
+    let (b, b_transports) = shared_server(redis, prefix).await;
     let mut ws = ws_connect(&b.ws_url("/api/ws")).await.unwrap();
     assert!(matches!(
         ws_next(&mut ws).await.unwrap(),
         Some(Pushed::Hello { .. })
     ));
-    for i in 1..=3 {
+    for i in 1..=count {
         a.publish(&format!("before {i}")).await.unwrap();
     }
-    let before: Vec<u64> = ws_notifications(&mut ws, 3)
+    let before: Vec<u64> = ws_notifications(&mut ws, count as usize)
         .await
         .unwrap()
         .iter()
         .map(|n| n.id)
         .collect();
-    assert_exactly_once_in_order(&before, 1..=3);
+    assert_exactly_once_in_order(&before, 1..=count);
+    Pair {
+        a,
+        b,
+        b_transports,
+        ws,
+    }
+}
+
+#[tokio::test]
+async fn a_redis_outage_fails_publishes_keeps_clients_and_loses_nothing_after() {
+    let mut redis = RedisServer::start().await.unwrap();
+    let Pair {
+        a,
+        b,
+        b_transports,
+        mut ws,
+    } = pair_that_delivered(&redis, "outage", 3).await;
 
     redis.stop().await;
     let refused = a
@@ -247,23 +274,7 @@ async fn a_redis_outage_fails_publishes_keeps_clients_and_loses_nothing_after() 
 #[tokio::test]
 async fn redis_coming_back_empty_is_restored_and_ids_keep_increasing() {
     let mut redis = RedisServer::start().await.unwrap();
-    let (a, _) = shared_server(&redis, "amnesia").await;
-    let (b, _) = shared_server(&redis, "amnesia").await;
-    let mut ws = ws_connect(&b.ws_url("/api/ws")).await.unwrap();
-    assert!(matches!(
-        ws_next(&mut ws).await.unwrap(),
-        Some(Pushed::Hello { .. })
-    ));
-    for i in 1..=5 {
-        a.publish(&format!("before {i}")).await.unwrap();
-    }
-    let before: Vec<u64> = ws_notifications(&mut ws, 5)
-        .await
-        .unwrap()
-        .iter()
-        .map(|n| n.id)
-        .collect();
-    assert_exactly_once_in_order(&before, 1..=5);
+    let Pair { a, b, mut ws, .. } = pair_that_delivered(&redis, "amnesia", 5).await;
 
     // Redis crashes and returns with nothing: no epoch, no counter, no stream.
     redis.stop().await;

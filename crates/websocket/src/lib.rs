@@ -77,6 +77,20 @@ impl Default for WsConfig {
     }
 }
 
+/// Why a push connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PushEnd {
+    ClientClosed,
+    ClientGone,
+    Shutdown,
+    HubClosed,
+    MissedPings,
+    TooSlow,
+    TooLarge,
+    ProtocolError,
+    ClientSentData,
+}
+
 impl PushEnd {
     /// The reason `/metrics` files this end under, if the server dropped
     /// the client; `None` when the client left or the server shut down.
@@ -247,20 +261,6 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
     } else {
         Err(ApiError::OriginNotAllowed(origin.to_owned()))
     }
-}
-
-/// Why a push connection ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum PushEnd {
-    ClientClosed,
-    ClientGone,
-    Shutdown,
-    HubClosed,
-    MissedPings,
-    TooSlow,
-    TooLarge,
-    ProtocolError,
-    ClientSentData,
 }
 
 /// The router of the WebSocket server run alone: the tuned transport at

@@ -21,8 +21,7 @@
 //!
 //! The reset reason is spelled `reset_reason` everywhere: in a poll answer it
 //! sits beside `"reset": true`, and in a `reset` message it is the same
-//! field with the same values. `reset` messages also carry it as `reason`,
-//! the name clients written against earlier versions read.
+//! field with the same values.
 
 pub mod sse;
 pub mod ws;
@@ -47,7 +46,6 @@ pub fn reset(epoch: &Epoch, reason: ResetReason) -> Bytes {
     control(&Control::Reset {
         epoch: epoch.as_str(),
         reset_reason: reason.as_str(),
-        reason: reason.as_str(),
     })
 }
 
@@ -67,8 +65,6 @@ enum Control<'a> {
     Reset {
         epoch: &'a str,
         reset_reason: &'a str,
-        /// The same value under the name earlier clients read.
-        reason: &'a str,
     },
 }
 
@@ -111,7 +107,7 @@ pub enum MessageError {
     Json(#[from] serde_json::Error),
     #[error("unknown message type `{0}`")]
     UnknownType(String),
-    #[error("a reset without `reset_reason` or `reason`")]
+    #[error("a reset without `reset_reason`")]
     ResetWithoutReason,
 }
 
@@ -138,7 +134,7 @@ pub enum Push {
     Notification(WireNotification),
 }
 
-/// Control messages as they arrive; both spellings of the reason are read.
+/// Control messages as they arrive.
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum IncomingControl {
@@ -149,7 +145,6 @@ enum IncomingControl {
     Reset {
         epoch: String,
         reset_reason: Option<String>,
-        reason: Option<String>,
     },
 }
 
@@ -169,12 +164,9 @@ impl Push {
                 IncomingControl::Reset {
                     epoch,
                     reset_reason,
-                    reason,
                 } => Push::Reset {
                     epoch,
-                    reason: reset_reason
-                        .or(reason)
-                        .ok_or(MessageError::ResetWithoutReason)?,
+                    reason: reset_reason.ok_or(MessageError::ResetWithoutReason)?,
                 },
             }),
         }
@@ -238,7 +230,6 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&reset).unwrap();
         assert_eq!(value["type"], "reset");
         assert_eq!(value["reset_reason"], "cursor_too_old");
-        assert_eq!(value["reason"], "cursor_too_old", "kept for older clients");
         assert_eq!(
             Push::parse(std::str::from_utf8(&reset).unwrap()).unwrap(),
             Push::Reset {
@@ -249,15 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn older_and_broken_messages() {
-        // A reset as servers before `reset_reason` sent it.
-        assert_eq!(
-            Push::parse(r#"{"type":"reset","epoch":"e","reason":"fell_behind"}"#).unwrap(),
-            Push::Reset {
-                epoch: "e".into(),
-                reason: "fell_behind".into()
-            }
-        );
+    fn broken_messages() {
         assert!(matches!(
             Push::parse(r#"{"type":"reset","epoch":"e"}"#),
             Err(MessageError::ResetWithoutReason)
