@@ -256,8 +256,8 @@ async fn measure(
 
 /// How long clients may take to connect: half a minute, or four
 /// milliseconds each for more than 7 500 (a server that allocates large
-/// buffers per connection, the plain WebSocket's, connects fifteen thousand
-/// in about half a minute on two cores).
+/// buffers per connection, as the plain WebSocket does, takes longer to
+/// accept fifteen thousand on one core).
 fn connect_limit(clients: usize) -> Duration {
     Duration::from_secs(30).max(Duration::from_millis(4 * clients as u64))
 }

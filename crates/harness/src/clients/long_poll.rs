@@ -11,7 +11,7 @@ use crate::Transport;
 
 /// `transport` is the tuned one or its plain version: the same wire, another path.
 pub async fn run(ctx: ClientContext, transport: Transport, timeout: Duration) -> ClientOutcome {
-    let mut recorder = Recorder::new(transport, &ctx);
+    let mut recorder = Recorder::start(transport, &ctx).await;
     let mut http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
     let mut cursor = ctx.start.clone();
     let mut cuts = Cuts::new(&ctx);

@@ -62,7 +62,17 @@ pub struct RunShared {
     pub ready: AtomicUsize,
     /// Clients that have received all `total` notifications.
     pub complete: AtomicUsize,
+    /// Clients connecting at once, at most: each holds a permit from its
+    /// first attempt until it is ready. Browsers arrive over time; fifteen
+    /// thousand clients that all knock in the same instant overflow the
+    /// kernel's accept queue behind a server slower to accept, and the
+    /// connections caught there stall for many seconds of SYN and data
+    /// retransmissions, which measures the kernel, not the server.
+    pub connecting: Arc<tokio::sync::Semaphore>,
 }
+
+/// Clients connecting at once, at most (see [`RunShared::connecting`]).
+pub const CONNECTING_AT_ONCE: usize = 256;
 
 impl RunShared {
     pub fn new(tag: String, total: u64, rate: Option<f64>) -> Self {
@@ -73,6 +83,7 @@ impl RunShared {
             start: OnceLock::new(),
             ready: AtomicUsize::new(0),
             complete: AtomicUsize::new(0),
+            connecting: Arc::new(tokio::sync::Semaphore::new(CONNECTING_AT_ONCE)),
         }
     }
 
@@ -212,11 +223,18 @@ pub struct Recorder {
     outcome: ClientOutcome,
     lossy: bool,
     ready: bool,
+    /// The client's place among those connecting, until it is ready.
+    connecting: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Recorder {
-    pub fn new(transport: Transport, ctx: &ClientContext) -> Self {
+    /// A recorder for a client about to connect: it waits for a place
+    /// among the clients connecting at once, which it keeps until
+    /// [`Recorder::ready`].
+    pub async fn start(transport: Transport, ctx: &ClientContext) -> Self {
+        let connecting = ctx.run.connecting.clone().acquire_owned().await.ok();
         Recorder {
+            connecting,
             run: ctx.run.clone(),
             outcome: ClientOutcome {
                 transport,
@@ -232,6 +250,7 @@ impl Recorder {
 
     /// The client is connected (or has its first answer): count it once.
     pub fn ready(&mut self) {
+        self.connecting = None;
         if !self.ready {
             self.ready = true;
             self.run.ready.fetch_add(1, Ordering::Relaxed);

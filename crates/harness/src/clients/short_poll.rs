@@ -39,7 +39,7 @@ pub async fn poll_once(
 }
 
 pub async fn run(ctx: ClientContext, interval: Duration) -> ClientOutcome {
-    let mut recorder = Recorder::new(Transport::ShortPoll, &ctx);
+    let mut recorder = Recorder::start(Transport::ShortPoll, &ctx).await;
     let mut http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
     let mut cursor = ctx.start.clone();
     // The first poll at once (the client is then ready), the next after its

@@ -32,7 +32,7 @@ const RECORD_SEPARATOR: char = '\u{1e}';
 
 pub async fn run(ctx: ClientContext, transport: Transport) -> ClientOutcome {
     let upgrade = transport == Transport::SocketIo;
-    let mut recorder = Recorder::new(transport, &ctx);
+    let mut recorder = Recorder::start(transport, &ctx).await;
     let mut cursor = ctx.start.clone();
     let mut cuts = Cuts::new(&ctx);
     while !ctx.stop.is_cancelled() {

@@ -15,7 +15,7 @@ use crate::counting::CountingStream;
 
 /// `transport` is the tuned one or its plain version: the same wire, another path.
 pub async fn run(ctx: ClientContext, transport: Transport) -> ClientOutcome {
-    let mut recorder = Recorder::new(transport, &ctx);
+    let mut recorder = Recorder::start(transport, &ctx).await;
     let mut cursor = ctx.start.clone();
     let mut cuts = Cuts::new(&ctx);
     while !ctx.stop.is_cancelled() {
