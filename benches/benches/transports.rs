@@ -20,6 +20,7 @@ use notify_harness::Transport;
 use notify_harness::clients::http::{HttpConnection, get_request};
 use notify_harness::counting::{ByteCounters, CountingStream};
 use notify_harness::target::{Server, Target};
+use notify_http::messages::socketio::{JOIN, PONG, Packet};
 use notify_http::messages::sse::{SseItem, SseParser};
 use notify_http::messages::{PollAnswer, Push};
 use tokio::sync::{broadcast, mpsc};
@@ -149,26 +150,16 @@ async fn socketio(
     let (mut ws, _) = tokio_tungstenite::client_async(url, stream)
         .await
         .expect("handshake");
-    ws.send(Message::text("40")).await.expect("join /");
+    ws.send(Message::text(JOIN)).await.expect("join /");
     while let Some(Ok(message)) = ws.next().await {
         let Message::Text(text) = message else {
             continue;
         };
-        if text.as_str() == "2" {
-            ws.send(Message::text("3")).await.expect("pong");
-            continue;
+        match Packet::parse(text.as_str()).expect("a Socket.IO packet") {
+            Packet::Ping => ws.send(Message::text(PONG)).await.expect("pong"),
+            Packet::Event { push, .. } => deliver(push, &report, &ready).await,
+            _ => {}
         }
-        let Some(event) = text.as_str().strip_prefix("42") else {
-            continue;
-        };
-        let (_, payload): (String, serde_json::Value) =
-            serde_json::from_str(event).expect("an event packet");
-        deliver(
-            Push::parse(&payload.to_string()).expect("a pushed message"),
-            &report,
-            &ready,
-        )
-        .await;
     }
 }
 

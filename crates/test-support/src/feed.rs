@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use notify_http::messages::PollAnswer;
+use notify_http::messages::socketio::{JOIN, PONG, Packet};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::sse::SseReader;
@@ -148,16 +149,19 @@ impl Feed {
                 let url = server.ws_url("/socket.io/?EIO=4&transport=websocket");
                 let mut ws = ws_connect(&url).await?;
                 let open = socketio_next(&mut ws).await?;
-                anyhow::ensure!(open.starts_with('0'), "Engine.IO opens with 0, not {open}");
+                anyhow::ensure!(
+                    matches!(open, Packet::Open(_)),
+                    "Engine.IO opens with 0, not {open:?}"
+                );
                 let auth = match cursor {
                     Some((after, epoch)) => serde_json::json!({ "after": after, "epoch": epoch }),
                     None => serde_json::json!({}),
                 };
-                ws.send(Message::text(format!("40{auth}"))).await?;
+                ws.send(Message::text(format!("{JOIN}{auth}"))).await?;
                 let connected = socketio_next(&mut ws).await?;
-                anyhow::ensure!(connected.starts_with("40"), "not connected: {connected}");
-                match socketio_event(&socketio_next(&mut ws).await?)? {
-                    (event, _) if event == "hello" => {}
+                anyhow::ensure!(connected == Packet::Joined, "not connected: {connected:?}");
+                match socketio_next(&mut ws).await? {
+                    Packet::Event { name, .. } if name == "hello" => {}
                     other => bail!("Socket.IO opens with hello, not {other:?}"),
                 }
                 Inner::SocketIo(Box::new(ws))
@@ -220,14 +224,12 @@ impl Feed {
                 let event = reader.next_event().await?.context("the stream ended")?;
                 Ok(notify_http::messages::Push::parse(&event.data)?.into())
             }
-            Inner::SocketIo(ws) => {
-                let (event, payload) = socketio_event(&socketio_next(ws).await?)?;
-                anyhow::ensure!(
-                    event == "notification" || event == "reset",
-                    "expected a notification or a reset event, got {event}"
-                );
-                Ok(notify_http::messages::Push::parse(&payload)?.into())
-            }
+            Inner::SocketIo(ws) => match socketio_next(ws).await? {
+                Packet::Event { name, push } if name == "notification" || name == "reset" => {
+                    Ok(push.into())
+                }
+                other => bail!("expected a notification or a reset event, got {other:?}"),
+            },
         }
     }
 
@@ -247,9 +249,9 @@ impl Feed {
     }
 }
 
-/// The next Engine.IO text packet that is not a heartbeat; a ping (`2`) is
-/// answered with a pong (`3`) on the way, as a client must.
-async fn socketio_next(ws: &mut WsClient) -> anyhow::Result<String> {
+/// The next Engine.IO packet that is not a ping; a ping is answered with a
+/// pong on the way, as a client must.
+async fn socketio_next(ws: &mut WsClient) -> anyhow::Result<Packet> {
     loop {
         let frame = tokio::time::timeout(PATIENCE, ws.next())
             .await
@@ -258,23 +260,9 @@ async fn socketio_next(ws: &mut WsClient) -> anyhow::Result<String> {
         let Message::Text(text) = frame else {
             continue;
         };
-        if text.as_str() == "2" {
-            ws.send(Message::text("3")).await?;
-            continue;
+        match Packet::parse(text.as_str())? {
+            Packet::Ping => ws.send(Message::text(PONG)).await?,
+            packet => return Ok(packet),
         }
-        return Ok(text.to_string());
-    }
-}
-
-/// `42["event",payload]` as the event's name and the payload's JSON text.
-fn socketio_event(packet: &str) -> anyhow::Result<(String, String)> {
-    let array: Vec<serde_json::Value> = serde_json::from_str(
-        packet
-            .strip_prefix("42")
-            .with_context(|| format!("not an event packet: {packet}"))?,
-    )?;
-    match array.as_slice() {
-        [serde_json::Value::String(event), payload] => Ok((event.clone(), payload.to_string())),
-        _ => bail!("an event packet with one payload, not {packet}"),
     }
 }

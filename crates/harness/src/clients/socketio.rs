@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 
 use futures_util::{SinkExt, StreamExt};
 use notify_http::messages::Push;
+use notify_http::messages::socketio::{JOIN, PONG, Packet};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -72,8 +73,8 @@ pub async fn run(ctx: ClientContext, transport: Transport) -> ClientOutcome {
             let Message::Text(text) = message else {
                 continue;
             };
-            if text.as_str() == "2" {
-                if ws.send(Message::text("3")).await.is_err() {
+            if matches!(Packet::parse(text.as_str()), Ok(Packet::Ping)) {
+                if ws.send(Message::text(PONG)).await.is_err() {
                     break;
                 }
                 continue;
@@ -88,7 +89,7 @@ pub async fn run(ctx: ClientContext, transport: Transport) -> ClientOutcome {
 /// `40` with the cursor as `auth`.
 fn connect_packet(cursor: &Cursor) -> String {
     format!(
-        r#"40{{"after":{},"epoch":"{}"}}"#,
+        r#"{JOIN}{{"after":{},"epoch":"{}"}}"#,
         cursor.after, cursor.epoch
     )
 }
@@ -187,25 +188,24 @@ async fn connect_with_upgrade(
 
 /// Handles one Engine.IO packet from the server.
 fn receive(packet: &str, ctx: &ClientContext, cursor: &mut Cursor, recorder: &mut Recorder) {
-    let Some(event) = packet.strip_prefix("42") else {
-        return; // the namespace's 40, a noop (6), a pong to our probe
-    };
-    let parsed: Option<(String, serde_json::Value)> = serde_json::from_str(event).ok();
-    let Some((name, payload)) = parsed else {
-        ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
-        return;
-    };
-    match (name.as_str(), Push::parse(&payload.to_string())) {
-        ("hello", Ok(Push::Hello { epoch, .. })) => {
-            recorder.ready();
-            cursor.epoch = epoch;
-        }
-        ("reset", Ok(Push::Reset { .. })) => recorder.reset(),
-        ("notification", Ok(Push::Notification(n))) => {
-            cursor.after = n.id;
-            recorder.notification(&n.text);
-        }
-        _ => {
+    match Packet::parse(packet) {
+        Ok(Packet::Event { name, push }) => match (name.as_str(), push) {
+            ("hello", Push::Hello { epoch, .. }) => {
+                recorder.ready();
+                cursor.epoch = epoch;
+            }
+            ("reset", Push::Reset { .. }) => recorder.reset(),
+            ("notification", Push::Notification(n)) => {
+                cursor.after = n.id;
+                recorder.notification(&n.text);
+            }
+            _ => {
+                ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+        // The namespace's 40, a noop (6), a pong to our probe.
+        Ok(_) => {}
+        Err(_) => {
             ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -15,7 +15,9 @@
 //! - The **poll answer** ([`poll_answer`]) is the body of both polling
 //!   transports.
 //! - **SSE framing** ([`sse`]) wraps the same JSON in `event:`, `id:` and
-//!   `data:` lines; **WebSocket framing** ([`ws`]) in a text frame's header.
+//!   `data:` lines; **WebSocket framing** ([`ws`]) in a text frame's header;
+//!   Socket.IO ([`socketio`], read only: socketioxide writes it) in an
+//!   event packet.
 //!   A notification's event and frame are the same for every connection,
 //!   so each is built once per notification and shared.
 //!
@@ -23,6 +25,7 @@
 //! sits beside `"reset": true`, and in a `reset` message it is the same
 //! field with the same values.
 
+pub mod socketio;
 pub mod sse;
 pub mod ws;
 
