@@ -11,8 +11,9 @@
 //! what makes the gap between two polls lossless.
 //!
 //! If the client goes away, hyper drops the held future and with it the
-//! watch receiver: nothing is left behind. [`LongPoll::held`] counts held
-//! requests so that this can be observed.
+//! watch receiver: nothing is left behind. The `open` count of
+//! [`LongPoll::tallies`] is the requests held now, so that this can be
+//! observed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,11 +86,6 @@ impl LongPoll {
     /// Its counts; `open` is the requests being held right now.
     pub fn tallies(&self) -> &Tallies {
         &self.inner.tallies
-    }
-
-    /// Requests being held right now.
-    pub fn held(&self) -> usize {
-        self.inner.tallies.open.get()
     }
 
     pub async fn handle(&self, req: &Request) -> Result<Response, ApiError> {

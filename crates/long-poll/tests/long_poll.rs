@@ -75,7 +75,7 @@ async fn answers_at_once_when_something_newer_exists() {
         .expect("answered without holding")
         .unwrap();
     assert_eq!(answer.notifications[0].text, "already there");
-    assert_eq!(poll.held(), 0);
+    assert_eq!(poll.tallies().open.get(), 0);
 }
 
 #[tokio::test]
@@ -95,7 +95,7 @@ async fn a_held_request_is_woken_by_a_publish() {
                 .unwrap()
         })
     };
-    eventually("the request is held", || poll.held() == 1).await;
+    eventually("the request is held", || poll.tallies().open.get() == 1).await;
     assert!(!request.is_finished());
     let id = server.publish("wake up").await.unwrap();
     let answer = tokio::time::timeout(PATIENCE, request)
@@ -141,7 +141,10 @@ async fn a_thousand_held_requests_are_all_answered_by_one_publish() {
                 .unwrap()
         }));
     }
-    eventually("all 1000 requests are held", || poll.held() == 1000).await;
+    eventually("all 1000 requests are held", || {
+        poll.tallies().open.get() == 1000
+    })
+    .await;
     let id = server.publish("to everyone").await.unwrap();
     for request in requests {
         let answer = tokio::time::timeout(PATIENCE, request)
@@ -150,7 +153,7 @@ async fn a_thousand_held_requests_are_all_answered_by_one_publish() {
             .unwrap();
         assert_eq!(answer["notifications"][0]["id"], id);
     }
-    assert_eq!(poll.held(), 0);
+    assert_eq!(poll.tallies().open.get(), 0);
 }
 
 #[tokio::test]
@@ -161,10 +164,10 @@ async fn a_client_that_goes_away_leaves_nothing_held() {
         .write_all(b"GET /api/long-poll?after=0&timeout=60 HTTP/1.1\r\nHost: test\r\n\r\n")
         .await
         .unwrap();
-    eventually("the request is held", || poll.held() == 1).await;
+    eventually("the request is held", || poll.tallies().open.get() == 1).await;
     drop(socket);
     eventually("the held request is dropped with its client", || {
-        poll.held() == 0
+        poll.tallies().open.get() == 0
     })
     .await;
 }
@@ -206,7 +209,7 @@ async fn cursors_it_cannot_honour_say_reset_at_once() {
             4..=6,
         );
     }
-    assert_eq!(poll.held(), 0);
+    assert_eq!(poll.tallies().open.get(), 0);
 }
 
 #[tokio::test]

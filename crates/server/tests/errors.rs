@@ -399,7 +399,7 @@ async fn behind_a_trusted_proxy_the_limit_counts_forwarded_addresses() {
     let (server, t) = limited_server(vec!["127.0.0.1".parse().unwrap()]).await;
     let first = held_poll(&server, "10.0.0.1").await;
     let second = held_poll(&server, "10.0.0.1").await;
-    eventually("both are held", || t.long_poll.held() == 2).await;
+    eventually("both are held", || t.long_poll.tallies().open.get() == 2).await;
     let third = held_poll(&server, "10.0.0.1").await;
     assert_eq!(
         third.await.unwrap(),
@@ -419,7 +419,7 @@ async fn from_anyone_else_x_forwarded_for_is_ignored() {
     let (server, t) = limited_server(Vec::new()).await;
     let first = held_poll(&server, "10.0.0.1").await;
     let second = held_poll(&server, "10.0.0.2").await;
-    eventually("both are held", || t.long_poll.held() == 2).await;
+    eventually("both are held", || t.long_poll.tallies().open.get() == 2).await;
     // Claiming to be a third address does not make room.
     let third = held_poll(&server, "10.0.0.3").await;
     assert_eq!(third.await.unwrap(), 503);

@@ -169,12 +169,12 @@ async fn freeze_silences_a_connection_and_lets_it_go_when_the_client_does() {
     // heartbeat arrives, and the connection is not closed either.
     let silence = tokio::time::timeout(Duration::from_secs(3), ws_next(&mut ws)).await;
     assert!(silence.is_err(), "something arrived: {silence:?}");
-    assert_eq!(transports.websocket.open_connections(), 1);
+    assert_eq!(transports.websocket.tallies().open.get(), 1);
     // The client gives up, as the lab's liveness rule does; the server
     // notices and lets the connection go.
     drop(ws);
     eventually("the frozen connection ends", || {
-        transports.websocket.open_connections() == 0
+        transports.websocket.tallies().open.get() == 0
     })
     .await;
 }
@@ -191,7 +191,7 @@ async fn a_request_that_asks_to_be_frozen_never_gets_its_answer() {
     // The request future is gone, so is the client's connection; the
     // server's stream ends with it.
     eventually("the frozen stream ends", || {
-        transports.sse.open_streams() == 0
+        transports.sse.tallies().open.get() == 0
     })
     .await;
 }

@@ -81,7 +81,10 @@ async fn every_transport_delivers_the_same_notification() {
     ));
     let mut sse = sse_after_hello(&server, "").await;
     let held = held_long_poll(&server, "after=0&timeout=60").await;
-    eventually("the long poll is held", || transports.long_poll.held() == 1).await;
+    eventually("the long poll is held", || {
+        transports.long_poll.tallies().open.get() == 1
+    })
+    .await;
     server.publish("to all").await.unwrap();
     assert_eq!(
         ws_notifications(&mut ws, 1).await.unwrap()[0].text,
@@ -125,7 +128,10 @@ async fn shutdown_answers_held_polls_ends_streams_closes_websockets_and_stops_ac
     let epoch = server.hub().epoch().to_string();
     let mut sse = sse_after_hello(&server, &format!("after=1&epoch={epoch}")).await;
     let held = held_long_poll(&server, &format!("after=1&epoch={epoch}&timeout=60")).await;
-    eventually("the long poll is held", || transports.long_poll.held() == 1).await;
+    eventually("the long poll is held", || {
+        transports.long_poll.tallies().open.get() == 1
+    })
+    .await;
     let addr = server.addr;
 
     let clean = tokio::time::timeout(PATIENCE, async {
@@ -148,8 +154,8 @@ async fn shutdown_answers_held_polls_ends_streams_closes_websockets_and_stops_ac
     .await
     .expect("shutdown finishes within the test's patience");
     assert!(clean, "every connection task finished");
-    assert_eq!(transports.websocket.open_connections(), 0);
-    assert_eq!(transports.sse.open_streams(), 0);
+    assert_eq!(transports.websocket.tallies().open.get(), 0);
+    assert_eq!(transports.sse.tallies().open.get(), 0);
     // The listener is closed with the accept loop: nothing new is served.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let refused = raw_http(addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await;

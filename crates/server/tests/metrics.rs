@@ -72,7 +72,10 @@ async fn metrics_count_requests_connections_deliveries_and_publish_latency() {
         let url = server.url("/api/long-poll?after=3&timeout=60");
         tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
     };
-    eventually("the long poll is held", || transports.long_poll.held() == 1).await;
+    eventually("the long poll is held", || {
+        transports.long_poll.tallies().open.get() == 1
+    })
+    .await;
     assert_eq!(
         sample(&server, r#"notify_open_connections{transport="long-poll"}"#).await,
         1.0
@@ -157,7 +160,10 @@ async fn server_tasks_return_to_their_baseline_when_every_client_has_gone() {
         let url = server.url("/api/long-poll?timeout=60");
         tokio::spawn(async move { client.get(url).send().await })
     };
-    eventually("the long poll is held", || transports.long_poll.held() == 1).await;
+    eventually("the long poll is held", || {
+        transports.long_poll.tallies().open.get() == 1
+    })
+    .await;
     assert!(
         server_tasks(&server).await >= idle + 3.0,
         "a WebSocket, an SSE stream and a held long poll each run a task"
@@ -176,5 +182,5 @@ async fn server_tasks_return_to_their_baseline_when_every_client_has_gone() {
         now = server_tasks(&server).await;
     }
     assert_eq!(now, idle, "every client's task ended once it went away");
-    assert_eq!(transports.long_poll.held(), 0);
+    assert_eq!(transports.long_poll.tallies().open.get(), 0);
 }

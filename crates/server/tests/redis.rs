@@ -91,7 +91,7 @@ async fn what_a_publishes_reaches_every_transport_on_b_once_in_order() {
         })
     };
     eventually("B's long poll is held", || {
-        b_transports.long_poll.held() == 1
+        b_transports.long_poll.tallies().open.get() == 1
     })
     .await;
 
@@ -242,7 +242,7 @@ async fn a_redis_outage_fails_publishes_keeps_clients_and_loses_nothing_after() 
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["error"], "backend_unavailable");
     assert_eq!(
-        b_transports.websocket.open_connections(),
+        b_transports.websocket.tallies().open.get(),
         1,
         "clients stay connected"
     );
@@ -308,7 +308,10 @@ async fn a_long_poll_whose_cursor_is_ahead_of_this_process_waits_for_it_to_catch
         let body = http.get(url).send().await.unwrap().bytes().await.unwrap();
         notify_http::messages::PollAnswer::parse(&body).unwrap()
     });
-    eventually("B holds the poll", || b_transports.long_poll.held() == 1).await;
+    eventually("B holds the poll", || {
+        b_transports.long_poll.tallies().open.get() == 1
+    })
+    .await;
     let second = publish_when_possible(&a, "two").await;
 
     let answer = tokio::time::timeout(PATIENCE, poll).await.unwrap().unwrap();

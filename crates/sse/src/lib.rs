@@ -118,11 +118,6 @@ impl Sse {
         &self.tallies
     }
 
-    /// Event streams open right now.
-    pub fn open_streams(&self) -> usize {
-        self.tallies.open.get()
-    }
-
     pub fn handle(&self, req: &Request) -> Result<Response, ApiError> {
         allow(req, &Method::GET, "GET")?;
         let query = Query::from_uri(req.uri());

@@ -190,7 +190,7 @@ async fn shutdown_ends_the_stream_cleanly() {
     let (clean, end) = tokio::join!(server.shutdown(), reader.next());
     assert_eq!(end.unwrap(), None, "the body ends");
     assert!(clean);
-    assert_eq!(sse.open_streams(), 0);
+    assert_eq!(sse.tallies().open.get(), 0);
 }
 
 #[tokio::test]
@@ -198,12 +198,12 @@ async fn a_client_that_goes_away_leaves_no_stream_behind() {
     let (server, sse) = server().await;
     let mut reader = open(&server, "", None).await;
     hello(&mut reader, &server.hub().epoch().to_string()).await;
-    assert_eq!(sse.open_streams(), 1);
+    assert_eq!(sse.tallies().open.get(), 1);
     assert_eq!(server.hub().subscriber_count(), 1);
     drop(reader);
     // hyper notices when it next writes; a publish makes it write.
     server.publish("anyone there?").await.unwrap();
-    eventually("the stream is dropped", || sse.open_streams() == 0).await;
+    eventually("the stream is dropped", || sse.tallies().open.get() == 0).await;
     assert_eq!(server.hub().subscriber_count(), 0);
 }
 
@@ -225,7 +225,7 @@ async fn a_client_that_never_reads_is_dropped_never_silently_skipped() {
         .write_all(b"GET /api/sse HTTP/1.1\r\nHost: t\r\n\r\n")
         .await
         .unwrap();
-    eventually("the stream is open", || sse.open_streams() == 1).await;
+    eventually("the stream is open", || sse.tallies().open.get() == 1).await;
 
     // Far more than the socket buffers and the retained history hold.
     let text = "x".repeat(4000);
@@ -233,7 +233,10 @@ async fn a_client_that_never_reads_is_dropped_never_silently_skipped() {
     for _ in 0..total {
         server.hub().publish(&text).await.unwrap();
     }
-    eventually("the slow client is dropped", || sse.open_streams() == 0).await;
+    eventually("the slow client is dropped", || {
+        sse.tallies().open.get() == 0
+    })
+    .await;
     assert_eq!(
         server.hub().subscriber_count(),
         0,
@@ -309,7 +312,7 @@ async fn notifications_that_wait_together_leave_together_in_one_chunk() {
     }
     let hello = read_chunk(&mut reader).await.unwrap();
     assert!(String::from_utf8_lossy(&hello).contains("event: hello"));
-    eventually("the stream is open", || sse.open_streams() == 1).await;
+    eventually("the stream is open", || sse.tallies().open.get() == 1).await;
     // Published without yielding, on the runtime thread the server shares:
     // the stream finds all fifty waiting when it next runs.
     for i in 1..=50 {

@@ -149,11 +149,6 @@ impl WebSocket {
         &self.shared.tallies
     }
 
-    /// WebSocket connections open right now.
-    pub fn open_connections(&self) -> usize {
-        self.shared.tallies.open.get()
-    }
-
     /// Connections so far whose socket was unwrapped from hyper's stream
     /// and served directly: every one over plain TCP, none over TLS.
     pub fn unwrapped_connections(&self) -> u64 {

@@ -154,7 +154,7 @@ async fn a_handshake_without_key_is_refused_with_400() {
             .unwrap()
             .contains("Sec-WebSocket-Key")
     );
-    assert_eq!(ws.open_connections(), 0);
+    assert_eq!(ws.tallies().open.get(), 0);
 }
 
 #[tokio::test]
@@ -248,7 +248,7 @@ async fn an_oversized_client_frame_closes_with_1009() {
         other => panic!("expected a close frame, got {other:?}"),
     }
     eventually("the connection is gone", || {
-        ws_handle.open_connections() == 0
+        ws_handle.tallies().open.get() == 0
     })
     .await;
 }
@@ -310,7 +310,10 @@ async fn a_subscriber_that_never_reads_is_dropped_never_silently_skipped() {
         .write_all(upgrade_request(&[], "").as_bytes())
         .await
         .unwrap();
-    eventually("the connection is up", || ws_handle.open_connections() == 1).await;
+    eventually("the connection is up", || {
+        ws_handle.tallies().open.get() == 1
+    })
+    .await;
     assert_eq!(server.hub().subscriber_count(), 1);
 
     // Far more than the socket buffers and the retained history hold.
@@ -320,7 +323,7 @@ async fn a_subscriber_that_never_reads_is_dropped_never_silently_skipped() {
         server.hub().publish(&text).await.unwrap();
     }
     eventually("the slow client is dropped", || {
-        ws_handle.open_connections() == 0
+        ws_handle.tallies().open.get() == 0
     })
     .await;
     assert_eq!(
@@ -385,9 +388,12 @@ async fn a_client_that_misses_two_pings_is_closed_with_1008() {
         .write_all(upgrade_request(&[], "").as_bytes())
         .await
         .unwrap();
-    eventually("the connection is up", || ws_handle.open_connections() == 1).await;
+    eventually("the connection is up", || {
+        ws_handle.tallies().open.get() == 1
+    })
+    .await;
     eventually("the silent client is dropped", || {
-        ws_handle.open_connections() == 0
+        ws_handle.tallies().open.get() == 0
     })
     .await;
 
@@ -443,7 +449,7 @@ async fn a_client_that_answers_pings_stays_connected() {
         (got, ws)
     });
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(ws_handle.open_connections(), 1);
+    assert_eq!(ws_handle.tallies().open.get(), 1);
     server.publish("still here").await.unwrap();
     let (got, _ws) = reader.await.unwrap();
     assert_eq!(got[0].text, "still here");
@@ -496,7 +502,10 @@ async fn raw_websocket(server: &TestServer) -> tokio::net::TcpStream {
 async fn a_client_close_is_answered_with_a_close_before_the_connection_ends() {
     let (server, ws_handle) = server().await;
     let mut socket = raw_websocket(&server).await;
-    eventually("the connection is up", || ws_handle.open_connections() == 1).await;
+    eventually("the connection is up", || {
+        ws_handle.tallies().open.get() == 1
+    })
+    .await;
     // Close, code 1000 (RFC 6455 §5.5.1: the server must answer with a Close).
     socket
         .write_all(&masked_frame(0x8, &1000u16.to_be_bytes()))
@@ -510,7 +519,7 @@ async fn a_client_close_is_answered_with_a_close_before_the_connection_ends() {
     socket.read_to_end(&mut rest).await.unwrap();
     assert!(rest.is_empty(), "then the server closes the connection");
     eventually("the connection is gone", || {
-        ws_handle.open_connections() == 0
+        ws_handle.tallies().open.get() == 0
     })
     .await;
 }
@@ -550,7 +559,10 @@ async fn read_frame(socket: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
 async fn a_burst_arrives_as_whole_frames_in_order_with_pongs_between_not_inside() {
     let (server, ws_handle) = server().await;
     let mut socket = raw_websocket(&server).await;
-    eventually("the connection is up", || ws_handle.open_connections() == 1).await;
+    eventually("the connection is up", || {
+        ws_handle.tallies().open.get() == 1
+    })
+    .await;
     let (opcode, hello) = read_frame(&mut socket).await;
     assert_eq!(opcode, 0x1);
     assert!(matches!(
