@@ -47,6 +47,17 @@ pub struct LongPollTimeout {
     pub max: Duration,
 }
 
+impl LongPollTimeout {
+    /// How long the request asks to be held (`timeout=S`), within these
+    /// bounds; the default when it does not say.
+    pub fn of(&self, query: &Query) -> Result<Duration, ApiError> {
+        Ok(match query.number_in("timeout", 0..=self.max.as_secs())? {
+            Some(secs) => Duration::from_secs(secs),
+            None => self.default,
+        })
+    }
+}
+
 impl Default for LongPollTimeout {
     fn default() -> Self {
         LongPollTimeout {
@@ -105,10 +116,7 @@ impl LongPoll {
         let inner = &self.inner;
         let query = Query::from_uri(req.uri());
         let cursor = query.cursor()?;
-        let timeout = match query.number_in("timeout", 0..=inner.timeout.max.as_secs())? {
-            Some(secs) => Duration::from_secs(secs),
-            None => inner.timeout.default,
-        };
+        let timeout = inner.timeout.of(&query)?;
         let since = inner.hub.since(cursor.as_ref());
         // Behind a load balancer, a client's next poll can reach this
         // process a moment before this process has read the notification

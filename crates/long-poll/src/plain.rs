@@ -9,8 +9,6 @@
 //! pointer instead of this handler's state), and what that buys, measured,
 //! is in `docs/03-long-polling.md`.
 
-use std::time::Duration;
-
 use http::Method;
 use notify_http::{ApiError, Query, Request, Response, Shutdown, allow, reply};
 use notify_hub::{Hub, ResetReason};
@@ -33,10 +31,7 @@ impl PlainLongPoll {
         allow(&req, &Method::GET, "GET")?;
         let query = Query::from_uri(req.uri());
         let cursor = query.cursor()?;
-        let timeout = match query.number_in("timeout", 0..=self.timeout.max.as_secs())? {
-            Some(secs) => Duration::from_secs(secs),
-            None => self.timeout.default,
-        };
+        let timeout = self.timeout.of(&query)?;
         let since = self.hub.since(cursor.as_ref());
         // What to wait for: anything newer than `after`, for at most `wait`.
         let (after, wait) = match (&since.reset, &cursor) {

@@ -23,6 +23,9 @@ async fn server_with(config: TestConfig) -> (TestServer, LongPoll) {
     (server, handle.expect("router built"))
 }
 
+/// Both versions, the tuned and the plain.
+const PATHS: [&str; 2] = [notify_long_poll::PATH, notify_long_poll::PLAIN_PATH];
+
 async fn server() -> (TestServer, LongPoll) {
     server_with(TestConfig::default()).await
 }
@@ -112,13 +115,15 @@ async fn after_its_timeout_it_answers_an_empty_list() {
     let (server, _) = server().await;
     server.publish("old").await.unwrap();
     let epoch = server.hub().epoch().to_string();
-    let answer = server
-        .poll(&format!("/api/long-poll?after=1&epoch={epoch}&timeout=1"))
-        .await
-        .unwrap();
-    assert!(answer.notifications.is_empty());
-    assert!(!answer.reset);
-    assert_eq!(answer.cursor, 1);
+    for path in PATHS {
+        let answer = server
+            .poll(&format!("{path}?after=1&epoch={epoch}&timeout=1"))
+            .await
+            .unwrap();
+        assert!(answer.notifications.is_empty(), "{path}");
+        assert!(!answer.reset);
+        assert_eq!(answer.cursor, 1);
+    }
 }
 
 #[tokio::test]
@@ -215,14 +220,16 @@ async fn cursors_it_cannot_honour_say_reset_at_once() {
 #[tokio::test]
 async fn timeouts_outside_the_allowed_range_are_refused() {
     let (server, _) = server().await;
-    let response = server
-        .http
-        .get(server.url("/api/long-poll?timeout=61"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "bad_query");
-    assert!(body["message"].as_str().unwrap().contains("timeout"));
+    for path in PATHS {
+        let response = server
+            .http
+            .get(server.url(&format!("{path}?timeout=61")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "bad_query");
+        assert!(body["message"].as_str().unwrap().contains("timeout"));
+    }
 }

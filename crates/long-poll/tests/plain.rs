@@ -1,7 +1,8 @@
 //! The plain long poll (`/api/long-poll/plain`) over real sockets, for what
 //! the cross-transport promise test (`crates/server/tests/promise.rs`) does
-//! not cover: a held request woken by a publish, an empty answer after the
-//! timeout, shutdown answering what is held, and the timeout's bounds.
+//! not cover: a held request woken by a publish, and shutdown answering
+//! what is held. The timeout and its bounds are tested for both versions in
+//! `long_poll.rs`.
 
 use std::time::Duration;
 
@@ -42,20 +43,6 @@ async fn a_held_request_is_woken_by_a_publish() {
 }
 
 #[tokio::test]
-async fn after_its_timeout_it_answers_an_empty_list() {
-    let server = server().await;
-    server.publish("old").await.unwrap();
-    let epoch = server.hub().epoch().to_string();
-    let answer = server
-        .poll(&format!("{PLAIN_PATH}?after=1&epoch={epoch}&timeout=1"))
-        .await
-        .unwrap();
-    assert!(answer.notifications.is_empty());
-    assert!(!answer.reset);
-    assert_eq!(answer.cursor, 1);
-}
-
-#[tokio::test]
 async fn shutdown_answers_a_held_request_and_leaves_nothing_behind() {
     let server = server().await;
     let request = held(&server);
@@ -64,18 +51,4 @@ async fn shutdown_answers_a_held_request_and_leaves_nothing_behind() {
     let answer = answer.unwrap();
     assert_eq!(answer["notifications"], serde_json::json!([]));
     assert!(clean);
-}
-
-#[tokio::test]
-async fn timeouts_outside_the_allowed_range_are_refused() {
-    let server = server().await;
-    let response = server
-        .http
-        .get(server.url(&format!("{PLAIN_PATH}?timeout=61")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "bad_query");
 }

@@ -121,10 +121,7 @@ impl Sse {
     pub fn handle(&self, req: &Request) -> Result<Response, ApiError> {
         allow(req, &Method::GET, "GET")?;
         let query = Query::from_uri(req.uri());
-        let cursor = match last_event_id(req.headers())? {
-            Some(cursor) => Some(cursor),
-            None => query.cursor()?,
-        };
+        let cursor = resume_from(req, &query)?;
         let heartbeat = query.heartbeat()?;
         let subscription = self.hub.subscribe(cursor.as_ref());
         let progress = Arc::new(Progress {
@@ -159,6 +156,16 @@ impl Sse {
             stream.subscription.replay_from(),
         );
         Ok(reply::event_stream(stream.into_stream(preamble)))
+    }
+}
+
+/// Where a stream resumes: `Last-Event-ID`, which the browser's own
+/// reconnect sends and which is newer than the URL's cursor, else the
+/// URL's `after` and `epoch`.
+fn resume_from(req: &Request, query: &Query) -> Result<Option<Cursor>, ApiError> {
+    match last_event_id(req.headers())? {
+        Some(cursor) => Ok(Some(cursor)),
+        None => query.cursor(),
     }
 }
 

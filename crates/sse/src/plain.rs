@@ -22,7 +22,7 @@ use notify_http::messages::sse as events;
 use notify_http::{ApiError, Query, Request, Response, Shutdown, allow, reply};
 use notify_hub::{Delivery, Hub};
 
-use crate::{SseConfig, last_event_id};
+use crate::{SseConfig, resume_from};
 
 /// The path the plain version serves, beside the tuned one's.
 pub const PLAIN_PATH: &str = "/api/sse/plain";
@@ -39,11 +39,7 @@ impl PlainSse {
     pub fn handle(&self, req: &Request) -> Result<Response, ApiError> {
         allow(req, &Method::GET, "GET")?;
         let query = Query::from_uri(req.uri());
-        // The browser's own reconnect says where it was: newer than the URL.
-        let cursor = match last_event_id(req.headers())? {
-            Some(cursor) => Some(cursor),
-            None => query.cursor()?,
-        };
+        let cursor = resume_from(req, &query)?;
         let heartbeat = query.heartbeat()?;
         let subscription = self.hub.subscribe(cursor.as_ref());
         let preamble = events::preamble(

@@ -1,12 +1,11 @@
 //! The plain SSE stream (`/api/sse/plain`) over real sockets, for what the
 //! cross-transport promise test (`crates/server/tests/promise.rs`) does not
-//! cover: resume by `Last-Event-ID`, `retry:`, keep-alive comments,
-//! heartbeats and a clean end on shutdown.
-
-use std::time::Duration;
+//! cover: resume by `Last-Event-ID`, heartbeats and a clean end on shutdown.
+//! `retry:`, keep-alive comments and a malformed `Last-Event-ID` are tested
+//! for both versions in `sse.rs`.
 
 use notify_sse::{PLAIN_PATH, SseConfig};
-use notify_test_support::{SseItem, SseReader, TestConfig, TestServer};
+use notify_test_support::{SseReader, TestConfig, TestServer};
 
 async fn server_with(sse: SseConfig) -> TestServer {
     TestServer::start_with(TestConfig::default(), |ctx| {
@@ -40,42 +39,6 @@ async fn resuming_by_last_event_id_loses_nothing_and_wins_over_after() {
     for id in [4, 5] {
         let event = reader.next_event().await.unwrap().unwrap();
         assert_eq!(event.id, Some(format!("{epoch}:{id}")));
-    }
-}
-
-#[tokio::test]
-async fn a_malformed_last_event_id_is_400() {
-    let server = server_with(SseConfig::default()).await;
-    let response = server
-        .http
-        .get(server.url(PLAIN_PATH))
-        .header("Last-Event-ID", "garbage")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-}
-
-#[tokio::test]
-async fn the_stream_sets_retry_and_sends_keep_alive_comments_when_idle() {
-    let server = server_with(SseConfig {
-        keep_alive: Duration::from_millis(100),
-        retry: Duration::from_millis(1500),
-        ..SseConfig::default()
-    })
-    .await;
-    let mut response = server
-        .http
-        .get(server.url(PLAIN_PATH))
-        .send()
-        .await
-        .unwrap();
-    let first = response.chunk().await.unwrap().unwrap();
-    assert!(first.starts_with(b"retry: 1500\n\n"), "{first:?}");
-    let mut reader = SseReader::new(response);
-    match reader.next().await.unwrap() {
-        Some(SseItem::Comment(text)) => assert_eq!(text, "keep-alive"),
-        other => panic!("expected a keep-alive comment, got {other:?}"),
     }
 }
 

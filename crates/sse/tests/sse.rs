@@ -140,20 +140,25 @@ async fn cursors_it_cannot_honour_start_with_a_reset_event() {
     }
 }
 
+/// Both versions, the tuned and the plain.
+const PATHS: [&str; 2] = [notify_sse::PATH, notify_sse::PLAIN_PATH];
+
 #[tokio::test]
 async fn a_malformed_last_event_id_is_400() {
     let (server, _) = server().await;
-    let response = server
-        .http
-        .get(server.url("/api/sse"))
-        .header("Last-Event-ID", "garbage")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "bad_query");
-    assert!(body["message"].as_str().unwrap().contains("Last-Event-ID"));
+    for path in PATHS {
+        let response = server
+            .http
+            .get(server.url(path))
+            .header("Last-Event-ID", "garbage")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "bad_query");
+        assert!(body["message"].as_str().unwrap().contains("Last-Event-ID"));
+    }
 }
 
 #[tokio::test]
@@ -167,18 +172,15 @@ async fn the_stream_sets_retry_and_sends_keep_alive_comments_when_idle() {
         },
     )
     .await;
-    let mut response = server
-        .http
-        .get(server.url("/api/sse"))
-        .send()
-        .await
-        .unwrap();
-    let first = response.chunk().await.unwrap().unwrap();
-    assert!(first.starts_with(b"retry: 1500\n\n"), "{first:?}");
-    let mut reader = SseReader::new(response);
-    match reader.next().await.unwrap() {
-        Some(SseItem::Comment(text)) => assert_eq!(text, "keep-alive"),
-        other => panic!("expected a keep-alive comment, got {other:?}"),
+    for path in PATHS {
+        let mut response = server.http.get(server.url(path)).send().await.unwrap();
+        let first = response.chunk().await.unwrap().unwrap();
+        assert!(first.starts_with(b"retry: 1500\n\n"), "{path}: {first:?}");
+        let mut reader = SseReader::new(response);
+        match reader.next().await.unwrap() {
+            Some(SseItem::Comment(text)) => assert_eq!(text, "keep-alive"),
+            other => panic!("{path}: expected a keep-alive comment, got {other:?}"),
+        }
     }
 }
 
