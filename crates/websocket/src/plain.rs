@@ -96,13 +96,18 @@ async fn push(
                 None => break (CloseCode::Away, "hub closed"),
             },
             incoming = ws.next() => match incoming {
-                // tungstenite answers a ping, and a close, by itself.
+                // tungstenite answers a ping by itself.
                 Some(Ok(Message::Ping(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Pong(_))) => {
                     unanswered_pings = 0;
                     continue;
                 }
-                Some(Ok(Message::Close(_))) | None => return,
+                // It queues the answer to a close too; a flush sends it.
+                Some(Ok(Message::Close(_))) => {
+                    let _ = timeout(config.send_timeout, ws.flush()).await;
+                    return;
+                }
+                None => return,
                 Some(Ok(Message::Text(_) | Message::Binary(_))) => {
                     break (CloseCode::Policy, "clients send no data");
                 }

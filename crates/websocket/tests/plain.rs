@@ -11,6 +11,8 @@ use notify_test_support::{PATIENCE, Pushed, TestConfig, TestServer, ws_connect, 
 use notify_websocket::{PLAIN_PATH, WsConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 async fn server_with(ws: WsConfig) -> TestServer {
     TestServer::start_with(TestConfig::default(), |ctx| {
@@ -43,6 +45,20 @@ async fn close_code(ws: &mut notify_test_support::WsClient) -> (u16, String) {
         Some(Pushed::Closed { code, reason }) => (code, reason),
         other => panic!("expected a close frame, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_close() {
+    let server = server().await;
+    let mut ws = connect(&server, "").await;
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await
+    .unwrap();
+    // Without the answer, a browser reports every close it starts as 1006.
+    assert_eq!(close_code(&mut ws).await.0, 1000);
 }
 
 #[tokio::test]
