@@ -10,21 +10,16 @@
 //! `cargo bench -p notify-benches --bench transports`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use futures_util::{SinkExt, StreamExt};
-use http_body_util::BodyExt;
+use notify_client::websocket::{self, Received};
+use notify_client::{Cursor, HttpConnection, socketio, sse};
 use notify_harness::Transport;
-use notify_harness::clients::http::{HttpConnection, get_request};
-use notify_harness::counting::{ByteCounters, CountingStream};
 use notify_harness::target::{Server, Target};
-use notify_http::messages::socketio::{JOIN, PONG, Packet};
-use notify_http::messages::sse::{SseItem, SseParser};
-use notify_http::messages::{PollAnswer, Push};
+use notify_http::messages::Push;
+use notify_http::messages::socketio::Packet;
 use tokio::sync::{broadcast, mpsc};
-use tokio_tungstenite::tungstenite::Message;
 
 const SUBSCRIBERS: [usize; 3] = [1, 100, 1000];
 
@@ -34,10 +29,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a runtime")
-}
-
-fn counters() -> Arc<ByteCounters> {
-    Arc::new(ByteCounters::default())
 }
 
 /// N subscribers of one transport, each reporting every id it receives.
@@ -56,13 +47,14 @@ impl Drop for Subscribers {
     }
 }
 
-/// `after=<newest>&epoch=<epoch>`: subscribers start from now, so the
-/// history of earlier cases is not replayed to them.
-async fn current_cursor(addr: SocketAddr) -> String {
-    let mut http = HttpConnection::new(addr, counters());
-    let (_, body) = http.get(Transport::ShortPoll.path()).await.expect("poll");
-    let answer = PollAnswer::parse(&body).expect("a poll answer");
-    format!("after={}&epoch={}", answer.cursor, answer.epoch)
+/// Where the hub is now: subscribers start from it, so the history of
+/// earlier cases is not replayed to them.
+async fn current_cursor(addr: SocketAddr) -> Cursor {
+    let mut http = HttpConnection::new(addr, None);
+    let answer = notify_client::poll(&mut http, Transport::ShortPoll.path())
+        .await
+        .expect("poll");
+    Cursor::of(&answer)
 }
 
 async fn subscribe(transport: Transport, addr: SocketAddr, n: usize) -> Subscribers {
@@ -72,24 +64,26 @@ async fn subscribe(transport: Transport, addr: SocketAddr, n: usize) -> Subscrib
     let (ready_tx, mut ready) = mpsc::channel(n);
     let mut tasks = Vec::with_capacity(n);
     for _ in 0..n {
-        let report = report.clone();
-        let ready_tx = ready_tx.clone();
+        let subscriber = Subscriber {
+            report: report.clone(),
+            ready: ready_tx.clone(),
+        };
         let ticks = poll_now.subscribe();
         let cursor = cursor.clone();
         tasks.push(tokio::spawn(async move {
             match transport {
                 Transport::WebSocket | Transport::WebSocketPlain => {
-                    websocket(addr, transport.path(), &cursor, report, ready_tx).await
+                    subscriber.websocket(addr, transport.path(), &cursor).await
                 }
                 Transport::Sse | Transport::SsePlain => {
-                    sse(addr, transport.path(), &cursor, report, ready_tx).await
+                    subscriber.sse(addr, transport.path(), &cursor).await
                 }
                 Transport::LongPoll | Transport::LongPollPlain => {
-                    long_poll(addr, transport.path(), &cursor, report, ready_tx).await
+                    subscriber.long_poll(addr, transport.path(), cursor).await
                 }
-                Transport::ShortPoll => short_poll(addr, &cursor, report, ready_tx, ticks).await,
+                Transport::ShortPoll => subscriber.short_poll(addr, cursor, ticks).await,
                 Transport::SocketIo | Transport::SocketIoWebSocket => {
-                    socketio(addr, &cursor, report, ready_tx).await
+                    subscriber.socketio(addr, &cursor).await
                 }
             }
         }));
@@ -104,158 +98,94 @@ async fn subscribe(transport: Transport, addr: SocketAddr, n: usize) -> Subscrib
     }
 }
 
-async fn websocket(
-    addr: SocketAddr,
-    path: &str,
-    cursor: &str,
+/// One subscriber: it says when it is subscribed and reports each id.
+struct Subscriber {
     report: mpsc::Sender<u64>,
     ready: mpsc::Sender<()>,
-) {
-    let stream = CountingStream::connect(addr, counters())
-        .await
-        .expect("connect");
-    let (mut ws, _) =
-        tokio_tungstenite::client_async(format!("ws://{addr}{path}?{cursor}"), stream)
-            .await
-            .expect("handshake");
-    while let Some(Ok(message)) = ws.next().await {
-        let Message::Text(text) = message else {
-            continue;
-        };
-        deliver(
-            Push::parse(text.as_str()).expect("a pushed message"),
-            &report,
-            &ready,
-        )
-        .await;
-    }
 }
 
-/// A Socket.IO subscriber over its WebSocket transport (Engine.IO 4): the
-/// cursor rides in the handshake's query, `40` joins `/`, pings are
-/// answered, and `42["event",payload]` packets carry what the others send.
-async fn socketio(
-    addr: SocketAddr,
-    cursor: &str,
-    report: mpsc::Sender<u64>,
-    ready: mpsc::Sender<()>,
-) {
-    let stream = CountingStream::connect(addr, counters())
-        .await
-        .expect("connect");
-    let url = format!(
-        "ws://{addr}{}?EIO=4&transport=websocket&{cursor}",
-        Transport::SocketIoWebSocket.path()
-    );
-    let (mut ws, _) = tokio_tungstenite::client_async(url, stream)
-        .await
-        .expect("handshake");
-    ws.send(Message::text(JOIN)).await.expect("join /");
-    while let Some(Ok(message)) = ws.next().await {
-        let Message::Text(text) = message else {
-            continue;
-        };
-        match Packet::parse(text.as_str()).expect("a Socket.IO packet") {
-            Packet::Ping => ws.send(Message::text(PONG)).await.expect("pong"),
-            Packet::Event { push, .. } => deliver(push, &report, &ready).await,
-            _ => {}
+impl Subscriber {
+    /// A hello means subscribed, a notification is a delivery.
+    async fn deliver(&self, push: Push) {
+        match push {
+            Push::Hello { .. } => self.ready.send(()).await.expect("bench listening"),
+            Push::Reset { .. } | Push::Heartbeat => {}
+            Push::Notification(n) => self.report.send(n.id).await.expect("bench listening"),
         }
     }
-}
 
-/// Hands a pushed message to the bench: a hello means subscribed, a
-/// notification is a delivery.
-async fn deliver(push: Push, report: &mpsc::Sender<u64>, ready: &mpsc::Sender<()>) {
-    match push {
-        Push::Hello { .. } => ready.send(()).await.expect("bench listening"),
-        Push::Reset { .. } | Push::Heartbeat => {}
-        Push::Notification(n) => report.send(n.id).await.expect("bench listening"),
+    async fn websocket(&self, addr: SocketAddr, path: &str, cursor: &Cursor) {
+        let url = format!("{path}?{}", cursor.query());
+        let mut ws = websocket::connect(addr, &url, None)
+            .await
+            .expect("handshake");
+        while let Some(Received::Push(push)) = websocket::next(&mut ws).await.expect("a message") {
+            self.deliver(push).await;
+        }
     }
-}
 
-async fn sse(
-    addr: SocketAddr,
-    path: &str,
-    cursor: &str,
-    report: mpsc::Sender<u64>,
-    ready: mpsc::Sender<()>,
-) {
-    let mut http = HttpConnection::new(addr, counters());
-    let response = http
-        .send(get_request(addr, &format!("{path}?{cursor}")))
-        .await
-        .expect("stream");
-    let mut body = response.into_body();
-    let mut parser = SseParser::new();
-    while let Some(Ok(frame)) = body.frame().await {
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        for item in parser.push(&data) {
-            if let SseItem::Event(event) = item {
-                deliver(
-                    Push::parse(&event.data).expect("a pushed message"),
-                    &report,
-                    &ready,
-                )
-                .await;
+    /// Over Socket.IO's WebSocket transport (Engine.IO 4).
+    async fn socketio(&self, addr: SocketAddr, cursor: &Cursor) {
+        let mut io = socketio::connect(addr, Some(cursor), None)
+            .await
+            .expect("handshake");
+        while let Some(packet) = io.next().await.expect("a Socket.IO packet") {
+            if let Packet::Event { push, .. } = packet {
+                self.deliver(push).await;
             }
         }
     }
-}
 
-/// One poll: reports what it brings and returns the next query.
-async fn poll(http: &mut HttpConnection, path: &str, report: &mpsc::Sender<u64>) -> String {
-    let (_, body) = http.get(path).await.expect("poll");
-    let answer = PollAnswer::parse(&body).expect("a poll answer");
-    for n in answer.notifications {
-        report.send(n.id).await.expect("bench listening");
+    async fn sse(&self, addr: SocketAddr, path: &str, cursor: &Cursor) {
+        let mut http = HttpConnection::new(addr, None);
+        let url = format!("{path}?{}", cursor.query());
+        let mut events = sse::open(&mut http, &url, None).await.expect("stream");
+        while let Some(event) = events.next_event().await.expect("an event") {
+            self.deliver(Push::parse(&event.data).expect("a pushed message"))
+                .await;
+        }
     }
-    format!("after={}&epoch={}", answer.cursor, answer.epoch)
-}
 
-async fn long_poll(
-    addr: SocketAddr,
-    path: &str,
-    cursor: &str,
-    report: mpsc::Sender<u64>,
-    ready: mpsc::Sender<()>,
-) {
-    let mut http = HttpConnection::new(addr, counters());
-    let mut cursor = poll(
-        &mut http,
-        &format!("{}?{cursor}", Transport::ShortPoll.path()),
-        &report,
-    )
-    .await;
-    ready.send(()).await.expect("bench listening");
-    loop {
-        cursor = poll(&mut http, &format!("{path}?{cursor}&timeout=60"), &report).await;
+    /// One poll: reports what it brings and returns the cursor after it.
+    async fn poll(&self, http: &mut HttpConnection, path_and_query: &str) -> Cursor {
+        let answer = notify_client::poll(http, path_and_query)
+            .await
+            .expect("poll");
+        for n in &answer.notifications {
+            self.report.send(n.id).await.expect("bench listening");
+        }
+        Cursor::of(&answer)
     }
-}
 
-async fn short_poll(
-    addr: SocketAddr,
-    cursor: &str,
-    report: mpsc::Sender<u64>,
-    ready: mpsc::Sender<()>,
-    mut ticks: broadcast::Receiver<()>,
-) {
-    let mut http = HttpConnection::new(addr, counters());
-    let mut cursor = poll(
-        &mut http,
-        &format!("{}?{cursor}", Transport::ShortPoll.path()),
-        &report,
-    )
-    .await;
-    ready.send(()).await.expect("bench listening");
-    while ticks.recv().await.is_ok() {
-        cursor = poll(
-            &mut http,
-            &format!("{}?{cursor}", Transport::ShortPoll.path()),
-            &report,
-        )
-        .await;
+    /// Subscribed once a first poll has opened its connection.
+    async fn first_poll(&self, http: &mut HttpConnection, cursor: &Cursor) -> Cursor {
+        let url = format!("{}?{}", Transport::ShortPoll.path(), cursor.query());
+        let cursor = self.poll(http, &url).await;
+        self.ready.send(()).await.expect("bench listening");
+        cursor
+    }
+
+    async fn long_poll(&self, addr: SocketAddr, path: &str, cursor: Cursor) {
+        let mut http = HttpConnection::new(addr, None);
+        let mut cursor = self.first_poll(&mut http, &cursor).await;
+        loop {
+            let url = format!("{path}?{}&timeout=60", cursor.query());
+            cursor = self.poll(&mut http, &url).await;
+        }
+    }
+
+    async fn short_poll(
+        &self,
+        addr: SocketAddr,
+        cursor: Cursor,
+        mut ticks: broadcast::Receiver<()>,
+    ) {
+        let mut http = HttpConnection::new(addr, None);
+        let mut cursor = self.first_poll(&mut http, &cursor).await;
+        while ticks.recv().await.is_ok() {
+            let url = format!("{}?{}", Transport::ShortPoll.path(), cursor.query());
+            cursor = self.poll(&mut http, &url).await;
+        }
     }
 }
 
@@ -288,7 +218,7 @@ fn deliver_one(c: &mut Criterion) {
                 b.iter_custom(|iterations| {
                     rt.block_on(async {
                         let mut subscribers = subscribe(transport, addr, n).await;
-                        let mut publisher = HttpConnection::new(addr, counters());
+                        let mut publisher = HttpConnection::new(addr, None);
                         let start = Instant::now();
                         for _ in 0..iterations {
                             let body = serde_json::json!({"text": "bench"}).to_string();

@@ -4,7 +4,7 @@
 //!
 //! The flow of a run ([`run::run`]): start or reach the server
 //! ([`target`]), connect N clients per transport ([`clients`], each over a
-//! [`counting::CountingStream`] so bytes are counted at the socket), publish
+//! [`notify_client::CountingStream`] so bytes are counted at the socket), publish
 //! M notifications on an open-loop schedule, wait for delivery, then build a
 //! [`report::RunReport`] with the theory beside each figure, and render it
 //! as a table, JSON and an HTML page with charts ([`html`], [`charts`]).
@@ -13,7 +13,6 @@
 pub mod charts;
 pub mod clients;
 pub mod config;
-pub mod counting;
 pub mod floor;
 pub mod html;
 pub mod render;

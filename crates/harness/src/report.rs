@@ -159,9 +159,9 @@ impl TransportReport {
             out_of_order += check.out_of_order;
             resets += outcome.resets;
         }
-        let requests = stats.requests.load(Ordering::Relaxed);
-        let bytes_up = stats.bytes.up.load(Ordering::Relaxed);
-        let bytes_down = stats.bytes.down.load(Ordering::Relaxed);
+        let requests = stats.counters.requests.load(Ordering::Relaxed);
+        let bytes_up = stats.counters.up.load(Ordering::Relaxed);
+        let bytes_down = stats.counters.down.load(Ordering::Relaxed);
         let per_delivered = |x: u64| {
             if delivered == 0 {
                 0.0

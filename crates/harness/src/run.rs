@@ -13,16 +13,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use notify_client::{Counters, Cursor, HttpConnection};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use notify_http::messages::PollAnswer;
-
 use crate::Transport;
-use crate::clients::http::HttpConnection;
-use crate::clients::{self, ClientContext, ClientOutcome, Cursor, RunShared, TransportStats};
+use crate::clients::{self, ClientContext, ClientOutcome, RunShared, TransportStats};
 use crate::config::{Publish, RunConfig};
-use crate::counting::ByteCounters;
 use crate::report::{MemorySettle, RunReport, ServerLoad, TransportReport};
 use crate::target::{Server, Target};
 
@@ -135,7 +132,7 @@ async fn measure(
         .iter()
         .map(|t| {
             let stats = TransportStats {
-                bytes: Arc::new(ByteCounters::with_rtt(config.rtt)),
+                counters: Arc::new(Counters::with_rtt(config.rtt)),
                 ..TransportStats::default()
             };
             (*t, Arc::new(stats))
@@ -143,7 +140,7 @@ async fn measure(
         .collect();
 
     // One connection for every scrape, so that it counts the same each time.
-    let mut scraper = HttpConnection::new(server.addr, Arc::new(ByteCounters::default()));
+    let mut scraper = HttpConnection::new(server.addr, None);
     let tasks_before = server_tasks(&mut scraper).await;
     let usage_before = server.usage();
     let started = Instant::now();
@@ -280,17 +277,11 @@ async fn run_client(transport: Transport, ctx: ClientContext, config: RunConfig)
 
 /// Where the hub is now, so that clients start after any older history.
 async fn current_cursor(server: &Server) -> anyhow::Result<Cursor> {
-    let mut http = HttpConnection::new(server.addr, Arc::new(ByteCounters::default()));
-    let (status, body) = http
-        .get(Transport::ShortPoll.path())
+    let mut http = HttpConnection::new(server.addr, None);
+    let answer = notify_client::poll(&mut http, Transport::ShortPoll.path())
         .await
         .context("the server does not answer short polls")?;
-    anyhow::ensure!(status.is_success(), "a short poll answered {status}");
-    let answer = PollAnswer::parse(&body)?;
-    Ok(Cursor {
-        epoch: answer.epoch,
-        after: answer.cursor,
-    })
+    Ok(Cursor::of(&answer))
 }
 
 /// Publishes every notification at its scheduled instant; answers how long
@@ -301,7 +292,7 @@ async fn publish_all(
     shared: &RunShared,
     progress: bool,
 ) -> anyhow::Result<Duration> {
-    let mut http = HttpConnection::new(server.addr, Arc::new(ByteCounters::default()));
+    let mut http = HttpConnection::new(server.addr, None);
     let bar = bar(progress, "publishing", config.notifications);
     let start = Instant::now();
     shared.start.set(start).expect("publishing starts once");

@@ -9,18 +9,23 @@
 //! `Reset` where the answer says `"reset": true`, then its notifications.
 //! Socket.IO is spoken over its WebSocket transport, Engine.IO 4 packets by
 //! hand: the library's own clients are tested in `web/e2e/`.
+//!
+//! Each transport is spoken by [`notify_client`], the client the harness
+//! and the benchmarks use.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures_util::{SinkExt, StreamExt};
-use notify_http::messages::PollAnswer;
-use notify_http::messages::socketio::{JOIN, PONG, Packet};
-use tokio_tungstenite::tungstenite::Message;
+use hyper::body::Incoming;
+use notify_client::socketio::{self, SocketIo};
+use notify_client::sse::{self, SseStream};
+use notify_client::websocket::{self, Received};
+use notify_client::{Cursor, HttpConnection};
+use notify_http::messages::Push;
+use notify_http::messages::socketio::Packet;
 
-use crate::sse::SseReader;
-use crate::websocket::{Pushed, WsClient, ws_connect, ws_next};
+use crate::websocket::Pushed;
 use crate::{PATIENCE, TestServer};
 
 /// A transport a [`Feed`] can subscribe over.
@@ -61,7 +66,7 @@ impl Subscriber {
             Subscriber::LongPoll => "/api/long-poll",
             Subscriber::WebSocket => "/api/ws",
             Subscriber::Sse => "/api/sse",
-            Subscriber::SocketIo => "/socket.io/",
+            Subscriber::SocketIo => socketio::PATH,
             Subscriber::LongPollPlain => "/api/long-poll/plain",
             Subscriber::WebSocketPlain => "/api/ws/plain",
             Subscriber::SsePlain => "/api/sse/plain",
@@ -80,15 +85,18 @@ pub struct Feed {
 enum Inner {
     Poll {
         path: &'static str,
-        /// `after` and `epoch` for the next request.
-        cursor: Option<(u64, String)>,
+        /// Where the next request starts from; `None` for a newcomer.
+        cursor: Option<Cursor>,
         pending: VecDeque<Pushed>,
-        http: reqwest::Client,
-        base: String,
+        http: HttpConnection,
     },
-    WebSocket(Box<WsClient>),
-    Sse(SseReader),
-    SocketIo(Box<WsClient>),
+    WebSocket(Box<websocket::Socket>),
+    Sse {
+        events: SseStream<Incoming>,
+        /// The connection the stream is on.
+        _http: HttpConnection,
+    },
+    SocketIo(Box<SocketIo>),
 }
 
 /// How long a test long poll is held: long enough to be held, short
@@ -105,66 +113,64 @@ impl Feed {
         transport: Subscriber,
         cursor: Option<(u64, &str)>,
     ) -> anyhow::Result<Feed> {
-        let query = cursor
-            .map(|(after, epoch)| format!("?after={after}&epoch={epoch}"))
-            .unwrap_or_default();
+        tokio::time::timeout(PATIENCE, Self::open_now(server, transport, cursor))
+            .await
+            .with_context(|| format!("{transport:?}: not open within the test's patience"))?
+    }
+
+    async fn open_now(
+        server: &TestServer,
+        transport: Subscriber,
+        cursor: Option<(u64, &str)>,
+    ) -> anyhow::Result<Feed> {
+        let cursor = cursor.map(|(after, epoch)| Cursor {
+            after,
+            epoch: epoch.to_owned(),
+        });
         let path = transport.path();
+        let path_and_query = match &cursor {
+            Some(cursor) => format!("{path}?{}", cursor.query()),
+            None => path.to_owned(),
+        };
+        let addr = server.addr;
         let inner = match transport {
             Subscriber::ShortPoll | Subscriber::LongPoll | Subscriber::LongPollPlain => {
                 Inner::Poll {
                     path,
-                    cursor: cursor.map(|(after, epoch)| (after, epoch.to_owned())),
+                    cursor,
                     pending: VecDeque::new(),
-                    http: server.http.clone(),
-                    base: server.url(""),
+                    http: HttpConnection::new(addr, None),
                 }
             }
             Subscriber::WebSocket | Subscriber::WebSocketPlain => {
-                let mut ws = ws_connect(&server.ws_url(&format!("{path}{query}"))).await?;
-                match ws_next(&mut ws).await? {
-                    Some(Pushed::Hello { .. }) => {}
+                let mut ws = websocket::connect(addr, &path_and_query, None).await?;
+                match websocket::next(&mut ws).await? {
+                    Some(Received::Push(Push::Hello { .. })) => {}
                     other => bail!("a WebSocket opens with hello, not {other:?}"),
                 }
                 Inner::WebSocket(Box::new(ws))
             }
             Subscriber::Sse | Subscriber::SsePlain => {
-                let response = server
-                    .http
-                    .get(server.url(&format!("{path}{query}")))
-                    .send()
-                    .await?;
-                anyhow::ensure!(
-                    response.status() == 200,
-                    "SSE answered {}",
-                    response.status()
-                );
-                let mut reader = SseReader::new(response);
-                match reader.next_event().await? {
+                let mut http = HttpConnection::new(addr, None);
+                let mut events = sse::open(&mut http, &path_and_query, None).await?;
+                match events.next_event().await? {
                     Some(event) if event.event == "hello" => {}
                     other => bail!("an SSE stream opens with hello, not {other:?}"),
                 }
-                Inner::Sse(reader)
+                Inner::Sse {
+                    events,
+                    _http: http,
+                }
             }
             Subscriber::SocketIo => {
-                let url = server.ws_url("/socket.io/?EIO=4&transport=websocket");
-                let mut ws = ws_connect(&url).await?;
-                let open = socketio_next(&mut ws).await?;
-                anyhow::ensure!(
-                    matches!(open, Packet::Open(_)),
-                    "Engine.IO opens with 0, not {open:?}"
-                );
-                let auth = match cursor {
-                    Some((after, epoch)) => serde_json::json!({ "after": after, "epoch": epoch }),
-                    None => serde_json::json!({}),
-                };
-                ws.send(Message::text(format!("{JOIN}{auth}"))).await?;
-                let connected = socketio_next(&mut ws).await?;
-                anyhow::ensure!(connected == Packet::Joined, "not connected: {connected:?}");
-                match socketio_next(&mut ws).await? {
-                    Packet::Event { name, .. } if name == "hello" => {}
+                let mut io = socketio::connect(addr, cursor.as_ref(), None).await?;
+                let joined = io.next().await?;
+                anyhow::ensure!(joined == Some(Packet::Joined), "not connected: {joined:?}");
+                match io.next().await? {
+                    Some(Packet::Event { name, .. }) if name == "hello" => {}
                     other => bail!("Socket.IO opens with hello, not {other:?}"),
                 }
-                Inner::SocketIo(Box::new(ws))
+                Inner::SocketIo(Box::new(io))
             }
         };
         Ok(Feed { transport, inner })
@@ -184,48 +190,47 @@ impl Feed {
                 cursor,
                 pending,
                 http,
-                base,
             } => loop {
                 if let Some(message) = pending.pop_front() {
                     return Ok(message);
                 }
-                let mut url = format!("{base}{path}?");
-                if let Some((after, epoch)) = cursor {
-                    url.push_str(&format!("after={after}&epoch={epoch}&"));
+                let short = *path == Subscriber::ShortPoll.path();
+                let mut url = format!("{path}?");
+                if let Some(cursor) = cursor {
+                    url.push_str(&format!("{}&", cursor.query()));
                 }
-                if *path != "/api/poll" {
+                if !short {
                     url.push_str(&format!("timeout={LONG_POLL_HOLD_SECS}"));
                 }
-                let response = http.get(&url).send().await?;
-                anyhow::ensure!(
-                    response.status() == 200,
-                    "{url} answered {}",
-                    response.status()
-                );
-                let answer = PollAnswer::parse(&response.bytes().await?)?;
+                let answer = notify_client::poll(http, &url).await?;
                 if answer.reset {
                     pending.push_back(Pushed::Reset {
                         epoch: answer.epoch.clone(),
-                        reason: answer.reset_reason.context("a reset names its reason")?,
+                        reason: answer
+                            .reset_reason
+                            .clone()
+                            .context("a reset names its reason")?,
                     });
                 }
+                *cursor = Some(Cursor::of(&answer));
                 let empty = answer.notifications.is_empty();
                 pending.extend(answer.notifications.into_iter().map(Pushed::Notification));
-                *cursor = Some((answer.cursor, answer.epoch));
-                if empty && *path == "/api/poll" {
+                if empty && short {
                     tokio::time::sleep(SHORT_POLL_INTERVAL).await;
                 }
             },
-            Inner::WebSocket(ws) => match ws_next(ws).await? {
-                Some(message @ (Pushed::Reset { .. } | Pushed::Notification(_))) => Ok(message),
+            Inner::WebSocket(ws) => match websocket::next(ws).await? {
+                Some(Received::Push(push @ (Push::Reset { .. } | Push::Notification(_)))) => {
+                    Ok(push.into())
+                }
                 other => bail!("expected a reset or a notification, got {other:?}"),
             },
-            Inner::Sse(reader) => {
-                let event = reader.next_event().await?.context("the stream ended")?;
-                Ok(notify_http::messages::Push::parse(&event.data)?.into())
+            Inner::Sse { events, .. } => {
+                let event = events.next_event().await?.context("the stream ended")?;
+                Ok(Push::parse(&event.data)?.into())
             }
-            Inner::SocketIo(ws) => match socketio_next(ws).await? {
-                Packet::Event { name, push } if name == "notification" || name == "reset" => {
+            Inner::SocketIo(io) => match io.next().await? {
+                Some(Packet::Event { name, push }) if name == "notification" || name == "reset" => {
                     Ok(push.into())
                 }
                 other => bail!("expected a notification or a reset event, got {other:?}"),
@@ -246,23 +251,5 @@ impl Feed {
             }
         }
         Ok(ids)
-    }
-}
-
-/// The next Engine.IO packet that is not a ping; a ping is answered with a
-/// pong on the way, as a client must.
-async fn socketio_next(ws: &mut WsClient) -> anyhow::Result<Packet> {
-    loop {
-        let frame = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .context("no Socket.IO packet within the test's patience")?
-            .context("the connection ended")??;
-        let Message::Text(text) = frame else {
-            continue;
-        };
-        match Packet::parse(text.as_str())? {
-            Packet::Ping => ws.send(Message::text(PONG)).await?,
-            packet => return Ok(packet),
-        }
     }
 }

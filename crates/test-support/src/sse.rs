@@ -1,10 +1,9 @@
-//! An SSE client: reads a streaming response through the shared
-//! [`SseParser`], as `EventSource` would.
-
-use std::collections::VecDeque;
+//! An SSE client for tests: [`notify_client::sse::SseStream`] over a
+//! reqwest response, each read bounded by the test's patience.
 
 use anyhow::{Context, bail};
-use notify_http::messages::sse::{SseEvent, SseItem, SseParser};
+use notify_client::sse::SseStream;
+use notify_http::messages::sse::{SseEvent, SseItem};
 use notify_http::messages::{Push, WireNotification};
 
 use crate::PATIENCE;
@@ -12,49 +11,30 @@ use crate::PATIENCE;
 /// Reads server-sent events off a streaming response.
 #[derive(Debug)]
 pub struct SseReader {
-    response: reqwest::Response,
-    parser: SseParser,
-    ready: VecDeque<SseItem>,
+    stream: SseStream<reqwest::Body>,
 }
 
 impl SseReader {
     pub fn new(response: reqwest::Response) -> Self {
+        let response: http::Response<reqwest::Body> = response.into();
         SseReader {
-            response,
-            parser: SseParser::new(),
-            ready: VecDeque::new(),
+            stream: SseStream::new(response.into_body()),
         }
     }
 
     /// The next event or comment within [`PATIENCE`]; `None` when the
     /// stream ends.
     pub async fn next(&mut self) -> anyhow::Result<Option<SseItem>> {
-        tokio::time::timeout(PATIENCE, self.next_now())
+        tokio::time::timeout(PATIENCE, self.stream.next_item())
             .await
             .context("no event within the test's patience")?
     }
 
-    async fn next_now(&mut self) -> anyhow::Result<Option<SseItem>> {
-        loop {
-            if let Some(item) = self.ready.pop_front() {
-                return Ok(Some(item));
-            }
-            match self.response.chunk().await? {
-                Some(chunk) => self.ready.extend(self.parser.push(&chunk)),
-                None => return Ok(None),
-            }
-        }
-    }
-
     /// The next event that is not a comment.
     pub async fn next_event(&mut self) -> anyhow::Result<Option<SseEvent>> {
-        loop {
-            match self.next().await? {
-                Some(SseItem::Event(event)) => return Ok(Some(event)),
-                Some(SseItem::Comment(_)) => continue,
-                None => return Ok(None),
-            }
-        }
+        tokio::time::timeout(PATIENCE, self.stream.next_event())
+            .await
+            .context("no event within the test's patience")?
     }
 
     /// Reads `count` notification events, each with its `id:`; fails on

@@ -1,12 +1,11 @@
 //! A WebSocket client as a browser would be: tokio-tungstenite over a real
-//! socket, reading what the server pushes through the shared parser
-//! ([`Push::parse`]).
+//! socket (TLS too), reading what the server pushes through the one Rust
+//! client ([`notify_client::websocket::next`]).
 
 use anyhow::{Context, bail};
-use futures_util::StreamExt;
+use notify_client::websocket::{self, Received};
 use notify_http::messages::{Push, WireNotification};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::PATIENCE;
@@ -38,27 +37,13 @@ pub enum Pushed {
 /// The next pushed text or close frame (pings are skipped), within
 /// [`PATIENCE`]; `None` when the stream ends without a close frame.
 pub async fn ws_next(ws: &mut WsClient) -> anyhow::Result<Option<Pushed>> {
-    loop {
-        let frame = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .context("no frame within the test's patience")?;
-        let message = match frame {
-            None => return Ok(None),
-            Some(Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed)) => return Ok(None),
-            Some(Err(e)) => return Err(e.into()),
-            Some(Ok(m)) => m,
-        };
-        match message {
-            Message::Text(text) => return Ok(Some(Push::parse(text.as_str())?.into())),
-            Message::Close(frame) => {
-                let (code, reason) = frame.map_or((1005, String::new()), |f| {
-                    (u16::from(f.code), f.reason.to_string())
-                });
-                return Ok(Some(Pushed::Closed { code, reason }));
-            }
-            _ => continue,
-        }
-    }
+    let received = tokio::time::timeout(PATIENCE, websocket::next(ws))
+        .await
+        .context("no frame within the test's patience")??;
+    Ok(received.map(|received| match received {
+        Received::Push(push) => push.into(),
+        Received::Closed { code, reason } => Pushed::Closed { code, reason },
+    }))
 }
 
 impl From<Push> for Pushed {

@@ -2,8 +2,8 @@
 //! browser module of the same name does: keep a cursor, ask or listen, and
 //! reconnect from the cursor if the connection is lost.
 //!
-//! What the server sends is parsed by [`notify_http::messages`], the module
-//! the server builds it with.
+//! Each speaks its transport through [`notify_client`], the one Rust client
+//! of every transport, which the benchmarks and the tests use too.
 //!
 //! Every client counts its requests and bytes into its transport's
 //! [`TransportStats`] and hands each notification to a [`Recorder`], which
@@ -11,7 +11,6 @@
 //! run's tag and a sequence number), when each was scheduled, and checks
 //! that each arrives exactly once and in order.
 
-pub mod http;
 pub mod long_poll;
 pub mod short_poll;
 pub mod socketio;
@@ -28,23 +27,18 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::Transport;
-use crate::counting::ByteCounters;
+use notify_client::{Counters, Cursor};
 
 /// Counters shared by every client of one transport.
 #[derive(Debug, Default)]
 pub struct TransportStats {
-    pub requests: AtomicU64,
+    /// Requests and bytes on the wire, counted by the clients' sockets.
+    pub counters: Arc<Counters>,
+    /// Polls that brought nothing.
     pub empty: AtomicU64,
     pub errors: AtomicU64,
     /// Connections the chaos mode cut.
     pub disconnects: AtomicU64,
-    pub bytes: Arc<ByteCounters>,
-}
-
-impl TransportStats {
-    pub fn request(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// What every client of a run shares.
@@ -105,19 +99,6 @@ impl RunShared {
             .strip_prefix(" #")?
             .parse()
             .ok()
-    }
-}
-
-/// Where a client is in the hub's history.
-#[derive(Debug, Clone)]
-pub struct Cursor {
-    pub epoch: String,
-    pub after: u64,
-}
-
-impl Cursor {
-    pub fn query(&self) -> String {
-        format!("after={}&epoch={}", self.after, self.epoch)
     }
 }
 

@@ -1,13 +1,13 @@
-//! A short-polling client: `GET /api/poll` every `interval`, on one
-//! keep-alive connection, as `web/static/transports/short-poll.js` does.
+//! The harness's short-polling client: [`notify_client::poll`] every
+//! `interval`, on one keep-alive connection, as
+//! `web/static/transports/short-poll.js` does.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use notify_http::messages::PollAnswer;
+use notify_client::{Cursor, HttpConnection};
 
-use super::http::HttpConnection;
-use super::{ClientContext, ClientOutcome, Cursor, Cuts, Recorder};
+use super::{ClientContext, ClientOutcome, Cuts, Recorder};
 use crate::Transport;
 
 /// Applies one poll to the recorder and the cursor; `Err` when the request
@@ -19,10 +19,7 @@ pub async fn poll_once(
     cursor: &mut Cursor,
     recorder: &mut Recorder,
 ) -> anyhow::Result<()> {
-    ctx.stats.request();
-    let (status, body) = http.get(path).await?;
-    anyhow::ensure!(status.is_success(), "{path} answered {status}");
-    let answer = PollAnswer::parse(&body)?;
+    let answer = notify_client::poll(http, path).await?;
     recorder.ready();
     if answer.reset {
         recorder.reset();
@@ -33,14 +30,13 @@ pub async fn poll_once(
     for n in &answer.notifications {
         recorder.notification(&n.text);
     }
-    cursor.epoch = answer.epoch;
-    cursor.after = answer.cursor;
+    *cursor = Cursor::of(&answer);
     Ok(())
 }
 
 pub async fn run(ctx: ClientContext, interval: Duration) -> ClientOutcome {
     let mut recorder = Recorder::start(Transport::ShortPoll, &ctx).await;
-    let mut http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
+    let mut http = HttpConnection::new(ctx.addr, Some(ctx.stats.counters.clone()));
     let mut cursor = ctx.start.clone();
     // The first poll at once (the client is then ready), the next after its
     // phase's share of the interval, then every interval.
@@ -52,7 +48,7 @@ pub async fn run(ctx: ClientContext, interval: Duration) -> ClientOutcome {
             _ = ctx.stop.cancelled() => break,
             _ = cuts.due() => {
                 // Drop the connection mid-request; the next poll reconnects.
-                http = HttpConnection::new(ctx.addr, ctx.stats.bytes.clone());
+                http = HttpConnection::new(ctx.addr, Some(ctx.stats.counters.clone()));
                 continue;
             }
             result = poll_once(&mut http, &path, &ctx, &mut cursor, &mut recorder) => result,

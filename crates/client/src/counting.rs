@@ -1,7 +1,9 @@
-//! Bytes counted at the socket: a wrapper around a TCP stream that adds
-//! every byte read and written to a transport's counters. What it counts is
-//! what crossed the wire — HTTP headers, chunked-encoding framing, WebSocket
-//! frame headers and all — not just the payloads.
+//! Requests and bytes counted at the socket: a wrapper around a TCP stream
+//! that adds every byte read and written to a transport's counters. What it
+//! counts is what crossed the wire — HTTP headers, chunked-encoding
+//! framing, WebSocket frame headers and all — not just the payloads. The
+//! clients count each HTTP request they send, a WebSocket handshake
+//! included.
 //!
 //! With a round-trip delay (`--rtt`), each connection gets a network of its
 //! own: a relay between the client and the server that holds every chunk
@@ -14,7 +16,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
@@ -22,30 +23,38 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Bytes up (client to server) and down (server to client), and the
-/// one-way delay of the connections that count into them.
+/// Requests sent, bytes up (client to server) and down (server to
+/// client), and the one-way delay of the connections that count into them.
 #[derive(Debug, Default)]
-pub struct ByteCounters {
+pub struct Counters {
+    pub requests: AtomicU64,
     pub up: AtomicU64,
     pub down: AtomicU64,
     pub one_way_delay: Duration,
 }
 
-impl ByteCounters {
+impl Counters {
     /// Counters for connections with `rtt` of round-trip delay.
     pub fn with_rtt(rtt: Duration) -> Self {
-        ByteCounters {
+        Counters {
             one_way_delay: rtt / 2,
             ..Self::default()
         }
     }
+
+    /// Counts one request into `counters`, if there are any.
+    pub fn request(counters: Option<&Arc<Counters>>) {
+        if let Some(counters) = counters {
+            counters.requests.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
-/// A TCP stream that counts.
+/// A TCP stream that counts, or a plain one when it has no counters.
 #[derive(Debug)]
 pub struct CountingStream {
     inner: Link,
-    counters: Arc<ByteCounters>,
+    counters: Option<Arc<Counters>>,
 }
 
 /// The client's end of a connection: the socket itself, or its side of a
@@ -61,16 +70,21 @@ const RELAY_CHUNKS: usize = 64;
 const RELAY_CHUNK_BYTES: usize = 16 * 1024;
 
 impl CountingStream {
+    /// Connects to `addr`, counting into `counters` if given, through a
+    /// delaying relay if they ask for a round-trip delay.
     pub async fn connect(
         addr: std::net::SocketAddr,
-        counters: Arc<ByteCounters>,
+        counters: Option<Arc<Counters>>,
     ) -> io::Result<Self> {
         let socket = TcpStream::connect(addr).await?;
         socket.set_nodelay(true)?;
-        let inner = if counters.one_way_delay.is_zero() {
+        let delay = counters
+            .as_ref()
+            .map_or(Duration::ZERO, |c| c.one_way_delay);
+        let inner = if delay.is_zero() {
             Link::Direct(socket)
         } else {
-            Link::Delayed(delayed(socket, counters.one_way_delay))
+            Link::Delayed(delayed(socket, delay))
         };
         Ok(CountingStream { inner, counters })
     }
@@ -146,8 +160,10 @@ impl AsyncRead for CountingStream {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).as_read().poll_read(cx, buf);
-        let read = (buf.filled().len() - before) as u64;
-        self.counters.down.fetch_add(read, Ordering::Relaxed);
+        if let Some(counters) = &self.counters {
+            let read = (buf.filled().len() - before) as u64;
+            counters.down.fetch_add(read, Ordering::Relaxed);
+        }
         result
     }
 }
@@ -159,10 +175,8 @@ impl AsyncWrite for CountingStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).as_write().poll_write(cx, buf);
-        if let Poll::Ready(Ok(written)) = result {
-            self.counters
-                .up
-                .fetch_add(written as u64, Ordering::Relaxed);
+        if let (Poll::Ready(Ok(written)), Some(counters)) = (&result, &self.counters) {
+            counters.up.fetch_add(*written as u64, Ordering::Relaxed);
         }
         result
     }

@@ -1,6 +1,7 @@
 //! A keep-alive HTTP/1.1 connection, as a browser keeps one per tab and
 //! origin, built on hyper's client connection over a [`CountingStream`].
-//! It reconnects when the server closed it.
+//! It reconnects when the server closed it. The polling transports, SSE
+//! and Socket.IO's polling handshake all ride on it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,17 +14,19 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
-use crate::counting::{ByteCounters, CountingStream};
+use crate::counting::{Counters, CountingStream};
 
 #[derive(Debug)]
 pub struct HttpConnection {
     addr: SocketAddr,
-    counters: Arc<ByteCounters>,
+    counters: Option<Arc<Counters>>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl HttpConnection {
-    pub fn new(addr: SocketAddr, counters: Arc<ByteCounters>) -> Self {
+    /// A connection to `addr`, opened on its first request, counting into
+    /// `counters` if given.
+    pub fn new(addr: SocketAddr, counters: Option<Arc<Counters>>) -> Self {
         HttpConnection {
             addr,
             counters,
@@ -49,6 +52,7 @@ impl HttpConnection {
         &mut self,
         request: Request<Full<Bytes>>,
     ) -> anyhow::Result<hyper::Response<Incoming>> {
+        Counters::request(self.counters.as_ref());
         let sender = self.sender().await?;
         match sender.send_request(request).await {
             Ok(response) => Ok(response),
@@ -72,6 +76,11 @@ impl HttpConnection {
         Ok((status, body))
     }
 
+    /// The address it connects to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// `POST path` with a JSON body and a bearer token, the body read whole.
     pub async fn post_json(
         &mut self,
@@ -89,9 +98,7 @@ impl HttpConnection {
         let body = response.into_body().collect().await?.to_bytes();
         Ok((status, body))
     }
-}
 
-impl HttpConnection {
     /// `POST path` with a text body, the answer read whole: Engine.IO's
     /// polling transport sends its packets this way.
     pub async fn post_text(
@@ -110,6 +117,7 @@ impl HttpConnection {
     }
 }
 
+/// `GET path` to `addr`, with no body.
 pub fn get_request(addr: SocketAddr, path: &str) -> Request<Full<Bytes>> {
     Request::get(path)
         .header(header::HOST, addr.to_string())

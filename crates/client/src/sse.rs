@@ -1,0 +1,97 @@
+//! A Server-Sent Events client, as the browser's `EventSource` is for
+//! `web/static/transports/sse.js`: one streamed response read event by
+//! event through the shared [`SseParser`], remembering the last `id:` so a
+//! new stream can resume with `Last-Event-ID`.
+
+use std::collections::VecDeque;
+
+use bytes::Buf;
+use http::header;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
+use notify_http::messages::sse::{SseEvent, SseItem, SseParser};
+
+use crate::http::{HttpConnection, get_request};
+
+/// Events read off a streamed response body.
+#[derive(Debug)]
+pub struct SseStream<B> {
+    body: B,
+    parser: SseParser,
+    ready: VecDeque<SseItem>,
+    last_event_id: Option<String>,
+}
+
+/// Opens `GET path_and_query` as an event stream on `http`, with
+/// `Last-Event-ID` when resuming; an error for any status but 200.
+pub async fn open(
+    http: &mut HttpConnection,
+    path_and_query: &str,
+    last_event_id: Option<&str>,
+) -> anyhow::Result<SseStream<Incoming>> {
+    let mut request = get_request(http.addr(), path_and_query);
+    let headers = request.headers_mut();
+    headers.insert(header::ACCEPT, "text/event-stream".parse()?);
+    if let Some(id) = last_event_id {
+        headers.insert("last-event-id", id.parse()?);
+    }
+    let response = http.send(request).await?;
+    anyhow::ensure!(
+        response.status() == http::StatusCode::OK,
+        "{path_and_query} answered {}",
+        response.status()
+    );
+    let mut stream = SseStream::new(response.into_body());
+    stream.last_event_id = last_event_id.map(str::to_owned);
+    Ok(stream)
+}
+
+impl<B> SseStream<B>
+where
+    B: Body + Unpin,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    pub fn new(body: B) -> Self {
+        SseStream {
+            body,
+            parser: SseParser::new(),
+            ready: VecDeque::new(),
+            last_event_id: None,
+        }
+    }
+
+    /// The next event or comment; `None` when the stream ends.
+    pub async fn next_item(&mut self) -> anyhow::Result<Option<SseItem>> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                if let SseItem::Event(SseEvent { id: Some(id), .. }) = &item {
+                    self.last_event_id = Some(id.clone());
+                }
+                return Ok(Some(item));
+            }
+            let Some(frame) = self.body.frame().await else {
+                return Ok(None);
+            };
+            if let Ok(mut data) = frame?.into_data() {
+                let bytes = data.copy_to_bytes(data.remaining());
+                self.ready.extend(self.parser.push(&bytes));
+            }
+        }
+    }
+
+    /// The next event, comments skipped; `None` when the stream ends.
+    pub async fn next_event(&mut self) -> anyhow::Result<Option<SseEvent>> {
+        loop {
+            match self.next_item().await? {
+                Some(SseItem::Event(event)) => return Ok(Some(event)),
+                Some(SseItem::Comment(_)) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The `id:` of the last event read, to resume from.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_event_id.as_deref()
+    }
+}

@@ -1,0 +1,69 @@
+//! A WebSocket client, as `web/static/transports/websocket.js` is: the
+//! handshake with the cursor in the query, then one pushed message per
+//! text frame. tokio-tungstenite answers the server's pings.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use notify_http::messages::Push;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::counting::{Counters, CountingStream};
+
+/// A WebSocket over a socket that can count its bytes.
+pub type Socket = WebSocketStream<CountingStream>;
+
+/// Opens `ws://addr{path_and_query}`.
+pub async fn connect(
+    addr: SocketAddr,
+    path_and_query: &str,
+    counters: Option<Arc<Counters>>,
+) -> anyhow::Result<Socket> {
+    Counters::request(counters.as_ref());
+    let stream = CountingStream::connect(addr, counters).await?;
+    let url = format!("ws://{addr}{path_and_query}");
+    // tungstenite zero-fills its read buffer's spare room before each read:
+    // with the default 128 KiB, that memset, not the server, would set the
+    // pace of thousands of clients on one core. Notifications are small.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+    Ok(ws)
+}
+
+/// What a server sent, as a client acts on it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    /// A text frame: hello, reset, a notification or a heartbeat.
+    Push(Push),
+    /// The close frame, its code (1005 when it had none) and reason.
+    Closed { code: u16, reason: String },
+}
+
+/// The next text or close frame, pings and pongs skipped; `None` when the
+/// connection ends without a close frame. A text frame that is not a
+/// message of the contract is an error.
+pub async fn next<S>(ws: &mut WebSocketStream<S>) -> anyhow::Result<Option<Received>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let message = match ws.next().await {
+            None | Some(Err(tungstenite::Error::ConnectionClosed)) => return Ok(None),
+            Some(Err(err)) => return Err(err.into()),
+            Some(Ok(message)) => message,
+        };
+        match message {
+            Message::Text(text) => return Ok(Some(Received::Push(Push::parse(text.as_str())?))),
+            Message::Close(frame) => {
+                let (code, reason) = frame.map_or((1005, String::new()), |f| {
+                    (u16::from(f.code), f.reason.to_string())
+                });
+                return Ok(Some(Received::Closed { code, reason }));
+            }
+            _ => continue,
+        }
+    }
+}
