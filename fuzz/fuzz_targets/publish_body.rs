@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
-    match notify_http::publish::parse_body(bytes) {
+    match notify_http::parse_publish_body(bytes) {
         Ok(text) => {
             let value: serde_json::Value =
                 serde_json::from_slice(bytes).expect("a parsed body is JSON");

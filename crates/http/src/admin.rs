@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use crate::error::ApiError;
 
 /// The environment variable that wins over the flag.
-pub const ADMIN_TOKEN_ENV: &str = "NOTIFY_ADMIN_TOKEN";
+pub(crate) const ADMIN_TOKEN_ENV: &str = "NOTIFY_ADMIN_TOKEN";
 
 /// Where the token in force came from; a generated one must be shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
 /// A slot among the open connections, total and per address. The
-/// connection's [`Tap`] holds it, so it is freed when the socket is: for an
+/// connection's [`crate::Tap`] holds it, so it is freed when the socket is: for an
 /// upgraded WebSocket, when its task lets the socket go.
 #[derive(Debug)]
 pub struct ConnectionSlot {
@@ -112,7 +112,7 @@ impl Admission {
 
 /// The client a trusted proxy forwarded a request for: the last address in
 /// the last `X-Forwarded-For`, the one the proxy itself appended.
-pub fn forwarded_for(headers: &http::HeaderMap) -> Option<IpAddr> {
+pub(crate) fn forwarded_for(headers: &http::HeaderMap) -> Option<IpAddr> {
     headers
         .get_all("x-forwarded-for")
         .iter()

@@ -10,7 +10,8 @@ use std::time::Duration;
 use http::{HeaderValue, StatusCode, header};
 use notify_hub::PublishError;
 
-use crate::reply::{Response, json};
+use crate::Response;
+use crate::reply::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -1,35 +1,44 @@
 //! HTTP plumbing shared by every transport and server binary, so that none
 //! of them copies it: every message sent to a subscriber, built and parsed
-//! ([`messages`]), the body type and JSON answers ([`reply`]), the error
-//! table ([`error`]), query and cursor parsing ([`query`]), the admin token
-//! ([`admin`]), the publish API ([`publish`]), the connection loop
-//! ([`server`]), its admission ([`admission`]) and graceful shutdown
-//! ([`shutdown`]), the run loop of a binary
-//! ([`standalone`]), what each transport counts ([`tallies`]), and the taps
-//! on connections the combined server's lab counts and cuts through
-//! ([`tap`]). The lab itself is the combined server's.
+//! ([`messages`]), the body type and the answers built in it ([`Body`],
+//! [`reply`]), the error table ([`ApiError`]), query and cursor parsing
+//! ([`Query`]), the admin token ([`AdminToken`]), the publish API
+//! ([`Publisher`]), the connection loop ([`serve`]), its admission
+//! ([`ConnectionSlot`]) and graceful shutdown ([`Shutdown`]), the run loop
+//! of a binary ([`run`]), what each transport counts ([`Tallies`]), and the
+//! taps on connections the combined server's lab counts and cuts through
+//! ([`Tap`]). The lab itself is the combined server's.
 //!
-//! Requests flow: [`server::serve`] accepts a connection and hands each
-//! request to the binary's router, which calls a transport's handler or
-//! [`standalone::AppContext::common`]; handlers return
-//! `Result<Response, ApiError>` and errors become answers in
-//! [`error::ApiError::into_response`].
+//! Every item is reached by one path: at the crate's root, or in the
+//! [`messages`] and [`reply`] modules. What nothing outside the crate uses
+//! is `pub(crate)`.
+//!
+//! Requests flow: [`serve`] accepts a connection and hands each request to
+//! the binary's router, which calls a transport's handler or
+//! [`AppContext::common`]; handlers return `Result<Response, ApiError>` and
+//! errors become answers in [`ApiError::into_response`].
 
-pub mod admin;
-pub mod admission;
-pub mod chunks;
-pub mod error;
-pub mod gauge;
+#![warn(unreachable_pub)]
+
+mod admin;
+mod admission;
+mod chunks;
+mod error;
+mod gauge;
 pub mod messages;
-pub mod publish;
-pub mod query;
+mod publish;
+mod query;
 pub mod reply;
-pub mod server;
-pub mod shutdown;
-pub mod standalone;
-pub mod tallies;
-pub mod tap;
-pub mod tls;
+mod server;
+mod shutdown;
+mod standalone;
+mod tallies;
+mod tap;
+mod tls;
+
+use std::convert::Infallible;
+
+use http_body_util::combinators::UnsyncBoxBody;
 
 pub use admin::AdminToken;
 pub use admission::ConnectionSlot;
@@ -39,12 +48,21 @@ pub use gauge::{Gauge, GaugeGuard};
 /// A monotonic count (deliveries, drops), shared by clones; registered as a
 /// Prometheus counter by the server that exposes `/metrics`.
 pub use prometheus_client::metrics::counter::Counter;
-pub use publish::{PublishLimits, Publisher};
+pub use publish::{
+    PATH as PUBLISH_PATH, PublishLimits, Publisher, parse_body as parse_publish_body,
+};
 pub use query::Query;
-pub use reply::{Body, Request, Response, RouteFuture};
 pub use server::{ClientAddr, ConnectionKill, MAX_BUF_SIZE, ServeConfig, serve};
 pub use shutdown::{Shutdown, ShutdownWatch};
 pub use standalone::{AppContext, CommonArgs, HEALTHZ, allow, healthz, run, single_transport};
 pub use tallies::{DropReason, Tallies};
-pub use tap::{Cut, Tap, Tapped};
+pub use tap::{Cut, PaneBytes, Tap, Tapped};
 pub use tls::Tls;
+
+/// The body of every answer: a whole buffer, or a stream for SSE whose
+/// frames may each hold several events' buffers ([`Chunks`]).
+pub type Body = UnsyncBoxBody<Chunks, Infallible>;
+pub type Request = hyper::Request<hyper::body::Incoming>;
+pub type Response = hyper::Response<Body>;
+/// What a router returns for each request.
+pub type RouteFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;

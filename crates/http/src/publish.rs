@@ -18,7 +18,8 @@ use serde::Deserialize;
 
 use crate::admin::AdminToken;
 use crate::error::ApiError;
-use crate::reply::{Request, Response, json};
+use crate::reply::json;
+use crate::{Request, Response};
 
 /// The path publishing is served on.
 pub const PATH: &str = "/api/notifications";

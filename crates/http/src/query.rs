@@ -81,7 +81,7 @@ impl Query {
 }
 
 /// The seconds a client may ask between heartbeats.
-pub const HEARTBEAT_SECS: RangeInclusive<u64> = 1..=60;
+pub(crate) const HEARTBEAT_SECS: RangeInclusive<u64> = 1..=60;
 
 impl Query {
     /// `heartbeat=<seconds>`: how quiet a push connection may be before the

@@ -1,6 +1,6 @@
-//! Building answers: the body type every handler returns, and the HTTP
-//! envelopes (status, content type, caching) around JSON, text, event
-//! streams and poll answers. What goes inside a message is
+//! Building answers: the HTTP envelopes (status, content type, caching)
+//! around JSON, text, event streams and poll answers, in the body type
+//! every handler returns ([`crate::Body`]). What goes inside a message is
 //! [`crate::messages`]'s.
 
 use std::convert::Infallible;
@@ -8,19 +8,11 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use notify_hub::Since;
 
-use crate::Chunks;
-
-/// The body of every answer: a whole buffer, or a stream for SSE whose
-/// frames may each hold several events' buffers ([`Chunks`]).
-pub type Body = UnsyncBoxBody<Chunks, Infallible>;
-pub type Request = hyper::Request<hyper::body::Incoming>;
-pub type Response = hyper::Response<Body>;
-/// What a router returns for each request.
-pub type RouteFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+use crate::{Body, Chunks, Response};
 
 /// A body that is already complete.
 pub fn full(bytes: impl Into<Bytes>) -> Body {

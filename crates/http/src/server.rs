@@ -31,10 +31,10 @@ use tracing::Instrument;
 
 use crate::admission::{Admission, Admitted, forwarded_for};
 use crate::error::ApiError;
-use crate::reply::{Request, Response};
 use crate::shutdown::{Shutdown, ShutdownWatch};
 use crate::tap::{Tap, Tapped};
 use crate::tls::Tls;
+use crate::{Request, Response};
 
 /// The peer address of a request, put in its extensions by the loop.
 #[derive(Debug, Clone, Copy)]

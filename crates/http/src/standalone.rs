@@ -21,13 +21,14 @@ use tokio::net::TcpListener;
 use crate::admin::{ADMIN_TOKEN_ENV, AdminToken, TokenSource};
 use crate::error::ApiError;
 use crate::publish::{PublishLimits, Publisher};
-use crate::reply::{Request, Response, RouteFuture, text};
+use crate::reply::text;
 use crate::server::{ServeConfig, serve};
 use crate::shutdown::Shutdown;
 use crate::tls::{Tls, TlsError};
+use crate::{Request, Response, RouteFuture};
 
 /// How long shutdown waits for connections to close before giving up.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Flags every server binary accepts.
 #[derive(Debug, Clone, clap::Args)]

@@ -40,7 +40,7 @@ use crate::admission::ConnectionSlot;
 use crate::error::ApiError;
 
 /// The longest a frozen connection lives.
-pub const FREEZE_LIMIT: Duration = Duration::from_secs(90);
+pub(crate) const FREEZE_LIMIT: Duration = Duration::from_secs(90);
 
 /// How to break a pane's connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,10 +18,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::TlsAcceptor;
 
 /// The names a generated certificate is valid for.
-pub const SELF_SIGNED_NAMES: [&str; 2] = ["127.0.0.1", "localhost"];
+pub(crate) const SELF_SIGNED_NAMES: [&str; 2] = ["127.0.0.1", "localhost"];
 
 /// ALPN protocol ids, most preferred first.
-pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+pub(crate) const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// A TLS acceptor and what to tell the user about its certificate.
 #[derive(Clone)]

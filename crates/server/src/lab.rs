@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use notify_http::ApiError;
-use notify_http::tap::{Cut, PaneBytes, Tap};
+use notify_http::{Cut, PaneBytes, Tap};
 
 /// Pages the lab keeps counts for at once.
 pub const MAX_PAGES: usize = 256;

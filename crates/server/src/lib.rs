@@ -112,7 +112,7 @@ impl Transports {
     /// The name the wire view and the request counter file an exchange
     /// under: a transport's, or `publish`.
     fn recorded_as(&self, path: &str) -> Option<&'static str> {
-        if path == notify_http::publish::PATH {
+        if path == notify_http::PUBLISH_PATH {
             return Some(PUBLISH);
         }
         // A path ending in `/` is a prefix: Socket.IO's requests all start
@@ -294,7 +294,7 @@ fn route(shared: &Arc<Shared>, req: Request) -> Route {
     }
     let answer = match path {
         // The feature itself: the admin publishes, every transport delivers.
-        notify_http::publish::PATH => {
+        notify_http::PUBLISH_PATH => {
             let ctx = ctx.clone();
             return Route::Wait(Box::pin(async move {
                 ctx.publish(req)
