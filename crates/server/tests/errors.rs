@@ -1,5 +1,5 @@
-//! Every row of the error table in `docs/protocol.md`, each its own test,
-//! against the combined server over real sockets. Every error answer is JSON
+//! Every row of the error table in `docs/protocol.md`, against the combined
+//! server over real sockets; the refused publishes are one table. Every error answer is JSON
 //! with an `error` code and a human `message`.
 
 use std::num::NonZeroU32;
@@ -48,71 +48,125 @@ async fn nothing_was_published(server: &TestServer) {
     );
 }
 
-#[tokio::test]
-async fn missing_token_is_401() {
-    let server = server().await;
-    let response = publish(&server)
-        .json(&serde_json::json!({"text": "hi"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.headers()["www-authenticate"], "Bearer");
-    expect_error(response, 401, "unauthorized").await;
-    nothing_was_published(&server).await;
+/// A publish the server refuses: what is sent, and the row of the error
+/// table it must answer with.
+struct Refused {
+    what: &'static str,
+    token: Option<&'static str>,
+    content_type: &'static str,
+    body: Vec<u8>,
+    status: u16,
+    code: &'static str,
+    /// What the message must mention, where it names the fault.
+    mentions: Option<&'static str>,
 }
 
 #[tokio::test]
-async fn wrong_token_is_401() {
+async fn each_refused_publish_answers_its_row_and_publishes_nothing() {
     let server = server().await;
-    let response = publish(&server)
-        .bearer_auth("not-the-token")
-        .json(&serde_json::json!({"text": "hi"}))
-        .send()
-        .await
-        .unwrap();
-    expect_error(response, 401, "unauthorized").await;
-    nothing_was_published(&server).await;
-}
-
-#[tokio::test]
-async fn body_not_json_is_400() {
-    let server = server().await;
-    let response = publish(&server)
-        .bearer_auth(TEST_TOKEN)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    expect_error(response, 400, "invalid_body").await;
-    nothing_was_published(&server).await;
-}
-
-#[tokio::test]
-async fn missing_text_is_400() {
-    let server = server().await;
-    let response = publish(&server)
-        .bearer_auth(TEST_TOKEN)
-        .json(&serde_json::json!({"message": "hi"}))
-        .send()
-        .await
-        .unwrap();
-    let body = expect_error(response, 400, "invalid_body").await;
-    assert!(body["message"].as_str().unwrap().contains("text"), "{body}");
-    nothing_was_published(&server).await;
-}
-
-#[tokio::test]
-async fn empty_text_is_400() {
-    let server = server().await;
-    let response = publish(&server)
-        .bearer_auth(TEST_TOKEN)
-        .json(&serde_json::json!({"text": "   \n\t "}))
-        .send()
-        .await
-        .unwrap();
-    expect_error(response, 400, "empty_text").await;
-    nothing_was_published(&server).await;
+    let max_body = PublishLimits::for_text_limit(notify_hub::DEFAULT_MAX_TEXT_BYTES).max_body_bytes;
+    let json = |value: serde_json::Value| value.to_string().into_bytes();
+    let rows = [
+        Refused {
+            what: "no token: 401",
+            token: None,
+            content_type: "application/json",
+            body: json(serde_json::json!({"text": "hi"})),
+            status: 401,
+            code: "unauthorized",
+            mentions: None,
+        },
+        Refused {
+            what: "a wrong token: 401",
+            token: Some("not-the-token"),
+            content_type: "application/json",
+            body: json(serde_json::json!({"text": "hi"})),
+            status: 401,
+            code: "unauthorized",
+            mentions: None,
+        },
+        Refused {
+            what: "a body that is not JSON: 400",
+            token: Some(TEST_TOKEN),
+            content_type: "application/json",
+            body: b"{not json".to_vec(),
+            status: 400,
+            code: "invalid_body",
+            mentions: None,
+        },
+        Refused {
+            what: "no text: 400",
+            token: Some(TEST_TOKEN),
+            content_type: "application/json",
+            body: json(serde_json::json!({"message": "hi"})),
+            status: 400,
+            code: "invalid_body",
+            mentions: Some("text"),
+        },
+        Refused {
+            what: "only blanks: 400",
+            token: Some(TEST_TOKEN),
+            content_type: "application/json",
+            body: json(serde_json::json!({"text": "   \n\t "})),
+            status: 400,
+            code: "empty_text",
+            mentions: None,
+        },
+        Refused {
+            what: "a declared length over the limit: 413 before reading",
+            token: Some(TEST_TOKEN),
+            content_type: "application/json",
+            body: vec![b' '; max_body + 1],
+            status: 413,
+            code: "too_large",
+            mentions: None,
+        },
+        Refused {
+            what: "a text over the limit: 413",
+            token: Some(TEST_TOKEN),
+            content_type: "application/json",
+            body: json(serde_json::json!({"text": "é".repeat(2049)})),
+            status: 413,
+            code: "too_large",
+            mentions: Some("4096"),
+        },
+        Refused {
+            what: "a content type that is not JSON: 415",
+            token: Some(TEST_TOKEN),
+            content_type: "text/plain",
+            body: br#"{"text": "hi"}"#.to_vec(),
+            status: 415,
+            code: "unsupported_media_type",
+            mentions: None,
+        },
+    ];
+    for row in rows {
+        let mut request = publish(&server)
+            .header("content-type", row.content_type)
+            .body(row.body);
+        if let Some(token) = row.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        if row.status == 401 {
+            assert_eq!(
+                response.headers()["www-authenticate"],
+                "Bearer",
+                "{}",
+                row.what
+            );
+        }
+        assert_eq!(response.status().as_u16(), row.status, "{}", row.what);
+        let body = expect_error(response, row.status, row.code).await;
+        if let Some(word) = row.mentions {
+            assert!(
+                body["message"].as_str().unwrap().contains(word),
+                "{}: {body}",
+                row.what
+            );
+        }
+        nothing_was_published(&server).await;
+    }
 }
 
 #[tokio::test]
@@ -135,21 +189,6 @@ async fn bad_query_parameter_is_400() {
 }
 
 #[tokio::test]
-async fn declared_body_over_the_limit_is_413_before_reading() {
-    let server = server().await;
-    let limit = PublishLimits::for_text_limit(notify_hub::DEFAULT_MAX_TEXT_BYTES).max_body_bytes;
-    let response = publish(&server)
-        .bearer_auth(TEST_TOKEN)
-        .header("content-type", "application/json")
-        .body(vec![b' '; limit + 1])
-        .send()
-        .await
-        .unwrap();
-    expect_error(response, 413, "too_large").await;
-    nothing_was_published(&server).await;
-}
-
-#[tokio::test]
 async fn streamed_body_over_the_limit_is_413() {
     let server = server().await;
     let limit = PublishLimits::for_text_limit(notify_hub::DEFAULT_MAX_TEXT_BYTES).max_body_bytes;
@@ -164,34 +203,6 @@ async fn streamed_body_over_the_limit_is_413() {
     let answer = raw_http(server.addr, &request).await.unwrap();
     assert_eq!(answer.status, 413);
     assert_eq!(answer.json()["error"], "too_large");
-    nothing_was_published(&server).await;
-}
-
-#[tokio::test]
-async fn text_over_the_limit_is_413() {
-    let server = server().await;
-    let response = publish(&server)
-        .bearer_auth(TEST_TOKEN)
-        .json(&serde_json::json!({"text": "é".repeat(2049)}))
-        .send()
-        .await
-        .unwrap();
-    let body = expect_error(response, 413, "too_large").await;
-    assert!(body["message"].as_str().unwrap().contains("4096"), "{body}");
-    nothing_was_published(&server).await;
-}
-
-#[tokio::test]
-async fn content_type_not_json_is_415() {
-    let server = server().await;
-    let response = publish(&server)
-        .bearer_auth(TEST_TOKEN)
-        .header("content-type", "text/plain")
-        .body(r#"{"text": "hi"}"#)
-        .send()
-        .await
-        .unwrap();
-    expect_error(response, 415, "unsupported_media_type").await;
     nothing_was_published(&server).await;
 }
 

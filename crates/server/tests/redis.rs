@@ -9,7 +9,7 @@ use std::time::Duration;
 use notify_hub::{Hub, HubConfig};
 use notify_server::{TransportConfig, Transports};
 use notify_test_support::{
-    PATIENCE, Pushed, RedisServer, SseReader, TEST_TOKEN, TestConfig, TestServer, WsClient,
+    Feed, PATIENCE, Pushed, RedisServer, Subscriber, TEST_TOKEN, TestConfig, TestServer, WsClient,
     assert_exactly_once_in_order, eventually, ws_connect, ws_next, ws_notifications,
 };
 
@@ -56,40 +56,15 @@ async fn what_a_publishes_reaches_every_transport_on_b_once_in_order() {
         "one epoch for the shared history"
     );
 
-    let mut ws = ws_connect(&b.ws_url("/api/ws")).await.unwrap();
-    assert!(matches!(
-        ws_next(&mut ws).await.unwrap(),
-        Some(Pushed::Hello { .. })
-    ));
-    let mut sse = SseReader::new(b.http.get(b.url("/api/sse")).send().await.unwrap());
-    assert_eq!(sse.next_event().await.unwrap().unwrap().event, "hello");
-    let long_poll = {
-        let http = b.http.clone();
-        let base = b.url("/api/long-poll");
-        let epoch = b.hub().epoch().to_string();
-        tokio::spawn(async move {
-            let (mut ids, mut cursor) = (Vec::new(), 0);
-            while ids.len() < 100 {
-                let answer: serde_json::Value = http
-                    .get(format!("{base}?after={cursor}&epoch={epoch}&timeout=5"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                ids.extend(
-                    answer["notifications"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|n| n["id"].as_u64().unwrap()),
-                );
-                cursor = answer["cursor"].as_u64().unwrap();
-            }
-            ids
-        })
-    };
+    // One subscriber of every transport on B, each reading in a task of
+    // its own, so that B's long polls are held while A publishes.
+    let mut readers = Vec::new();
+    for transport in Subscriber::ALL {
+        let mut feed = Feed::open(&b, transport, None).await.unwrap();
+        readers.push(tokio::spawn(async move {
+            (transport, feed.notification_ids(100).await)
+        }));
+    }
     eventually("B's long poll is held", || {
         b_transports.long_poll.tallies().open.get() == 1
     })
@@ -98,26 +73,11 @@ async fn what_a_publishes_reaches_every_transport_on_b_once_in_order() {
     for i in 1..=100 {
         a.publish(&format!("from A #{i}")).await.unwrap();
     }
-    let ws_ids: Vec<u64> = ws_notifications(&mut ws, 100)
-        .await
-        .unwrap()
-        .iter()
-        .map(|n| n.id)
-        .collect();
-    assert_exactly_once_in_order(&ws_ids, 1..=100);
-    let sse_ids: Vec<u64> = sse
-        .notifications(100)
-        .await
-        .unwrap()
-        .iter()
-        .map(|(_, n)| n.id)
-        .collect();
-    assert_exactly_once_in_order(&sse_ids, 1..=100);
-    let lp_ids = tokio::time::timeout(PATIENCE, long_poll)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_exactly_once_in_order(&lp_ids, 1..=100);
+    for reader in readers {
+        let (transport, ids) = reader.await.unwrap();
+        let ids = ids.unwrap_or_else(|err| panic!("{transport:?}: {err:#}"));
+        assert_exactly_once_in_order(&ids, 1..=100);
+    }
     let polled = b.poll("/api/poll").await.unwrap();
     assert_exactly_once_in_order(
         &polled
