@@ -63,10 +63,7 @@ where
     /// The next event or comment; `None` when the stream ends.
     pub async fn next_item(&mut self) -> anyhow::Result<Option<SseItem>> {
         loop {
-            if let Some(item) = self.ready.pop_front() {
-                if let SseItem::Event(SseEvent { id: Some(id), .. }) = &item {
-                    self.last_event_id = Some(id.clone());
-                }
+            if let Some(item) = self.pop_ready() {
                 return Ok(Some(item));
             }
             let Some(frame) = self.body.frame().await else {
@@ -88,6 +85,29 @@ where
                 None => return Ok(None),
             }
         }
+    }
+
+    /// The next event already read off the socket, without waiting: one
+    /// read often brings many, and a client under load handles them all
+    /// before it waits again.
+    pub fn buffered_event(&mut self) -> Option<SseEvent> {
+        loop {
+            match self.pop_ready()? {
+                SseItem::Event(event) => return Some(event),
+                SseItem::Comment(_) => continue,
+            }
+        }
+    }
+
+    fn pop_ready(&mut self) -> Option<SseItem> {
+        let item = self.ready.pop_front()?;
+        if let SseItem::Event(SseEvent { id: Some(id), .. }) = &item {
+            // Into the same buffer each time: an id per event, under load.
+            let last = self.last_event_id.get_or_insert_default();
+            last.clear();
+            last.push_str(id);
+        }
+        Some(item)
     }
 
     /// The `id:` of the last event read, to resume from.

@@ -36,18 +36,23 @@ pub async fn run(ctx: ClientContext, transport: Transport) -> ClientOutcome {
                 }
                 event = events.next_event() => event,
             };
-            let Ok(Some(event)) = event else {
+            let Ok(Some(first)) = event else {
                 ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
                 break; // lost: reconnect with Last-Event-ID
             };
-            match Push::parse(&event.data) {
-                Ok(Push::Hello { .. }) => recorder.ready(),
-                Ok(Push::Reset { .. }) => recorder.reset(),
-                Ok(Push::Heartbeat) => {}
-                Ok(Push::Notification(n)) => recorder.notification(&n.text),
-                Err(_) => {
-                    ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+            // Everything the same read brought, before waiting again.
+            let mut next = Some(first);
+            while let Some(event) = next {
+                match Push::parse(&event.data) {
+                    Ok(Push::Hello { .. }) => recorder.ready(),
+                    Ok(Push::Reset { .. }) => recorder.reset(),
+                    Ok(Push::Heartbeat) => {}
+                    Ok(Push::Notification(n)) => recorder.notification(&n.text),
+                    Err(_) => {
+                        ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
+                next = events.buffered_event();
             }
         }
         last_event_id = events.last_event_id().map(str::to_owned);
