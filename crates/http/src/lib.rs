@@ -32,6 +32,7 @@ pub mod reply;
 mod server;
 mod shutdown;
 mod standalone;
+mod streams;
 mod tallies;
 mod tap;
 mod tls;
@@ -52,7 +53,9 @@ pub use publish::{
     PATH as PUBLISH_PATH, PublishLimits, Publisher, parse_body as parse_publish_body,
 };
 pub use query::Query;
-pub use server::{ClientAddr, ConnectionKill, MAX_BUF_SIZE, ServeConfig, serve};
+pub use server::{
+    ClientAddr, ConnectionKill, MAX_BUF_SIZE, MAX_STREAMS_PER_CONNECTION, ServeConfig, serve,
+};
 pub use shutdown::{Shutdown, ShutdownWatch};
 pub use standalone::{AppContext, CommonArgs, HEALTHZ, allow, healthz, run, single_transport};
 pub use tallies::{DropReason, Tallies};

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper::service::{HttpService, service_fn};
+use hyper::service::{HttpService, Service, service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
@@ -32,7 +32,8 @@ use tracing::Instrument;
 use crate::admission::{Admission, Admitted, forwarded_for};
 use crate::error::ApiError;
 use crate::shutdown::{Shutdown, ShutdownWatch};
-use crate::tap::{Tap, Tapped};
+use crate::streams::Streams;
+use crate::tap::{Cut, Tap, Tapped};
 use crate::tls::Tls;
 use crate::{Request, Response};
 
@@ -84,6 +85,11 @@ pub struct ServeConfig {
     /// HTTPS, with HTTP/2 where the browser chooses it; plain HTTP/1.1 when
     /// absent.
     pub tls: Option<Tls>,
+    /// HTTP/2: streams one connection may have open at once, announced as
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` (a browser queues the rest). Each
+    /// open stream also holds a slot among the open connections
+    /// (`streams.rs`).
+    pub max_streams_per_connection: u32,
     /// Reverse proxies whose `X-Forwarded-For` is believed. A connection
     /// from one carries many clients: the per-address limit then counts the
     /// address the proxy forwarded (the last one in the header, which the
@@ -96,6 +102,26 @@ pub struct ServeConfig {
 /// request headers, and a bound on what a stalled SSE stream holds.
 pub const MAX_BUF_SIZE: usize = 64 * 1024;
 
+/// [`ServeConfig::max_streams_per_connection`] by default: what nginx
+/// allows, and far above what a page opens (a lab tab holds a few streams).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 128;
+
+/// HTTP/2 keep-alive: a PING this often on a connection, which is closed if
+/// its answer does not come within the same time; as WebSocket pings find
+/// dead connections that TCP alone would keep.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
+
+/// HTTP/2 receive windows: what a client may send before the server has
+/// read it, per stream and per connection. The server reads only small
+/// bodies (a publish is at most a few tens of KiB); hyper's default is
+/// 1 MiB for each.
+const H2_STREAM_WINDOW: u32 = 64 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
+
+/// How long an idle HTTP/2 connection has to take its `GOAWAY` and close
+/// before its socket is cut: one that never sent its preface cannot.
+const H2_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
@@ -103,6 +129,7 @@ impl Default for ServeConfig {
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
             max_buf_size: MAX_BUF_SIZE,
+            max_streams_per_connection: MAX_STREAMS_PER_CONNECTION,
             tls: None,
             trusted_proxies: Vec::new(),
         }
@@ -124,7 +151,11 @@ where
         config.max_connections_per_ip,
     ));
     // Every connection reads the settings; none needs a copy of its own.
-    let config = Arc::new(config);
+    let listening = Arc::new(Listening {
+        config,
+        admission: admission.clone(),
+    });
+    let config = &listening.config;
     // Each request gets an id, carried by its tracing span.
     let request_ids = Arc::new(AtomicU64::new(1));
     loop {
@@ -141,12 +172,19 @@ where
                 slot,
                 forwarding: proxy.then(|| admission.clone()),
             },
-            config.clone(),
+            listening.clone(),
             shutdown.clone(),
             request_ids.clone(),
             route.clone(),
         ));
     }
+}
+
+/// What every connection of one listener reads: the settings, and the
+/// admission that HTTP/2 streams are admitted by one by one.
+struct Listening {
+    config: ServeConfig,
+    admission: Arc<Admission>,
 }
 
 /// The next connection. An accept error is typically the process being out
@@ -206,6 +244,36 @@ where
     }
 }
 
+/// An HTTP/2 connection that asks itself to finish once it is idle
+/// ([`Streams::idle`]). The idle watch lives with the connection, so the
+/// connections that cannot be idle (HTTP/1.1's) carry nothing for it.
+struct ClosesWhenIdle<C> {
+    conn: Pin<Box<C>>,
+    /// `None` once it has fired.
+    idle: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl<C: Graceful> Future for ClosesWhenIdle<C> {
+    type Output = Result<(), hyper::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Some(idle) = &mut this.idle
+            && idle.as_mut().poll(cx).is_ready()
+        {
+            this.idle = None;
+            this.conn.as_mut().graceful_shutdown();
+        }
+        this.conn.as_mut().poll(cx)
+    }
+}
+
+impl<C: Graceful> Graceful for ClosesWhenIdle<C> {
+    fn graceful_shutdown(mut self: Pin<&mut Self>) {
+        self.conn.as_mut().graceful_shutdown();
+    }
+}
+
 /// Runs a hyper connection until it ends, shutdown finishes it gracefully,
 /// or a handler kills it (dropping the connection closes the socket).
 ///
@@ -257,6 +325,23 @@ fn http1_builder(config: &ServeConfig, full: bool) -> http1::Builder {
     builder
 }
 
+/// HTTP/2's bounds, named like HTTP/1.1's: the cap on streams, keep-alive
+/// pings, the per-stream send buffer and header size at the connection
+/// buffer cap, and small receive windows.
+fn http2_builder(config: &ServeConfig) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.max_streams_per_connection)
+        .keep_alive_interval(H2_KEEP_ALIVE)
+        .keep_alive_timeout(H2_KEEP_ALIVE)
+        .max_send_buf_size(config.max_buf_size)
+        .max_header_list_size(u32::try_from(config.max_buf_size).unwrap_or(u32::MAX))
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW);
+    builder
+}
+
 /// Serves one connection — HTTP/1.1, or over TLS HTTP/1.1 or HTTP/2 as ALPN
 /// chose — until it closes, shutdown finishes it,
 /// or a handler kills it. Each request carries, in its extensions, the
@@ -266,7 +351,7 @@ fn http1_builder(config: &ServeConfig, full: bool) -> http1::Builder {
 async fn serve_connection<R, Fut>(
     stream: TcpStream,
     admitted: Admitted,
-    config: Arc<ServeConfig>,
+    listening: Arc<Listening>,
     shutdown: Shutdown,
     request_ids: Arc<AtomicU64>,
     route: R,
@@ -333,9 +418,9 @@ async fn serve_connection<R, Fut>(
         .instrument(span)
     });
     let io = Tapped::new(stream, tap);
-    let result = match &config.tls {
+    let result = match &listening.config.tls {
         None => {
-            let conn = http1_builder(&config, full)
+            let conn = http1_builder(&listening.config, full)
                 .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();
             drive(Box::pin(conn), &shutdown, &watch).await
@@ -343,7 +428,7 @@ async fn serve_connection<R, Fut>(
         // Boxed: a TLS connection's handshake and stream are kilobytes of
         // state that a plain connection's task should not make room for.
         Some(tls) => match Box::pin(serve_tls(
-            io, peer, tls, &config, full, service, &shutdown, &watch,
+            io, peer, tls, &listening, full, service, &shutdown, &watch,
         ))
         .await
         {
@@ -363,20 +448,17 @@ async fn serve_tls<S>(
     io: Tapped,
     peer: SocketAddr,
     tls: &crate::Tls,
-    config: &ServeConfig,
+    listening: &Listening,
     full: bool,
     service: S,
     shutdown: &Shutdown,
-    kill: &Tap,
+    kill: &Arc<Tap>,
 ) -> Option<Result<(), hyper::Error>>
 where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = crate::Body>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let config = &listening.config;
     // The handshake has the same time to finish as request headers.
     let handshake =
         tokio::time::timeout(config.header_read_timeout, tls.acceptor().accept(io)).await;
@@ -394,10 +476,27 @@ where
     let result = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         stream.get_ref().0.tap().mark_multiplexed();
         // One connection, many streams: every request of a tab shares
-        // it, so the six-per-origin limit no longer applies.
-        let conn = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .serve_connection(TokioIo::new(stream), service);
+        // it, so the six-per-origin limit no longer applies; each stream
+        // is admitted on its own instead.
+        let proxy = config.trusted_proxies.contains(&peer.ip());
+        let streams = Streams::new(listening.admission.clone(), peer.ip(), proxy);
+        let conn = http2_builder(config)
+            .serve_connection(TokioIo::new(stream), streams.clone().count(service));
+        let spell = config.header_read_timeout;
+        let tap = kill.clone();
+        let idle = async move {
+            streams.idle(spell).await;
+            // A connection that never sent its preface cannot take a
+            // GOAWAY: its socket is cut after a grace.
+            tokio::spawn(async move {
+                tokio::time::sleep(H2_CLOSE_GRACE).await;
+                tap.cut(Cut::Drop);
+            });
+        };
+        let conn = ClosesWhenIdle {
+            conn: Box::pin(conn),
+            idle: Some(Box::pin(idle)),
+        };
         drive(Box::pin(conn), shutdown, kill).await
     } else {
         let conn = http1_builder(config, full)

@@ -58,9 +58,15 @@ pub struct CommonArgs {
     /// Open connections from one client address before its new ones get 503.
     #[arg(long, default_value_t = 1_000)]
     pub max_connections_per_ip: usize,
-    /// Seconds a client has to send request headers.
+    /// Seconds a client has to send request headers; also how long an idle
+    /// connection is kept (HTTP/1.1 waiting for its next request, HTTP/2
+    /// with no open stream).
     #[arg(long, default_value_t = 10)]
     pub header_read_timeout: u64,
+    /// HTTP/2 streams one connection may have open at once; each also holds
+    /// a slot among the open connections.
+    #[arg(long, default_value_t = crate::MAX_STREAMS_PER_CONNECTION)]
+    pub max_streams_per_connection: u32,
     /// Share notifications with other server processes through this Redis
     /// (e.g. `redis://127.0.0.1:6379`); in-memory when absent.
     #[arg(long, env = "NOTIFY_REDIS_URL")]
@@ -131,6 +137,7 @@ impl AppContext {
             header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
             max_connections: args.max_connections,
             max_connections_per_ip: args.max_connections_per_ip,
+            max_streams_per_connection: args.max_streams_per_connection.max(1),
             trusted_proxies: args.trusted_proxy.clone(),
             ..ServeConfig::default()
         };

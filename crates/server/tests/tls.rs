@@ -2,7 +2,9 @@
 //! checked with a client that trusts exactly that certificate: ALPN picks
 //! HTTP/2 when the client offers it and HTTP/1.1 when it does not, and a
 //! poll, a held long poll and an SSE stream all work over one HTTP/2
-//! connection.
+//! connection. HTTP/2 keeps every bound HTTP/1.1 has: a silent or idle
+//! connection is closed, streams are capped per connection, and each open
+//! stream counts among the open connections.
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use notify_http::Tls;
 use notify_http::messages::PollAnswer;
-use notify_test_support::{PATIENCE, TestConfig, TestServer};
+use notify_test_support::{PATIENCE, TestConfig, TestServer, eventually};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -30,6 +32,16 @@ async fn server_with_handles() -> (
     CertificateDer<'static>,
     notify_server::Transports,
 ) {
+    server_with(TestConfig::default()).await
+}
+
+async fn server_with(
+    mut config: TestConfig,
+) -> (
+    TestServer,
+    CertificateDer<'static>,
+    notify_server::Transports,
+) {
     let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -40,7 +52,6 @@ async fn server_with_handles() -> (
     std::fs::write(&key_path, generated.signing_key.serialize_pem()).unwrap();
     let tls = Tls::from_pem_files(&cert_path, &key_path).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-    let mut config = TestConfig::default();
     config.serve.tls = Some(tls);
     let (server, handles) = common::combined(config).await;
     (server, generated.cert.der().clone(), handles)
@@ -201,4 +212,188 @@ async fn over_http2_a_tabs_panes_share_one_connection_and_one_cut() {
     })
     .await
     .expect("the SSE stream went with the connection");
+}
+
+/// An HTTP/2 client connection; the task driving it ends when the
+/// connection does.
+async fn h2(
+    server: &TestServer,
+    cert: &CertificateDer<'static>,
+) -> (
+    hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let tls = connect(server, cert, &[b"h2"]).await;
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    let driving = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (sender, driving)
+}
+
+/// Reads until the server closes the connection.
+async fn closed_by_the_server(mut tls: TlsStream<tokio::net::TcpStream>) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 256];
+    tokio::time::timeout(PATIENCE, async {
+        while let Ok(n) = tls.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the server closes the connection");
+}
+
+#[tokio::test]
+async fn silent_http2_connections_are_closed_and_give_back_their_slots() {
+    let mut config = TestConfig::default();
+    config.serve.header_read_timeout = std::time::Duration::from_secs(1);
+    config.serve.max_connections = 3;
+    let (server, cert, _) = server_with(config).await;
+
+    // Two that negotiate h2 and say nothing, one that sends only the
+    // connection preface and an empty SETTINGS frame.
+    let silent = [
+        connect(&server, &cert, &[b"h2"]).await,
+        connect(&server, &cert, &[b"h2"]).await,
+    ];
+    let mut preface_only = connect(&server, &cert, &[b"h2"]).await;
+    {
+        use tokio::io::AsyncWriteExt;
+        preface_only
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .await
+            .unwrap();
+    }
+    for tls in silent {
+        closed_by_the_server(tls).await;
+    }
+    closed_by_the_server(preface_only).await;
+
+    // Their slots are free again.
+    let (mut sender, _) = h2(&server, &cert).await;
+    let health = sender.send_request(get(&server, "/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn an_http2_connection_with_no_open_stream_is_closed_once_idle() {
+    let mut config = TestConfig::default();
+    config.serve.header_read_timeout = std::time::Duration::from_secs(1);
+    let (server, cert, _) = server_with(config).await;
+    let (mut sender, driving) = h2(&server, &cert).await;
+    let poll = sender
+        .send_request(get(&server, "/api/poll"))
+        .await
+        .unwrap();
+    assert_eq!(poll.status(), 200);
+    drop(poll);
+    tokio::time::timeout(PATIENCE, driving)
+        .await
+        .expect("the idle connection is closed")
+        .unwrap();
+    assert!(sender.is_closed());
+}
+
+#[tokio::test]
+async fn http2_streams_past_the_cap_wait_for_a_free_one() {
+    let mut config = TestConfig::default();
+    config.serve.max_streams_per_connection = 2;
+    let (server, cert, t) = server_with(config).await;
+    let (mut sender, _) = h2(&server, &cert).await;
+    // A first exchange, so the client has the server's SETTINGS and knows
+    // the cap (a stream opened past it before then is refused, which the
+    // client may retry).
+    let poll = sender
+        .send_request(get(&server, "/api/poll"))
+        .await
+        .unwrap();
+    assert_eq!(poll.status(), 200);
+    let epoch = server.hub().epoch().to_string();
+    let held: Vec<_> = (0..3)
+        .map(|_| {
+            let mut sender = sender.clone();
+            let request = get(
+                &server,
+                &format!("/api/long-poll?after=0&epoch={epoch}&timeout=30"),
+            );
+            tokio::spawn(async move { sender.send_request(request).await })
+        })
+        .collect();
+    eventually("two long polls are held", || {
+        t.long_poll.tallies().open.get() == 2
+    })
+    .await;
+    // The third waits in the client for a stream the server allows.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(t.long_poll.tallies().open.get(), 2, "at most two streams");
+
+    let id = server.hub().publish("to all three").await.unwrap().id();
+    for poll in held {
+        let answer = tokio::time::timeout(PATIENCE, poll)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let answer =
+            PollAnswer::parse(&answer.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(answer.notifications[0].id, id);
+    }
+}
+
+#[tokio::test]
+async fn each_open_http2_stream_counts_among_the_open_connections() {
+    let mut config = TestConfig::default();
+    config.serve.max_connections = 3;
+    let (server, cert, t) = server_with(config).await;
+    // The connection takes one slot, each held long poll one more.
+    let (sender, _) = h2(&server, &cert).await;
+    let epoch = server.hub().epoch().to_string();
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let mut sender = sender.clone();
+            let request = get(
+                &server,
+                &format!("/api/long-poll?after=0&epoch={epoch}&timeout=30"),
+            );
+            tokio::spawn(async move { sender.send_request(request).await })
+        })
+        .collect();
+    eventually("two long polls are held", || {
+        t.long_poll.tallies().open.get() == 2
+    })
+    .await;
+
+    let refused = sender
+        .clone()
+        .send_request(get(&server, "/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value =
+        serde_json::from_slice(&refused.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["error"], "too_many_connections");
+
+    server.hub().publish("frees them").await.unwrap();
+    for poll in held {
+        let answer = tokio::time::timeout(PATIENCE, poll)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.into_body().collect().await.unwrap();
+    }
+    let health = sender
+        .clone()
+        .send_request(get(&server, "/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
 }

@@ -1,0 +1,155 @@
+//! HTTP/2's share of the bounds HTTP/1.1 gets from its connections. Over
+//! HTTP/1.1 a held long poll or an SSE stream occupies a connection, so the
+//! connection limits bound them, and a connection waiting for its next
+//! request is closed by the header timeout. Over HTTP/2 one connection
+//! carries many requests at once and waits for the next in silence, so:
+//!
+//! - each open stream holds a slot of its own among the open connections
+//!   (total and per address), beside its connection's: a client holds no
+//!   more over one connection than over many, and a stream past the limit
+//!   is answered `503`;
+//! - a connection with no open stream is idle, and is closed once it has
+//!   been idle as long as an HTTP/1.1 connection may wait for its next
+//!   request's headers: from its start (a client that negotiated `h2` and
+//!   then sent nothing, not even the preface) or from its last stream's
+//!   end.
+//!
+//! The rest is hyper's, set in `server.rs`: the cap on concurrent streams,
+//! keep-alive pings, the per-stream send buffer and the receive windows.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::service::{Service, service_fn};
+use tokio::sync::watch;
+
+use crate::admission::{Admission, ConnectionSlot};
+use crate::error::ApiError;
+use crate::{Request, Response};
+
+/// The streams open on one HTTP/2 connection.
+pub(crate) struct Streams {
+    open: watch::Sender<usize>,
+    admission: Arc<Admission>,
+    peer: IpAddr,
+    trusted_proxy: bool,
+}
+
+/// One open stream: counted until its answer's body is dropped, which hyper
+/// does when the stream ends, and holding its slot until then.
+pub(crate) struct OpenStream {
+    streams: Arc<Streams>,
+    _slot: Option<ConnectionSlot>,
+}
+
+impl Streams {
+    pub(crate) fn new(admission: Arc<Admission>, peer: IpAddr, trusted_proxy: bool) -> Arc<Self> {
+        Arc::new(Streams {
+            open: watch::Sender::new(0),
+            admission,
+            peer,
+            trusted_proxy,
+        })
+    }
+
+    /// Counts a new stream, and admits it if a slot is left.
+    fn open(self: &Arc<Self>) -> (OpenStream, bool) {
+        self.open.send_modify(|n| *n += 1);
+        let slot = self.admission.admit(self.peer, self.trusted_proxy);
+        let admitted = slot.is_some();
+        let stream = OpenStream {
+            streams: self.clone(),
+            _slot: slot,
+        };
+        (stream, admitted)
+    }
+
+    /// Resolves once the connection has had no open stream for `spell`.
+    pub(crate) async fn idle(&self, spell: Duration) {
+        let mut open = self.open.subscribe();
+        loop {
+            if open.wait_for(|n| *n == 0).await.is_err() {
+                return;
+            }
+            let busy = tokio::time::timeout(spell, open.wait_for(|n| *n > 0)).await;
+            if busy.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// `service` with each request counted as an open stream for as long as
+    /// its answer is being sent, and refused with `503` past the limits.
+    pub(crate) fn count<S>(
+        self: Arc<Self>,
+        service: S,
+    ) -> impl Service<
+        Request,
+        Response = hyper::Response<Counted>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<hyper::Response<Counted>, Infallible>> + Send,
+    > + Clone
+    + Send
+    + 'static
+    where
+        S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        let streams = self;
+        service_fn(move |req: Request| {
+            let (stream, admitted) = streams.open();
+            let answer = admitted.then(|| service.call(req));
+            async move {
+                let response = match answer {
+                    Some(answer) => answer.await?,
+                    None => {
+                        tracing::warn!(peer = %stream.streams.peer, "refused a stream: too many connections");
+                        ApiError::TooManyConnections.into_response()
+                    }
+                };
+                Ok(response.map(|body| Counted {
+                    body,
+                    _stream: stream,
+                }))
+            }
+        })
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.streams.open.send_modify(|n| *n -= 1);
+    }
+}
+
+/// An answer's body, with the stream it is sent on.
+pub(crate) struct Counted {
+    body: crate::Body,
+    _stream: OpenStream,
+}
+
+impl Body for Counted {
+    type Data = <crate::Body as Body>::Data;
+    type Error = <crate::Body as Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
