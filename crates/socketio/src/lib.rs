@@ -66,6 +66,11 @@ pub struct SocketIoConfig {
     pub send_timeout: Duration,
     /// Packets queued per socket before it counts as not reading.
     pub max_buffer_size: usize,
+    /// What tungstenite reads from a WebSocket at a time, and so the read
+    /// buffer every WebSocket session keeps. A client sends only pongs,
+    /// joins and demo messages, and a larger message is still read whole,
+    /// in more reads; socketioxide's default is 4 KiB.
+    pub ws_read_buffer_size: usize,
 }
 
 impl Default for SocketIoConfig {
@@ -81,6 +86,9 @@ impl Default for SocketIoConfig {
             demo_burst: 20,
             send_timeout: Duration::from_secs(10),
             max_buffer_size: 256,
+            // 3.7 KB less per idle session than the default, measured with
+            // 3 000 clients (chapter 8).
+            ws_read_buffer_size: 512,
         }
     }
 }
@@ -170,7 +178,8 @@ impl SocketIo {
             .ping_interval(self.config.ping_interval)
             .ping_timeout(self.config.ping_timeout)
             .max_payload(self.config.max_payload)
-            .max_buffer_size(self.config.max_buffer_size);
+            .max_buffer_size(self.config.max_buffer_size)
+            .ws_read_buffer_size(self.config.ws_read_buffer_size);
         match self.hub.redis_location() {
             None => {
                 let (service, io) = builder.build_svc();

@@ -260,3 +260,49 @@ async fn the_demo_refuses_oversized_data_and_broadcasts_the_rest() {
     let response = session.until("42/test,[\"my response\"").await;
     assert_eq!(response, r#"42/test,["my response",{"data":"small"}]"#);
 }
+
+#[tokio::test]
+async fn a_websocket_message_larger_than_one_read_arrives_whole() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let data = "z".repeat(3000);
+    assert!(
+        SocketIoConfig::default().ws_read_buffer_size < data.len(),
+        "the message takes several reads"
+    );
+    let (server, _) = server().await;
+    let mut ws =
+        notify_test_support::ws_connect(&server.ws_url("/socket.io/?EIO=4&transport=websocket"))
+            .await
+            .unwrap();
+    // The next text frame that starts with `prefix`; pings answered.
+    async fn until(ws: &mut notify_test_support::WsClient, prefix: &str) -> String {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, ws.next())
+                .await
+                .expect("a frame within the test's patience")
+                .expect("the session stays open")
+                .unwrap();
+            let Message::Text(text) = frame else { continue };
+            if text.as_str() == "2" {
+                ws.send(Message::text("3")).await.unwrap();
+            } else if text.starts_with(prefix) {
+                return text.to_string();
+            }
+        }
+    }
+    until(&mut ws, "0").await;
+    ws.send(Message::text("40/test,")).await.unwrap();
+    until(&mut ws, "40/test,").await;
+    ws.send(Message::text(format!(
+        r#"42/test,["my broadcast event",{{"data":"{data}"}}]"#
+    )))
+    .await
+    .unwrap();
+    let response = until(&mut ws, r#"42/test,["my response""#).await;
+    assert_eq!(
+        response,
+        format!(r#"42/test,["my response",{{"data":"{data}"}}]"#)
+    );
+}
