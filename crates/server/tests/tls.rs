@@ -234,6 +234,43 @@ async fn h2(
     (sender, driving)
 }
 
+type Held = tokio::task::JoinHandle<hyper::Result<http::Response<hyper::body::Incoming>>>;
+
+/// `count` long polls from the start of the epoch, sent at once on `sender`.
+fn hold_long_polls(
+    server: &TestServer,
+    sender: &hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    count: usize,
+) -> Vec<Held> {
+    let epoch = server.hub().epoch().to_string();
+    (0..count)
+        .map(|_| {
+            let mut sender = sender.clone();
+            let request = get(
+                server,
+                &format!("/api/long-poll?after=0&epoch={epoch}&timeout=30"),
+            );
+            tokio::spawn(async move { sender.send_request(request).await })
+        })
+        .collect()
+}
+
+/// Each held poll's answer, which must be a 200.
+async fn answered(held: Vec<Held>) -> Vec<PollAnswer> {
+    let mut answers = Vec::new();
+    for poll in held {
+        let answer = tokio::time::timeout(PATIENCE, poll)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let body = answer.into_body().collect().await.unwrap().to_bytes();
+        answers.push(PollAnswer::parse(&body).unwrap());
+    }
+    answers
+}
+
 /// Reads until the server closes the connection.
 async fn closed_by_the_server(mut tls: TlsStream<tokio::net::TcpStream>) {
     use tokio::io::AsyncReadExt;
@@ -314,17 +351,7 @@ async fn http2_streams_past_the_cap_wait_for_a_free_one() {
         .await
         .unwrap();
     assert_eq!(poll.status(), 200);
-    let epoch = server.hub().epoch().to_string();
-    let held: Vec<_> = (0..3)
-        .map(|_| {
-            let mut sender = sender.clone();
-            let request = get(
-                &server,
-                &format!("/api/long-poll?after=0&epoch={epoch}&timeout=30"),
-            );
-            tokio::spawn(async move { sender.send_request(request).await })
-        })
-        .collect();
+    let held = hold_long_polls(&server, &sender, 3);
     eventually("two long polls are held", || {
         t.long_poll.tallies().open.get() == 2
     })
@@ -334,15 +361,7 @@ async fn http2_streams_past_the_cap_wait_for_a_free_one() {
     assert_eq!(t.long_poll.tallies().open.get(), 2, "at most two streams");
 
     let id = server.hub().publish("to all three").await.unwrap().id();
-    for poll in held {
-        let answer = tokio::time::timeout(PATIENCE, poll)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(answer.status(), 200);
-        let answer =
-            PollAnswer::parse(&answer.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    for answer in answered(held).await {
         assert_eq!(answer.notifications[0].id, id);
     }
 }
@@ -354,17 +373,7 @@ async fn each_open_http2_stream_counts_among_the_open_connections() {
     let (server, cert, t) = server_with(config).await;
     // The connection takes one slot, each held long poll one more.
     let (sender, _) = h2(&server, &cert).await;
-    let epoch = server.hub().epoch().to_string();
-    let held: Vec<_> = (0..2)
-        .map(|_| {
-            let mut sender = sender.clone();
-            let request = get(
-                &server,
-                &format!("/api/long-poll?after=0&epoch={epoch}&timeout=30"),
-            );
-            tokio::spawn(async move { sender.send_request(request).await })
-        })
-        .collect();
+    let held = hold_long_polls(&server, &sender, 2);
     eventually("two long polls are held", || {
         t.long_poll.tallies().open.get() == 2
     })
@@ -381,15 +390,7 @@ async fn each_open_http2_stream_counts_among_the_open_connections() {
     assert_eq!(body["error"], "too_many_connections");
 
     server.hub().publish("frees them").await.unwrap();
-    for poll in held {
-        let answer = tokio::time::timeout(PATIENCE, poll)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(answer.status(), 200);
-        answer.into_body().collect().await.unwrap();
-    }
+    answered(held).await;
     let health = sender
         .clone()
         .send_request(get(&server, "/healthz"))
