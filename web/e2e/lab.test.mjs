@@ -51,6 +51,7 @@ test("every pane shows a published notification and its counters move", async ()
   assert.match(exchange, /GET \/api\/ws/);
   assert.match(exchange, /HTTP\/1\.1 101 Switching Protocols/);
   assert.match(exchange, /sec-websocket-accept: /);
+  assert.match(exchange, /sec-websocket-protocol: notify\.v1/, "the subprotocol the client offered, echoed");
 
   // A pane's Wire holds its own exchanges only: the Auto pane's WebSocket
   // and the other panes' requests are not in it.
@@ -213,4 +214,31 @@ test("a server restart is explained in plain words, and ids start again at #1", 
     await page.close();
     await second.stop();
   }
+});
+
+test("a browser gets the WebSocket subprotocol it offers, and fails on one the server does not speak", async () => {
+  const page = await shared.browser.newPage();
+  await page.goto(shared.server.base);
+  const open = (protocols) =>
+    page.evaluate(
+      (protocols) =>
+        new Promise((resolve) => {
+          const ws = new WebSocket(`ws://${location.host}/api/ws`, protocols);
+          ws.onopen = () => {
+            resolve({ opened: true, protocol: ws.protocol });
+            ws.close();
+          };
+          ws.onclose = (event) => resolve({ opened: false, code: event.code });
+        }),
+      protocols,
+    );
+  assert.deepEqual(await open("notify.v1"), { opened: true, protocol: "notify.v1" });
+  assert.deepEqual(await open(["chat", "notify.v1"]), { opened: true, protocol: "notify.v1" });
+  assert.deepEqual(await open([]), { opened: true, protocol: "" }, "none offered, none needed");
+  assert.deepEqual(
+    await open("chat"),
+    { opened: false, code: 1006 },
+    "offered only chat: none echoed, the browser fails it",
+  );
+  await page.close();
 });

@@ -176,6 +176,14 @@ impl WebSocket {
     }
 }
 
+/// The WebSocket subprotocol this server speaks: the messages of
+/// `docs/protocol.md` in text frames. A client that offers it in
+/// `Sec-WebSocket-Protocol` gets it back in the `101`; a client that
+/// offers only others gets none, and a browser then fails the connection
+/// (RFC 6455 §4.1), as it should: the server does not speak them. A client
+/// that offers none is answered as always.
+pub const SUBPROTOCOL: &str = "notify.v1";
+
 /// Validates an upgrade request and builds the `101` answer (RFC 6455 §4.2).
 pub fn accept_handshake(
     headers: &HeaderMap,
@@ -212,7 +220,25 @@ pub fn accept_handshake(
         header::SEC_WEBSOCKET_ACCEPT,
         HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
     );
+    if offers_subprotocol(headers) {
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(SUBPROTOCOL),
+        );
+    }
     Ok(response)
+}
+
+/// Whether the client offered [`SUBPROTOCOL`] among the protocols of its
+/// `Sec-WebSocket-Protocol` headers. Protocol names are compared exactly:
+/// they are tokens, and case is part of the name.
+fn offers_subprotocol(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == SUBPROTOCOL)
 }
 
 /// Whether a comma-separated header contains `token`, ignoring case.
@@ -311,6 +337,30 @@ mod tests {
             response.headers()[header::SEC_WEBSOCKET_ACCEPT],
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
+    }
+
+    #[test]
+    fn the_subprotocol_is_echoed_only_when_offered() {
+        let offered = |protocols: Option<&str>| {
+            let mut h = upgrade_headers();
+            if let Some(p) = protocols {
+                h.insert(header::SEC_WEBSOCKET_PROTOCOL, p.parse().unwrap());
+            }
+            accept_handshake(&h, &[])
+                .unwrap()
+                .headers()
+                .get(header::SEC_WEBSOCKET_PROTOCOL)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(offered(None), None, "none offered, none chosen");
+        assert_eq!(offered(Some("notify.v1")).as_deref(), Some("notify.v1"));
+        assert_eq!(
+            offered(Some("chat, notify.v1")).as_deref(),
+            Some("notify.v1"),
+            "chosen from a list"
+        );
+        assert_eq!(offered(Some("chat")), None, "one it does not speak");
+        assert_eq!(offered(Some("Notify.V1")), None, "names are exact");
     }
 
     #[test]

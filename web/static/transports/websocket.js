@@ -8,11 +8,16 @@
 // `type` are notifications. If the socket closes unexpectedly, or stays
 // silent longer than the heartbeat allows (liveness.js), the client
 // reconnects with its cursor, so nothing published meanwhile is lost.
+// It offers the server's subprotocol, `notify.v1`, which the server
+// echoes: a server that did not speak it would not, and the browser would
+// then refuse the connection rather than misread its frames.
 
 import { Cursor, byteLength, queryWith } from "./cursor.js";
 import { LIVE_WITHIN_MS, Watchdog } from "./liveness.js";
 
 const MAX_BACKOFF_MS = 10_000;
+/** The WebSocket subprotocol of docs/protocol.md (`SUBPROTOCOL` in crates/websocket). */
+export const SUBPROTOCOL = "notify.v1";
 
 export class WebSocketClient {
   /**
@@ -54,7 +59,7 @@ export class WebSocketClient {
   #connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const query = queryWith(this.cursor, { ...this.params, heartbeat: this.heartbeat });
-    const socket = new WebSocket(`${scheme}://${location.host}${this.base}/api/ws?${query}`);
+    const socket = new WebSocket(`${scheme}://${location.host}${this.base}/api/ws?${query}`, SUBPROTOCOL);
     this.socket = socket;
     this.onEvent({ type: "request" });
     this.onEvent({ type: "status", state: "connecting", text: "handshake…" });
