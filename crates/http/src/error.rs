@@ -37,7 +37,9 @@ pub enum ApiError {
     RateLimited { retry_after: Duration },
     #[error("the server has too many connections; retry later")]
     TooManyConnections,
-    #[error("WebSocket connections from origin `{0}` are not allowed")]
+    #[error(
+        "pages from origin `{0}` may not use this server; start it with `--allow-origin {0}` to allow them"
+    )]
     OriginNotAllowed(String),
     #[error("no such path")]
     NotFound,

@@ -90,6 +90,9 @@ pub struct ServeConfig {
     /// open stream also holds a slot among the open connections
     /// (`streams.rs`).
     pub max_streams_per_connection: u32,
+    /// The origins whose pages may use the server besides its own
+    /// (`--allow-origin`).
+    pub origins: crate::Origins,
     /// Reverse proxies whose `X-Forwarded-For` is believed. A connection
     /// from one carries many clients: the per-address limit then counts the
     /// address the proxy forwarded (the last one in the header, which the
@@ -131,6 +134,7 @@ impl Default for ServeConfig {
             max_buf_size: MAX_BUF_SIZE,
             max_streams_per_connection: MAX_STREAMS_PER_CONNECTION,
             tls: None,
+            origins: crate::Origins::default(),
             trusted_proxies: Vec::new(),
         }
     }

@@ -74,6 +74,11 @@ pub struct CommonArgs {
     /// Key prefix in Redis: processes with the same prefix share a history.
     #[arg(long, default_value = "notify")]
     pub redis_prefix: String,
+    /// An origin whose pages may use the server besides its own, e.g.
+    /// `http://localhost:5000` (repeatable): CORS for its requests, and its
+    /// WebSocket handshakes accepted. Any other origin gets 403.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
     /// A reverse proxy (e.g. 127.0.0.1) whose `X-Forwarded-For` the
     /// per-address connection limit believes; repeat for several. Nobody
     /// else's is.
@@ -139,6 +144,7 @@ impl AppContext {
             max_connections_per_ip: args.max_connections_per_ip,
             max_streams_per_connection: args.max_streams_per_connection.max(1),
             trusted_proxies: args.trusted_proxy.clone(),
+            origins: crate::Origins::new(&args.allow_origin),
             ..ServeConfig::default()
         };
         Ok(AppContext::new(hub, token, limits, serve))
@@ -196,11 +202,31 @@ where
         let ctx = ctx.clone();
         let handle = handle.clone();
         Box::pin(async move {
-            if paths.contains(&req.uri().path()) {
+            let path = req.uri().path();
+            let ours = paths.contains(&path);
+            // Pages from another origin may use the transport and the
+            // publish API only if `--allow-origin` names theirs.
+            let mut cors = None;
+            if ours || path == crate::PUBLISH_PATH {
+                let authority = req.uri().authority().map(|a| a.as_str());
+                match ctx.serve.origins.check(req.headers(), authority) {
+                    Ok(None) => {}
+                    Ok(Some(origin)) if crate::is_preflight(req.method(), req.headers()) => {
+                        return crate::preflight(origin);
+                    }
+                    Ok(origin) => cors = origin,
+                    Err(refused) => return refused.into_response(),
+                }
+            }
+            let mut response = if ours {
                 handle(req).await.unwrap_or_else(ApiError::into_response)
             } else {
                 ctx.common(req).await
+            };
+            if let Some(origin) = cors {
+                crate::allow_cors(&mut response, origin);
             }
+            response
         }) as RouteFuture
     }
 }

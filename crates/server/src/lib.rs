@@ -50,6 +50,14 @@ pub struct TransportConfig {
     pub socketio: SocketIoConfig,
 }
 
+/// The plain versions' paths: transports too, though the lab and the wire
+/// view know only the tuned ones.
+const PLAIN_PATHS: [&str; 3] = [
+    notify_long_poll::PLAIN_PATH,
+    notify_websocket::PLAIN_PATH,
+    notify_sse::PLAIN_PATH,
+];
+
 /// The name the wire view, the request counter and `/metrics` give the
 /// publish endpoint.
 pub const PUBLISH: &str = "publish";
@@ -132,11 +140,12 @@ impl Transports {
 /// Builds every transport on `ctx` and the router that serves them.
 pub fn router(
     ctx: &AppContext,
-    config: TransportConfig,
+    mut config: TransportConfig,
 ) -> (
     Transports,
     impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<>,
 ) {
+    config.websocket.origins = ctx.serve.origins.clone();
     let plain = Plain {
         long_poll: PlainLongPoll {
             hub: ctx.hub.clone(),
@@ -174,24 +183,41 @@ pub fn router(
     });
     let router = move |req: Request| -> RouteFuture {
         let t = &shared.t;
-        let exchange = match Exchange::begin(t, &req) {
+        let mut exchange = match Exchange::begin(t, &req) {
             Ok(exchange) => exchange,
             Err(refused) => return Box::pin(std::future::ready(refused.into_response())),
         };
+        // A page from another origin may use the transports and the
+        // publish API only if `--allow-origin` names it.
+        if exchange.recorded.is_some() || PLAIN_PATHS.contains(&req.uri().path()) {
+            let authority = req.uri().authority().map(|a| a.as_str());
+            match shared.ctx.serve.origins.check(req.headers(), authority) {
+                Ok(None) => {}
+                Ok(Some(origin)) if notify_http::is_preflight(req.method(), req.headers()) => {
+                    return Box::pin(std::future::ready(notify_http::preflight(origin)));
+                }
+                Ok(Some(origin)) => exchange.cors = Some(Box::new(origin)),
+                Err(refused) => {
+                    let response = refused.into_response();
+                    exchange.end(t, &response);
+                    return Box::pin(std::future::ready(response));
+                }
+            }
+        }
         // Each kind of answer is its own future: one answered at once holds
         // nothing, and a held long poll holds only what waiting needs (its
         // exchange to file, and the held poll), not the request nor room
         // for any other handler's state.
         match route(&shared, req) {
-            Route::Ready(response) => {
-                exchange.end(t, &response);
+            Route::Ready(mut response) => {
+                exchange.end_mut(t, &mut response);
                 Box::pin(std::future::ready(response))
             }
             Route::Wait(answer) => {
                 let shared = shared.clone();
                 Box::pin(async move {
-                    let response = answer.await;
-                    exchange.end(&shared.t, &response);
+                    let mut response = answer.await;
+                    exchange.end_mut(&shared.t, &mut response);
                     response
                 })
             }
@@ -199,8 +225,8 @@ pub fn router(
             // poll twice, once as taken and once inside the future it awaits.
             Route::Held(held) => {
                 let shared = shared.clone();
-                Box::pin(held.answer().map(move |response| {
-                    exchange.end(&shared.t, &response);
+                Box::pin(held.answer().map(move |mut response| {
+                    exchange.end_mut(&shared.t, &mut response);
                     response
                 }))
             }
@@ -236,6 +262,9 @@ struct Exchange {
     /// its exchange for the whole wait.
     tag: Option<Box<LabTag>>,
     tap: Option<Arc<Tap>>,
+    /// The foreign origin `--allow-origin` lets read the answer. Boxed: a
+    /// held long poll keeps its exchange, and nearly no request has one.
+    cors: Option<Box<http::HeaderValue>>,
 }
 
 impl Exchange {
@@ -264,7 +293,16 @@ impl Exchange {
             recorded,
             tag: tag.map(Box::new),
             tap,
+            cors: None,
         })
+    }
+
+    /// Lets an allowed foreign origin read the answer, then [`Exchange::end`].
+    fn end_mut(mut self, t: &Transports, response: &mut Response) {
+        if let Some(origin) = self.cors.take() {
+            notify_http::allow_cors(response, *origin);
+        }
+        self.end(t, response);
     }
 
     /// Counts the request and records the exchange.

@@ -2,7 +2,6 @@
 
 use clap::Parser;
 use notify_server::TransportConfig;
-use notify_websocket::WsConfig;
 
 /// Thousands of connections come and go: jemalloc, with its background
 /// thread, hands the memory they freed back to the system after a second
@@ -20,22 +19,12 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 struct Args {
     #[command(flatten)]
     common: notify_http::CommonArgs,
-    /// An origin allowed to open WebSockets besides the server's own
-    /// (repeatable), e.g. `http://localhost:3000`.
-    #[arg(long = "allow-origin")]
-    allow_origins: Vec<String>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = TransportConfig {
-        websocket: WsConfig {
-            allowed_origins: args.allow_origins,
-            ..WsConfig::default()
-        },
-        ..TransportConfig::default()
-    };
+    let config = TransportConfig::default();
     notify_http::run("notify-server", args.common, |ctx| {
         // Here, once logging is set up, so that a failure is seen.
         #[cfg(not(target_env = "msvc"))]

@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use notify_http::{
-    ApiError, AppContext, DropReason, Query, Request, Response, RouteFuture, Shutdown, Tallies,
-    allow, reply, single_transport,
+    ApiError, AppContext, DropReason, Origins, Query, Request, Response, RouteFuture, Shutdown,
+    Tallies, allow, reply, single_transport,
 };
 use notify_hub::Hub;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -57,9 +57,11 @@ pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct WsConfig {
     /// Origins allowed besides the server's own (`Origin` equal to the
-    /// request's `Host`). Requests without `Origin` (non-browser clients)
-    /// are allowed: the check protects browsers' cookies, not the endpoint.
-    pub allowed_origins: Vec<String>,
+    /// request's `Host`): the server's `--allow-origin` list, which the
+    /// routers copy here from [`notify_http::ServeConfig::origins`].
+    /// Requests without `Origin` (non-browser clients) are allowed: the
+    /// check protects browsers' cookies, not the endpoint.
+    pub origins: Origins,
     /// Time between server pings; a client that misses two is dropped.
     pub ping_interval: Duration,
     /// Longest a single frame may wait to be written; a client slower than
@@ -70,7 +72,7 @@ pub struct WsConfig {
 impl Default for WsConfig {
     fn default() -> Self {
         WsConfig {
-            allowed_origins: Vec::new(),
+            origins: Origins::default(),
             ping_interval: Duration::from_secs(20),
             send_timeout: Duration::from_secs(10),
         }
@@ -158,7 +160,7 @@ impl WebSocket {
     pub fn handle(&self, mut req: Request) -> Result<Response, ApiError> {
         let shared = &self.shared;
         allow(&req, &Method::GET, "GET")?;
-        let response = accept_handshake(req.headers(), &shared.config.allowed_origins)?;
+        let response = accept_handshake(req.headers(), &shared.config.origins)?;
         let query = Query::from_uri(req.uri());
         let cursor = query.cursor()?;
         let heartbeat = query.heartbeat()?;
@@ -185,10 +187,7 @@ impl WebSocket {
 pub const SUBPROTOCOL: &str = "notify.v1";
 
 /// Validates an upgrade request and builds the `101` answer (RFC 6455 §4.2).
-pub fn accept_handshake(
-    headers: &HeaderMap,
-    allowed_origins: &[String],
-) -> Result<Response, ApiError> {
+pub fn accept_handshake(headers: &HeaderMap, origins: &Origins) -> Result<Response, ApiError> {
     if !header_has_token(headers, header::UPGRADE, "websocket") {
         return Err(ApiError::BadUpgrade("expected `Upgrade: websocket`"));
     }
@@ -208,7 +207,9 @@ pub fn accept_handshake(
         .ok_or(ApiError::BadUpgrade(
             "expected `Sec-WebSocket-Key`: 16 random bytes in base64",
         ))?;
-    check_origin(headers, allowed_origins)?;
+    // A browser sends its page's origin; WebSockets have no CORS, so this
+    // is the only check (`notify_http::Origins`).
+    origins.check(headers, None)?;
 
     let accept = derive_accept_key(key.as_bytes());
     let mut response = hyper::Response::new(reply::full(""));
@@ -260,39 +261,16 @@ fn is_websocket_key(key: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
-fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().unwrap_or("").trim_end_matches('/');
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let same_origin = !host.is_empty()
-        && origin.split_once("://").is_some_and(|(scheme, rest)| {
-            matches!(scheme, "http" | "https") && rest.eq_ignore_ascii_case(host)
-        });
-    if same_origin
-        || allowed
-            .iter()
-            .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
-    {
-        Ok(())
-    } else {
-        Err(ApiError::OriginNotAllowed(origin.to_owned()))
-    }
-}
-
 /// The router of the WebSocket server run alone: the tuned transport at
 /// [`PATH`], its plain version at [`PLAIN_PATH`].
 pub fn standalone(
     ctx: &AppContext,
-    config: WsConfig,
+    mut config: WsConfig,
 ) -> (
     WebSocket,
     impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<>,
 ) {
+    config.origins = ctx.serve.origins.clone();
     let plain = PlainWebSocket {
         hub: ctx.hub.clone(),
         shutdown: ctx.shutdown.clone(),
@@ -331,7 +309,7 @@ mod tests {
 
     #[test]
     fn accept_key_is_the_rfc_6455_example() {
-        let response = accept_handshake(&upgrade_headers(), &[]).unwrap();
+        let response = accept_handshake(&upgrade_headers(), &Origins::default()).unwrap();
         assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
         assert_eq!(
             response.headers()[header::SEC_WEBSOCKET_ACCEPT],
@@ -346,7 +324,7 @@ mod tests {
             if let Some(p) = protocols {
                 h.insert(header::SEC_WEBSOCKET_PROTOCOL, p.parse().unwrap());
             }
-            accept_handshake(&h, &[])
+            accept_handshake(&h, &Origins::default())
                 .unwrap()
                 .headers()
                 .get(header::SEC_WEBSOCKET_PROTOCOL)
@@ -367,19 +345,22 @@ mod tests {
     fn origins() {
         let mut h = upgrade_headers();
         h.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
-        assert!(accept_handshake(&h, &[]).is_ok(), "same origin");
+        assert!(
+            accept_handshake(&h, &Origins::default()).is_ok(),
+            "same origin"
+        );
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
         assert!(matches!(
-            accept_handshake(&h, &[]),
+            accept_handshake(&h, &Origins::default()),
             Err(ApiError::OriginNotAllowed(_))
         ));
         assert!(
-            accept_handshake(&h, &["https://evil.example/".into()]).is_ok(),
+            accept_handshake(&h, &Origins::new(&["https://evil.example/".into()])).is_ok(),
             "allow-listed"
         );
         h.insert(header::ORIGIN, "null".parse().unwrap());
         assert!(
-            accept_handshake(&h, &[]).is_err(),
+            accept_handshake(&h, &Origins::default()).is_err(),
             "opaque origins are foreign"
         );
     }

@@ -186,14 +186,9 @@ async fn a_handshake_without_upgrade_headers_is_refused_with_400() {
 
 #[tokio::test]
 async fn a_foreign_origin_is_refused_with_403_and_an_allowed_one_accepted() {
-    let (server, _) = server_with(
-        TestConfig::default(),
-        WsConfig {
-            allowed_origins: vec!["http://trusted.test".into()],
-            ..WsConfig::default()
-        },
-    )
-    .await;
+    let mut config = TestConfig::default();
+    config.serve.origins = notify_http::Origins::new(&["http://trusted.test".into()]);
+    let (server, _) = server_with(config, WsConfig::default()).await;
     let foreign = raw_http(
         server.addr,
         &upgrade_request(&[("Origin", "http://evil.test")], ""),
