@@ -1,6 +1,7 @@
-// A client that picks the best transport that works, as socket.io, SignalR
-// and Centrifugo do: WebSocket, then Server-Sent Events, then long polling,
-// then short polling. All of them share one cursor, so a switch neither
+// A client that picks the best transport that works, as SignalR and
+// Centrifugo do: WebSocket, then Server-Sent Events, then long polling, then
+// short polling. (socket.io goes the other way: it starts with long polling
+// and upgrades; chapter 8 says why.) All of them share one cursor, so a switch neither
 // loses nor repeats a notification.
 //
 // A transport that fails before it is live is skipped for the next one; a
