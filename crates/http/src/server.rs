@@ -8,10 +8,13 @@
 //! and streams see the token and answer or close, and [`Shutdown::drain`]
 //! waits for the tracker to empty.
 //!
-//! Two protections live here because they concern the socket, not a route:
+//! The protections that concern the socket, not a route, live here:
 //! hyper's header read timeout (it needs a timer, or it is silently off), so a
-//! silent or slowloris client is disconnected; and a cap on open connections,
-//! past which a connection is answered `503` and closed.
+//! silent or slowloris client is disconnected; a cap on open connections,
+//! past which a connection is answered `503` and closed; and their HTTP/2
+//! counterparts (`http2_builder`, and [`Streams`] for the idle connection
+//! and each stream's slot), since one HTTP/2 connection carries many
+//! requests and waits for the next in silence.
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
