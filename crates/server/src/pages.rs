@@ -148,6 +148,7 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
     asset!("transports/socketio.js", JS),
     asset!("seed.js", JS),
     asset!("vendor/socket.io.esm.min.js", JS),
+    asset!("vendor/socket.io-1.3.5.js", JS),
 ];
 
 /// Browsers refuse to run an ES module served with another type.

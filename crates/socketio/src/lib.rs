@@ -28,6 +28,7 @@
 
 pub mod demo;
 pub mod notifications;
+mod v1;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -95,7 +96,11 @@ impl Default for SocketIoConfig {
 
 /// One request in, one answer out, whatever adapter the service was built
 /// with.
-type Serve = Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send + Sync>;
+type Serve = Arc<
+    dyn Fn(http::Request<v1::SioBody>) -> Pin<Box<dyn Future<Output = Response> + Send>>
+        + Send
+        + Sync,
+>;
 /// Closes every session, for shutdown.
 type Close = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
@@ -160,10 +165,21 @@ impl SocketIo {
     /// Answers a request under [`PATH`]: Engine.IO polling, a WebSocket
     /// upgrade, or the protocol's error for a bad one.
     pub async fn handle(&self, req: Request) -> Response {
-        match self.built().await {
-            Ok(built) => (built.serve)(req).await,
-            Err(err) => ApiError::BackendUnavailable(err.to_string()).into_response(),
+        let built = match self.built().await {
+            Ok(built) => built,
+            Err(err) => return ApiError::BackendUnavailable(err.to_string()).into_response(),
+        };
+        if !v1::speaks_v1(req.uri()) {
+            return (built.serve)(req.map(http_body_util::Either::Left)).await;
         }
+        // A socket.io 1.x client polling: its framing is translated
+        // (`v1.rs`), everything else is socketioxide's.
+        let method = req.method().clone();
+        let req = match v1::request(req, self.config.max_payload).await {
+            Ok(req) => req,
+            Err(refused) => return refused,
+        };
+        v1::response(&method, (built.serve)(req).await).await
     }
 
     /// The service, built now if it was not (a Redis that was down at
@@ -232,15 +248,18 @@ impl SocketIo {
 /// (`Infallible`), so it becomes this server's body as it is.
 fn erase<S, B>(service: S) -> Serve
 where
-    S: hyper::service::Service<Request, Response = http::Response<B>, Error = Infallible>
-        + Send
+    S: hyper::service::Service<
+            http::Request<v1::SioBody>,
+            Response = http::Response<B>,
+            Error = Infallible,
+        > + Send
         + Sync
         + 'static,
     S::Future: Send + 'static,
     B: hyper::body::Body<Data = bytes::Bytes, Error = Infallible> + Send + 'static,
 {
     let service = Arc::new(service);
-    Arc::new(move |req: Request| {
+    Arc::new(move |req: http::Request<v1::SioBody>| {
         let answer = hyper::service::Service::call(&*service, req);
         Box::pin(async move {
             match answer.await {

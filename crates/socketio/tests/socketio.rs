@@ -306,3 +306,42 @@ async fn a_websocket_message_larger_than_one_read_arrives_whole() {
         format!(r#"42/test,["my response",{{"data":"{data}"}}]"#)
     );
 }
+
+#[tokio::test]
+async fn a_1x_client_gets_binary_payloads_and_a_2x_client_text() {
+    let (server, _) = server().await;
+    // engine.io-client 1.5 stamps `t=<ms>-<n>`; 2.x sends a yeast id.
+    let v1 = server
+        .http
+        .get(server.url("/socket.io/?EIO=3&transport=polling&t=1432039348765-0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v1.status(), 200);
+    assert_eq!(v1.headers()["content-type"], "application/octet-stream");
+    let body = v1.bytes().await.unwrap();
+    let separator = body.iter().position(|&b| b == 0xFF).unwrap();
+    assert_eq!(body[0], 0x00, "a string packet");
+    let digits: String = body[1..separator]
+        .iter()
+        .map(|d| char::from(b'0' + d))
+        .collect();
+    let packet = std::str::from_utf8(&body[separator + 1..]).unwrap();
+    assert_eq!(digits.parse::<usize>().unwrap(), packet.len());
+    assert!(packet.starts_with(r#"0{"sid":""#), "{packet}");
+
+    let v2 = server
+        .http
+        .get(server.url("/socket.io/?EIO=3&transport=polling&t=MhQ9ZcR"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        v2.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = v2.text().await.unwrap();
+    assert!(text.contains(r#":0{"sid":""#), "{text}");
+}

@@ -1,0 +1,65 @@
+// The socket.io 1.3.5 client of the original write-up, vendored, in
+// headless Chromium against this server: it connects over its default
+// transports (polling, then the upgrade), WebSocket only and polling only;
+// two tabs on /test each get `my response` when one emits, Chinese text
+// both ways; and a site-wide notification reaches it on `/`.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { publish, serverAndBrowser } from "./support.mjs";
+
+const shared = serverAndBrowser();
+
+/** A tab with the 1.3.5 client loaded, as the write-up's page loads it. */
+async function tab() {
+  const page = await shared.browser.newPage();
+  await page.goto(new URL("/admin", shared.server.base).href);
+  await page.addScriptTag({ url: "/static/vendor/socket.io-1.3.5.js" });
+  return page;
+}
+
+/** Connects to `namespace` with `options`; resolves the transport once connected. */
+function connect(page, namespace, options) {
+  return page.evaluate(
+    ([namespace, options]) =>
+      new Promise((resolve, reject) => {
+        const url = `http://${document.domain}:${location.port}${namespace}`;
+        window.socket = io.connect(url, { ...options, forceNew: true });
+        window.received = [];
+        window.socket.on("my response", (msg) => window.received.push(msg.data));
+        window.socket.on("notification", (n) => window.received.push(n.text));
+        window.socket.on("connect", () => setTimeout(() => resolve(window.socket.io.engine.transport.name), 500));
+        window.socket.on("connect_error", (err) => reject(new Error(`connect_error: ${err}`)));
+      }),
+    [namespace, options],
+  );
+}
+
+const received = (page, text) =>
+  page.waitForFunction((text) => window.received.includes(text), text, { timeout: 10_000 });
+
+for (const [name, options, transport] of [
+  ["its default transports, upgraded to WebSocket", {}, "websocket"],
+  ["WebSocket only", { transports: ["websocket"] }, "websocket"],
+  ["polling only", { transports: ["polling"] }, "polling"],
+]) {
+  test(`the 1.3.5 client on /test over ${name}: both tabs get my response, Chinese both ways`, async () => {
+    const [a, b] = [await tab(), await tab()];
+    assert.equal(await connect(a, "/test", options), transport);
+    assert.equal(await connect(b, "/test", options), transport);
+    const text = `你好，世界 (${transport})`;
+    await a.evaluate((text) => window.socket.emit("my broadcast event", { data: text }), text);
+    await received(a, text);
+    await received(b, text);
+    await a.close();
+    await b.close();
+  });
+}
+
+test("the 1.3.5 client on / gets a site-wide notification", async () => {
+  const page = await tab();
+  await connect(page, "/", {});
+  await publish(shared.server.base, "维护时间：22:00");
+  await received(page, "维护时间：22:00");
+  await page.close();
+});
