@@ -169,17 +169,13 @@ impl SocketIo {
             Ok(built) => built,
             Err(err) => return ApiError::BackendUnavailable(err.to_string()).into_response(),
         };
-        if !v1::speaks_v1(req.uri()) {
-            return (built.serve)(req.map(http_body_util::Either::Left)).await;
+        if v1::speaks_v1(req.uri()) {
+            // A socket.io 1.x client polling: its framing is translated
+            // (`v1.rs`), everything else is socketioxide's. Boxed, so that
+            // every other request's future has no room for it.
+            return Box::pin(v1::serve(&built.serve, req, self.config.max_payload)).await;
         }
-        // A socket.io 1.x client polling: its framing is translated
-        // (`v1.rs`), everything else is socketioxide's.
-        let method = req.method().clone();
-        let req = match v1::request(req, self.config.max_payload).await {
-            Ok(req) => req,
-            Err(refused) => return refused,
-        };
-        v1::response(&method, (built.serve)(req).await).await
+        (built.serve)(req.map(http_body_util::Either::Left)).await
     }
 
     /// The service, built now if it was not (a Redis that was down at

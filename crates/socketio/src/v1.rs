@@ -59,6 +59,15 @@ pub(crate) fn speaks_v1(uri: &Uri) -> bool {
     eio3 && polling && !b64 && stamped
 }
 
+/// Serves a 1.x client's polling request through socketioxide's `serve`.
+pub(crate) async fn serve(serve: &crate::Serve, req: Request, max_payload: u64) -> Response {
+    let method = req.method().clone();
+    match request(req, max_payload).await {
+        Ok(req) => response(&method, serve(req).await).await,
+        Err(refused) => refused,
+    }
+}
+
 /// The request as socketioxide reads it: a 1.x `POST` body decoded and
 /// re-framed as today's v3 text payload, bounded by `max_payload`.
 pub(crate) async fn request(
