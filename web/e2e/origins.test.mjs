@@ -3,7 +3,9 @@
 // port of its own, it polls, publishes, streams, opens a WebSocket and
 // connects with the official socket.io client to the notification server.
 // Without --allow-origin every one of them fails in the browser; with the
-// page's origin allowed, every one works.
+// page's origin allowed, every one works. So does the write-up's own page
+// shape: the socket.io 1.3.5 client loaded from the notification server (as
+// the write-up loaded it from a CDN), joining /test on the other origin.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -53,13 +55,33 @@ window.tryAll = async (base, token) => {
 };
 </script>`;
 
+/** The write-up's page shape: the 1.3.5 client from the server, `/test` on it. */
+const V1_PAGE = (server) => `<!doctype html>
+<meta charset="utf-8">
+<title>The write-up's page</title>
+<script src="${server}static/vendor/socket.io-1.3.5.js"></script>
+<script>
+window.tryDemo = (server) => new Promise((done) => {
+  if (typeof io === "undefined") return done("no client");
+  const socket = io.connect(server + "test", { reconnection: false });
+  socket.on("connect", () => socket.emit("my broadcast event", { data: "你好" }));
+  socket.on("my response", (msg) => { socket.disconnect(); done(msg.data); });
+  socket.on("connect_error", () => { socket.disconnect(); done("failed"); });
+  setTimeout(() => done("timed out"), 8000);
+});
+</script>`;
+
 const shared = { page: null, origin: null, browser: null };
 
 before(async () => {
   const port = await freePort();
   shared.page = createServer((req, res) => {
-    if (req.url === "/socket.io.min.js") {
+    const url = new URL(req.url, "http://page.invalid");
+    if (url.pathname === "/socket.io.min.js") {
       res.writeHead(200, { "content-type": "text/javascript" }).end(SOCKET_IO);
+    } else if (url.pathname === "/v1") {
+      const server = url.searchParams.get("server");
+      res.writeHead(200, { "content-type": "text/html" }).end(V1_PAGE(server));
     } else {
       res.writeHead(200, { "content-type": "text/html" }).end(PAGE);
     }
@@ -78,6 +100,8 @@ async function fromThePage(server) {
   const page = await shared.browser.newPage();
   await page.goto(shared.origin);
   const results = await page.evaluate(([base, token]) => window.tryAll(base, token), [server.base, TOKEN]);
+  await page.goto(`${shared.origin}/v1?server=${encodeURIComponent(server.base)}`);
+  results.socketioV1 = await page.evaluate((base) => window.tryDemo(base), server.base);
   await page.close();
   return results;
 }
@@ -91,6 +115,7 @@ test("a page from another origin can use nothing without --allow-origin", async 
       sse: "failed",
       websocket: "failed",
       socketio: "failed",
+      socketioV1: "failed",
     });
   } finally {
     await server.stop();
@@ -106,6 +131,7 @@ test("with --allow-origin for its origin, it polls, publishes, streams and conne
       sse: "hello",
       websocket: "hello",
       socketio: "hello",
+      socketioV1: "你好",
     });
   } finally {
     await server.stop();

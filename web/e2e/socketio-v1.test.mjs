@@ -63,3 +63,24 @@ test("the 1.3.5 client on / gets a site-wide notification", async () => {
   await received(page, "维护时间：22:00");
   await page.close();
 });
+
+test("the demo page on the 1.3.5 client: a broadcast from one tab reaches both", async () => {
+  const open = async () => {
+    const page = await shared.browser.newPage();
+    const errors = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    await page.goto(new URL("/seed?client=1.3.5", shared.server.base).href);
+    assert.equal(await page.locator("[data-role=client]").textContent(), "1.3.5");
+    await page.locator("[data-role=transport]", { hasText: "websocket" }).waitFor();
+    return { page, errors };
+  };
+  const [a, b] = [await open(), await open()];
+  await a.page.fill("input[name=data]", "来自 2015 的问候");
+  await a.page.click("button[type=submit]");
+  for (const { page } of [a, b]) {
+    await page.locator("[data-role=log] li", { hasText: "Received: 来自 2015 的问候" }).waitFor();
+  }
+  assert.deepEqual([...a.errors, ...b.errors], []);
+  await a.page.close();
+  await b.page.close();
+});

@@ -1,10 +1,14 @@
 // The original demo's page: join `/test`, emit `my broadcast event` with
 // {data} from the form, log every `my response` — and, as the original
 // page did, say which transport the library is on as it upgrades.
+//
+// With `?client=1.3.5` the page has loaded the write-up's own client, a
+// classic script that defines `io`, and connects as the write-up's page
+// does (`io.connect(origin + namespace)`); otherwise it imports today's
+// client.
 
-import { io } from "./vendor/socket.io.esm.min.js";
-
-const socket = io("/test");
+const io = globalThis.io ?? (await import("./vendor/socket.io.esm.min.js")).io;
+const socket = globalThis.io ? io.connect(`${location.protocol}//${location.host}/test`) : io("/test");
 const log = document.querySelector("[data-role=log]");
 const transport = document.querySelector("[data-role=transport]");
 

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use askama::Template;
 use http::{HeaderValue, Method, StatusCode, header};
-use notify_http::{ApiError, Request, Response, allow, reply};
+use notify_http::{ApiError, Query, Request, Response, allow, reply};
 use notify_hub::Hub;
 
 /// One pane of the lab: a transport, where its code lives on each side.
@@ -87,6 +87,9 @@ struct SeedPage<'a> {
     epoch: &'a str,
     backend: &'static str,
     process: &'a str,
+    /// The socket.io client the page runs: today's (`4.8.4`), or the
+    /// write-up's (`1.3.5`) with `?client=1.3.5`.
+    client: &'static str,
 }
 
 #[derive(Template)]
@@ -188,11 +191,16 @@ pub fn admin(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
 pub fn seed(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
     allow(req, &Method::GET, "GET")?;
     let process = process(req);
+    let client = match Query::from_uri(req.uri()).get("client") {
+        Some("1.3.5") => "1.3.5",
+        _ => "4.8.4",
+    };
     let page = SeedPage {
         page: "seed",
         epoch: hub.epoch().as_str(),
         backend: backend(hub),
         process: &process,
+        client,
     };
     html(page.render())
 }
