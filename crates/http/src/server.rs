@@ -12,7 +12,7 @@
 //! hyper's header read timeout (it needs a timer, or it is silently off), so a
 //! silent or slowloris client is disconnected; a cap on open connections,
 //! past which a connection is answered `503` and closed; and their HTTP/2
-//! counterparts (`http2_builder`, and [`Streams`] for the idle connection
+//! counterparts (`streams.rs`: hyper's HTTP/2 settings, the idle connection
 //! and each stream's slot), since one HTTP/2 connection carries many
 //! requests and waits for the next in silence.
 
@@ -28,15 +28,15 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::{HttpService, Service, service_fn};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
 use crate::admission::{Admission, Admitted, forwarded_for};
 use crate::error::ApiError;
 use crate::shutdown::{Shutdown, ShutdownWatch};
-use crate::streams::Streams;
-use crate::tap::{Cut, Tap, Tapped};
+use crate::streams::{Streams, http2_builder};
+use crate::tap::{Tap, Tapped};
 use crate::tls::Tls;
 use crate::{Request, Response};
 
@@ -111,22 +111,6 @@ pub const MAX_BUF_SIZE: usize = 64 * 1024;
 /// [`ServeConfig::max_streams_per_connection`] by default: what nginx
 /// allows, and far above what a page opens (a lab tab holds a few streams).
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 128;
-
-/// HTTP/2 keep-alive: a PING this often on a connection, which is closed if
-/// its answer does not come within the same time; as WebSocket pings find
-/// dead connections that TCP alone would keep.
-const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
-
-/// HTTP/2 receive windows: what a client may send before the server has
-/// read it, per stream and per connection. The server reads only small
-/// bodies (a publish is at most a few tens of KiB); hyper's default is
-/// 1 MiB for each.
-const H2_STREAM_WINDOW: u32 = 64 * 1024;
-const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
-
-/// How long an idle HTTP/2 connection has to take its `GOAWAY` and close
-/// before its socket is cut: one that never sent its preface cannot.
-const H2_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -220,7 +204,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// each kind its own `graceful_shutdown` (and hyper-util's trait for it
 /// leaves out HTTP/1.1 with upgrades), so the two kinds served here are
 /// named in one small trait, and [`drive`] serves them all.
-trait Graceful: Future<Output = Result<(), hyper::Error>> {
+pub(crate) trait Graceful: Future<Output = Result<(), hyper::Error>> {
     fn graceful_shutdown(self: Pin<&mut Self>);
 }
 
@@ -248,36 +232,6 @@ where
 {
     fn graceful_shutdown(self: Pin<&mut Self>) {
         http2::Connection::graceful_shutdown(self)
-    }
-}
-
-/// An HTTP/2 connection that asks itself to finish once it is idle
-/// ([`Streams::idle`]). The idle watch lives with the connection, so the
-/// connections that cannot be idle (HTTP/1.1's) carry nothing for it.
-struct ClosesWhenIdle<C> {
-    conn: Pin<Box<C>>,
-    /// `None` once it has fired.
-    idle: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
-}
-
-impl<C: Graceful> Future for ClosesWhenIdle<C> {
-    type Output = Result<(), hyper::Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        if let Some(idle) = &mut this.idle
-            && idle.as_mut().poll(cx).is_ready()
-        {
-            this.idle = None;
-            this.conn.as_mut().graceful_shutdown();
-        }
-        this.conn.as_mut().poll(cx)
-    }
-}
-
-impl<C: Graceful> Graceful for ClosesWhenIdle<C> {
-    fn graceful_shutdown(mut self: Pin<&mut Self>) {
-        self.conn.as_mut().graceful_shutdown();
     }
 }
 
@@ -329,23 +283,6 @@ fn http1_builder(config: &ServeConfig, full: bool) -> http1::Builder {
         .header_read_timeout(config.header_read_timeout)
         .max_buf_size(config.max_buf_size)
         .keep_alive(!full);
-    builder
-}
-
-/// HTTP/2's bounds, named like HTTP/1.1's: the cap on streams, keep-alive
-/// pings, the per-stream send buffer and header size at the connection
-/// buffer cap, and small receive windows.
-fn http2_builder(config: &ServeConfig) -> http2::Builder<TokioExecutor> {
-    let mut builder = http2::Builder::new(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(config.max_streams_per_connection)
-        .keep_alive_interval(H2_KEEP_ALIVE)
-        .keep_alive_timeout(H2_KEEP_ALIVE)
-        .max_send_buf_size(config.max_buf_size)
-        .max_header_list_size(u32::try_from(config.max_buf_size).unwrap_or(u32::MAX))
-        .initial_stream_window_size(H2_STREAM_WINDOW)
-        .initial_connection_window_size(H2_CONNECTION_WINDOW);
     builder
 }
 
@@ -489,21 +426,7 @@ where
         let streams = Streams::new(listening.admission.clone(), peer.ip(), proxy);
         let conn = http2_builder(config)
             .serve_connection(TokioIo::new(stream), streams.clone().count(service));
-        let spell = config.header_read_timeout;
-        let tap = kill.clone();
-        let idle = async move {
-            streams.idle(spell).await;
-            // A connection that never sent its preface cannot take a
-            // GOAWAY: its socket is cut after a grace.
-            tokio::spawn(async move {
-                tokio::time::sleep(H2_CLOSE_GRACE).await;
-                tap.cut(Cut::Drop);
-            });
-        };
-        let conn = ClosesWhenIdle {
-            conn: Box::pin(conn),
-            idle: Some(Box::pin(idle)),
-        };
+        let conn = streams.closes_when_idle(conn, config.header_read_timeout, kill.clone());
         drive(Box::pin(conn), shutdown, kill).await
     } else {
         let conn = http1_builder(config, full)

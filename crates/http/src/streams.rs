@@ -14,8 +14,9 @@
 //!   then sent nothing, not even the preface) or from its last stream's
 //!   end.
 //!
-//! The rest is hyper's, set in `server.rs`: the cap on concurrent streams,
-//! keep-alive pings, the per-stream send buffer and the receive windows.
+//! The rest is hyper's, set in [`http2_builder`]: the cap on concurrent
+//! streams, keep-alive pings, the per-stream send buffer and the receive
+//! windows.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,12 +27,49 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::{Body, Frame, SizeHint};
+use hyper::server::conn::http2;
 use hyper::service::{Service, service_fn};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::watch;
 
 use crate::admission::{Admission, ConnectionSlot};
 use crate::error::ApiError;
-use crate::{Request, Response};
+use crate::server::Graceful;
+use crate::tap::{Cut, Tap};
+use crate::{Request, Response, ServeConfig};
+
+/// HTTP/2 keep-alive: a PING this often on a connection, which is closed if
+/// its answer does not come within the same time; as WebSocket pings find
+/// dead connections that TCP alone would keep.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
+
+/// HTTP/2 receive windows: what a client may send before the server has
+/// read it, per stream and per connection. The server reads only small
+/// bodies (a publish is at most a few tens of KiB); hyper's default is
+/// 1 MiB for each.
+const H2_STREAM_WINDOW: u32 = 64 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
+
+/// How long an idle HTTP/2 connection has to take its `GOAWAY` and close
+/// before its socket is cut: one that never sent its preface cannot.
+const H2_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// HTTP/2's bounds, named like HTTP/1.1's: the cap on streams, keep-alive
+/// pings, the per-stream send buffer and header size at the connection
+/// buffer cap, and small receive windows.
+pub(crate) fn http2_builder(config: &ServeConfig) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.max_streams_per_connection)
+        .keep_alive_interval(H2_KEEP_ALIVE)
+        .keep_alive_timeout(H2_KEEP_ALIVE)
+        .max_send_buf_size(config.max_buf_size)
+        .max_header_list_size(u32::try_from(config.max_buf_size).unwrap_or(u32::MAX))
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW);
+    builder
+}
 
 /// The streams open on one HTTP/2 connection.
 pub(crate) struct Streams {
@@ -71,7 +109,7 @@ impl Streams {
     }
 
     /// Resolves once the connection has had no open stream for `spell`.
-    pub(crate) async fn idle(&self, spell: Duration) {
+    async fn idle(&self, spell: Duration) {
         let mut open = self.open.subscribe();
         loop {
             if open.wait_for(|n| *n == 0).await.is_err() {
@@ -81,6 +119,28 @@ impl Streams {
             if busy.is_err() {
                 return;
             }
+        }
+    }
+
+    /// `conn`, which asks itself to finish once it has had no open stream
+    /// for `spell`; its socket (`tap`) is cut [`H2_CLOSE_GRACE`] later, for
+    /// a connection that never sent its preface cannot take a `GOAWAY`.
+    pub(crate) fn closes_when_idle<C: Graceful>(
+        self: Arc<Self>,
+        conn: C,
+        spell: Duration,
+        tap: Arc<Tap>,
+    ) -> ClosesWhenIdle<C> {
+        let idle = async move {
+            self.idle(spell).await;
+            tokio::spawn(async move {
+                tokio::time::sleep(H2_CLOSE_GRACE).await;
+                tap.cut(Cut::Drop);
+            });
+        };
+        ClosesWhenIdle {
+            conn: Box::pin(conn),
+            idle: Some(Box::pin(idle)),
         }
     }
 
@@ -151,5 +211,35 @@ impl Body for Counted {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// An HTTP/2 connection that asks itself to finish once it is idle
+/// ([`Streams::idle`]). The idle watch lives with the connection, so the
+/// connections that cannot be idle (HTTP/1.1's) carry nothing for it.
+pub(crate) struct ClosesWhenIdle<C> {
+    conn: Pin<Box<C>>,
+    /// `None` once it has fired.
+    idle: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl<C: Graceful> Future for ClosesWhenIdle<C> {
+    type Output = Result<(), hyper::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Some(idle) = &mut this.idle
+            && idle.as_mut().poll(cx).is_ready()
+        {
+            this.idle = None;
+            this.conn.as_mut().graceful_shutdown();
+        }
+        this.conn.as_mut().poll(cx)
+    }
+}
+
+impl<C: Graceful> Graceful for ClosesWhenIdle<C> {
+    fn graceful_shutdown(mut self: Pin<&mut Self>) {
+        self.conn.as_mut().graceful_shutdown();
     }
 }
