@@ -140,12 +140,11 @@ impl Transports {
 /// Builds every transport on `ctx` and the router that serves them.
 pub fn router(
     ctx: &AppContext,
-    mut config: TransportConfig,
+    config: TransportConfig,
 ) -> (
     Transports,
     impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<>,
 ) {
-    config.websocket.origins = ctx.serve.origins.clone();
     let plain = Plain {
         long_poll: PlainLongPoll {
             hub: ctx.hub.clone(),

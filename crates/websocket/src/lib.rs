@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use notify_http::{
-    ApiError, AppContext, DropReason, Origins, Query, Request, Response, RouteFuture, Shutdown,
-    Tallies, allow, reply, single_transport,
+    ApiError, AppContext, DropReason, Query, Request, Response, RouteFuture, Shutdown, Tallies,
+    allow, reply, single_transport,
 };
 use notify_hub::Hub;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -56,12 +56,6 @@ pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4096;
 /// Settings of the WebSocket transport.
 #[derive(Debug, Clone)]
 pub struct WsConfig {
-    /// Origins allowed besides the server's own (`Origin` equal to the
-    /// request's `Host`): the server's `--allow-origin` list, which the
-    /// routers copy here from [`notify_http::ServeConfig::origins`].
-    /// Requests without `Origin` (non-browser clients) are allowed: the
-    /// check protects browsers' cookies, not the endpoint.
-    pub origins: Origins,
     /// Time between server pings; a client that misses two is dropped.
     pub ping_interval: Duration,
     /// Longest a single frame may wait to be written; a client slower than
@@ -72,7 +66,6 @@ pub struct WsConfig {
 impl Default for WsConfig {
     fn default() -> Self {
         WsConfig {
-            origins: Origins::default(),
             ping_interval: Duration::from_secs(20),
             send_timeout: Duration::from_secs(10),
         }
@@ -160,7 +153,7 @@ impl WebSocket {
     pub fn handle(&self, mut req: Request) -> Result<Response, ApiError> {
         let shared = &self.shared;
         allow(&req, &Method::GET, "GET")?;
-        let response = accept_handshake(req.headers(), &shared.config.origins)?;
+        let response = accept_handshake(req.headers())?;
         let query = Query::from_uri(req.uri());
         let cursor = query.cursor()?;
         let heartbeat = query.heartbeat()?;
@@ -187,7 +180,7 @@ impl WebSocket {
 pub const SUBPROTOCOL: &str = "notify.v1";
 
 /// Validates an upgrade request and builds the `101` answer (RFC 6455 §4.2).
-pub fn accept_handshake(headers: &HeaderMap, origins: &Origins) -> Result<Response, ApiError> {
+pub fn accept_handshake(headers: &HeaderMap) -> Result<Response, ApiError> {
     if !header_has_token(headers, header::UPGRADE, "websocket") {
         return Err(ApiError::BadUpgrade("expected `Upgrade: websocket`"));
     }
@@ -207,9 +200,6 @@ pub fn accept_handshake(headers: &HeaderMap, origins: &Origins) -> Result<Respon
         .ok_or(ApiError::BadUpgrade(
             "expected `Sec-WebSocket-Key`: 16 random bytes in base64",
         ))?;
-    // A browser sends its page's origin; WebSockets have no CORS, so this
-    // is the only check (`notify_http::Origins`).
-    origins.check(headers, None)?;
 
     let accept = derive_accept_key(key.as_bytes());
     let mut response = hyper::Response::new(reply::full(""));
@@ -265,12 +255,11 @@ fn is_websocket_key(key: &[u8]) -> bool {
 /// [`PATH`], its plain version at [`PLAIN_PATH`].
 pub fn standalone(
     ctx: &AppContext,
-    mut config: WsConfig,
+    config: WsConfig,
 ) -> (
     WebSocket,
     impl Fn(Request) -> RouteFuture + Clone + Send + Sync + 'static + use<>,
 ) {
-    config.origins = ctx.serve.origins.clone();
     let plain = PlainWebSocket {
         hub: ctx.hub.clone(),
         shutdown: ctx.shutdown.clone(),
@@ -293,6 +282,7 @@ pub fn standalone(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use notify_http::Origins;
 
     fn upgrade_headers() -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -309,7 +299,7 @@ mod tests {
 
     #[test]
     fn accept_key_is_the_rfc_6455_example() {
-        let response = accept_handshake(&upgrade_headers(), &Origins::default()).unwrap();
+        let response = accept_handshake(&upgrade_headers()).unwrap();
         assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
         assert_eq!(
             response.headers()[header::SEC_WEBSOCKET_ACCEPT],
@@ -324,7 +314,7 @@ mod tests {
             if let Some(p) = protocols {
                 h.insert(header::SEC_WEBSOCKET_PROTOCOL, p.parse().unwrap());
             }
-            accept_handshake(&h, &Origins::default())
+            accept_handshake(&h)
                 .unwrap()
                 .headers()
                 .get(header::SEC_WEBSOCKET_PROTOCOL)
@@ -343,24 +333,24 @@ mod tests {
 
     #[test]
     fn origins() {
+        // Checked before the handshake, by the router, as for every
+        // transport: a WebSocket has no CORS to protect it.
+        let check = |h: &HeaderMap, origins: &Origins| origins.check(h, None);
         let mut h = upgrade_headers();
         h.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
-        assert!(
-            accept_handshake(&h, &Origins::default()).is_ok(),
-            "same origin"
-        );
+        assert!(check(&h, &Origins::default()).is_ok(), "same origin");
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
         assert!(matches!(
-            accept_handshake(&h, &Origins::default()),
+            check(&h, &Origins::default()),
             Err(ApiError::OriginNotAllowed(_))
         ));
         assert!(
-            accept_handshake(&h, &Origins::new(&["https://evil.example/".into()])).is_ok(),
+            check(&h, &Origins::new(&["https://evil.example/".into()])).is_ok(),
             "allow-listed"
         );
         h.insert(header::ORIGIN, "null".parse().unwrap());
         assert!(
-            accept_handshake(&h, &Origins::default()).is_err(),
+            check(&h, &Origins::default()).is_err(),
             "opaque origins are foreign"
         );
     }

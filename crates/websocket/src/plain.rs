@@ -48,7 +48,7 @@ impl PlainWebSocket {
     /// its own task once hyper lets go of it.
     pub fn handle(&self, mut req: Request) -> Result<Response, ApiError> {
         allow(&req, &http::Method::GET, "GET")?;
-        let response = accept_handshake(req.headers(), &self.config.origins)?;
+        let response = accept_handshake(req.headers())?;
         let query = Query::from_uri(req.uri());
         let cursor = query.cursor()?;
         let heartbeat = query.heartbeat()?;
