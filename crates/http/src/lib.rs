@@ -47,7 +47,7 @@ pub use admission::ConnectionSlot;
 pub use chunks::Chunks;
 pub use error::ApiError;
 pub use gauge::{Gauge, GaugeGuard};
-pub use origin::{Origins, allow_cors, is_preflight, preflight};
+pub use origin::{FromPage, Origins, allow_cors};
 /// A monotonic count (deliveries, drops), shared by clones; registered as a
 /// Prometheus counter by the server that exposes `/metrics`.
 pub use prometheus_client::metrics::counter::Counter;

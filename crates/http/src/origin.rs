@@ -14,7 +14,7 @@
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use crate::error::ApiError;
-use crate::{Response, reply};
+use crate::{Request, Response, reply};
 
 /// The origins allowed besides the server's own.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +64,30 @@ impl Origins {
     }
 }
 
+/// What a request to a transport or the publish API gets before its
+/// handler runs ([`Origins::admit`]).
+#[derive(Debug)]
+pub enum FromPage {
+    /// Go on; with an origin, let it read the answer ([`allow_cors`]).
+    Proceed(Option<HeaderValue>),
+    /// The whole answer already: a preflight's, or the 403.
+    Answered(Response),
+}
+
+impl Origins {
+    /// Sorts a request to a transport or the publish API by its `Origin`.
+    pub fn admit(&self, req: &Request) -> FromPage {
+        let authority = req.uri().authority().map(|a| a.as_str());
+        match self.check(req.headers(), authority) {
+            Ok(Some(origin)) if is_preflight(req.method(), req.headers()) => {
+                FromPage::Answered(preflight(origin))
+            }
+            Ok(cors) => FromPage::Proceed(cors),
+            Err(refused) => FromPage::Answered(refused.into_response()),
+        }
+    }
+}
+
 /// Lets the page at `origin` read `response`, with credentials.
 pub fn allow_cors(response: &mut Response, origin: HeaderValue) {
     let h = response.headers_mut();
@@ -78,7 +102,7 @@ pub fn allow_cors(response: &mut Response, origin: HeaderValue) {
 /// The answer to a CORS preflight (`OPTIONS` with
 /// `Access-Control-Request-Method`) from an allowed origin: the methods and
 /// headers the transports and the publish API use, for ten minutes.
-pub fn preflight(origin: HeaderValue) -> Response {
+fn preflight(origin: HeaderValue) -> Response {
     let mut response = reply::text(StatusCode::NO_CONTENT, "");
     let h = response.headers_mut();
     h.insert(
@@ -98,7 +122,7 @@ pub fn preflight(origin: HeaderValue) -> Response {
 }
 
 /// Whether `method` and `headers` are a CORS preflight.
-pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
     method == Method::OPTIONS && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 

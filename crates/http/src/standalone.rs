@@ -208,14 +208,9 @@ where
             // publish API only if `--allow-origin` names theirs.
             let mut cors = None;
             if ours || path == crate::PUBLISH_PATH {
-                let authority = req.uri().authority().map(|a| a.as_str());
-                match ctx.serve.origins.check(req.headers(), authority) {
-                    Ok(None) => {}
-                    Ok(Some(origin)) if crate::is_preflight(req.method(), req.headers()) => {
-                        return crate::preflight(origin);
-                    }
-                    Ok(origin) => cors = origin,
-                    Err(refused) => return refused.into_response(),
+                match ctx.serve.origins.admit(&req) {
+                    crate::FromPage::Proceed(origin) => cors = origin,
+                    crate::FromPage::Answered(answer) => return answer,
                 }
             }
             let mut response = if ours {

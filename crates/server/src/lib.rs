@@ -189,17 +189,11 @@ pub fn router(
         // A page from another origin may use the transports and the
         // publish API only if `--allow-origin` names it.
         if exchange.recorded.is_some() || PLAIN_PATHS.contains(&req.uri().path()) {
-            let authority = req.uri().authority().map(|a| a.as_str());
-            match shared.ctx.serve.origins.check(req.headers(), authority) {
-                Ok(None) => {}
-                Ok(Some(origin)) if notify_http::is_preflight(req.method(), req.headers()) => {
-                    return Box::pin(std::future::ready(notify_http::preflight(origin)));
-                }
-                Ok(Some(origin)) => exchange.cors = Some(Box::new(origin)),
-                Err(refused) => {
-                    let response = refused.into_response();
-                    exchange.end(t, &response);
-                    return Box::pin(std::future::ready(response));
+            match shared.ctx.serve.origins.admit(&req) {
+                notify_http::FromPage::Proceed(cors) => exchange.cors = cors.map(Box::new),
+                notify_http::FromPage::Answered(answer) => {
+                    exchange.end(t, &answer);
+                    return Box::pin(std::future::ready(answer));
                 }
             }
         }
