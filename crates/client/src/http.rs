@@ -63,9 +63,12 @@ impl HttpConnection {
         }
     }
 
-    /// `GET path` with the body read whole.
-    pub async fn get(&mut self, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
-        let response = self.send(get_request(self.addr, path)).await?;
+    /// Sends a request and reads its answer whole.
+    async fn exchange(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let response = self.send(request).await?;
         let status = response.status();
         let body = response
             .into_body()
@@ -74,6 +77,11 @@ impl HttpConnection {
             .context("reading the body")?
             .to_bytes();
         Ok((status, body))
+    }
+
+    /// `GET path` with the body read whole.
+    pub async fn get(&mut self, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
+        self.exchange(get_request(self.addr, path)).await
     }
 
     /// The address it connects to.
@@ -93,10 +101,7 @@ impl HttpConnection {
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(json)))?;
-        let response = self.send(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        self.exchange(request).await
     }
 
     /// `POST path` with a text body, the answer read whole: Engine.IO's
@@ -110,10 +115,7 @@ impl HttpConnection {
             .header(header::HOST, self.addr.to_string())
             .header(header::CONTENT_TYPE, "text/plain;charset=UTF-8")
             .body(Full::new(Bytes::from(text)))?;
-        let response = self.send(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        self.exchange(request).await
     }
 }
 

@@ -20,6 +20,19 @@ fn from(server: &TestServer, path: &str, origin: &str) -> reqwest::RequestBuilde
     server.http.get(server.url(path)).header("origin", origin)
 }
 
+/// Publishes `text` with the admin token, from a page of `PAGE`.
+async fn publish_from_the_page(server: &TestServer, text: &str) -> reqwest::Response {
+    server
+        .http
+        .post(server.url("/api/notifications"))
+        .header("origin", PAGE)
+        .bearer_auth(TEST_TOKEN)
+        .json(&serde_json::json!({ "text": text }))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The GET of every transport's first request, and Socket.IO's handshake.
 const GETS: [&str; 6] = [
     "/api/poll",
@@ -50,15 +63,7 @@ async fn a_foreign_origin_is_refused_with_a_403_that_names_the_flag() {
             "{message}"
         );
     }
-    let publish = server
-        .http
-        .post(server.url("/api/notifications"))
-        .header("origin", PAGE)
-        .bearer_auth(TEST_TOKEN)
-        .json(&serde_json::json!({"text": "from elsewhere"}))
-        .send()
-        .await
-        .unwrap();
+    let publish = publish_from_the_page(&server, "from elsewhere").await;
     assert_eq!(publish.status(), 403);
     assert_eq!(server.hub().newest_id(), 0, "nothing was published");
 }
@@ -104,15 +109,7 @@ async fn an_allowed_origin_gets_cors_on_every_transport_and_its_preflight() {
     let allowed = h["access-control-allow-headers"].to_str().unwrap();
     assert!(allowed.contains("authorization") && allowed.contains("content-type"));
 
-    let published = server
-        .http
-        .post(server.url("/api/notifications"))
-        .header("origin", PAGE)
-        .bearer_auth(TEST_TOKEN)
-        .json(&serde_json::json!({"text": "from the page"}))
-        .send()
-        .await
-        .unwrap();
+    let published = publish_from_the_page(&server, "from the page").await;
     assert_eq!(published.status(), 201);
     assert_eq!(published.headers()["access-control-allow-origin"], PAGE);
 
