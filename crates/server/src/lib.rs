@@ -357,6 +357,7 @@ fn route(shared: &Arc<Shared>, req: Request) -> Route {
         "/" => pages::lab(&req, &ctx.hub),
         "/admin" => pages::admin(&req, &ctx.hub),
         "/seed" => pages::seed(&req, &ctx.hub),
+        "/socket.html" => pages::write_up(&req),
         "/api/time" => pages::time(&req, &ctx.hub),
         "/api/wire" => wire(ctx, t, &req),
         "/api/wire/recent" => recent_wire(t, &req),

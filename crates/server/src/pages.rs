@@ -1,13 +1,18 @@
 //! The pages and their assets: the side-by-side lab (`/`), the admin page
-//! (`/admin`), the original Socket.IO demo (`/seed`), the static files under `/static/`, and `/api/time`, which the
-//! lab uses to correct latency for the browser's clock offset.
+//! (`/admin`), the original Socket.IO demo (`/seed`) and the page the
+//! write-ups copied, as it was (`/socket.html`), the static files under
+//! `/static/`, and `/api/time`, which the lab uses to correct latency for
+//! the browser's clock offset.
 //!
 //! Templates are askama files in `web/templates/`, compiled into the binary;
 //! the JavaScript and CSS in `web/static/` are embedded with `include_str!`,
 //! so the binary serves everything itself, from any working directory, with
 //! no build step and no CDN.
 
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
 
 use askama::Template;
 use http::{HeaderValue, Method, StatusCode, header};
@@ -152,6 +157,7 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
     asset!("seed.js", JS),
     asset!("vendor/socket.io.esm.min.js", JS),
     asset!("vendor/socket.io-1.3.5.js", JS),
+    asset!("vendor/jquery-1.4.2.min.js", JS),
 ];
 
 /// Browsers refuse to run an ES module served with another type.
@@ -203,6 +209,78 @@ pub fn seed(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
         client,
     };
     html(page.render())
+}
+
+/// The page the write-ups of this feature copied: Flask-SocketIO's example
+/// page of December 2015 (`example/templates/index.html` at commit
+/// 68efeac, MIT; see `web/static/vendor/README.md`), kept byte for byte.
+const WRITE_UP_PAGE: &str = include_str!("../../../web/static/vendor/flask-socketio-example.html");
+
+/// The page's two CDN scripts, and the vendored copies served instead: the
+/// only change made to it, here where it can be read.
+const CDN_TO_VENDORED: [(&str, &str); 2] = [
+    (
+        "//code.jquery.com/jquery-1.4.2.min.js",
+        "/static/vendor/jquery-1.4.2.min.js",
+    ),
+    (
+        "//cdnjs.cloudflare.com/ajax/libs/socket.io/1.3.5/socket.io.min.js",
+        "/static/vendor/socket.io-1.3.5.js",
+    ),
+];
+
+/// The page as served, and a Content-Security-Policy that lets its one
+/// inline script run, by that script's hash, and nothing else inline: what
+/// the page appends to itself is what other visitors typed.
+struct WriteUpPage {
+    html: String,
+    policy: HeaderValue,
+}
+
+static WRITE_UP: LazyLock<WriteUpPage> = LazyLock::new(|| {
+    let html = CDN_TO_VENDORED
+        .iter()
+        .fold(WRITE_UP_PAGE.to_owned(), |html, (cdn, vendored)| {
+            html.replace(cdn, vendored)
+        });
+    let policy = match inline_script(&html) {
+        Some(script) => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, script.as_bytes());
+            let hash = base64::engine::general_purpose::STANDARD.encode(digest);
+            CONTENT_SECURITY_POLICY.replace(
+                "script-src 'self'",
+                &format!("script-src 'self' 'sha256-{hash}'"),
+            )
+        }
+        None => CONTENT_SECURITY_POLICY.to_owned(),
+    };
+    WriteUpPage {
+        html,
+        policy: HeaderValue::from_str(&policy)
+            .unwrap_or(HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
+    }
+});
+
+/// The text of the page's one inline `<script>` (the one without `src`),
+/// which is what a CSP hash covers.
+fn inline_script(html: &str) -> Option<&str> {
+    const OPEN: &str = r#"<script type="text/javascript" charset="utf-8">"#;
+    let start = html.find(OPEN)? + OPEN.len();
+    let end = start + html[start..].find("</script>")?;
+    Some(&html[start..end])
+}
+
+/// `/socket.html`: the page the write-ups copied, as it was, on the
+/// write-up's own socket.io client (1.3.5) and jQuery (1.4.2), both served
+/// from here. Its server side is namespace `/test` (`demo.rs`).
+pub fn write_up(req: &Request) -> Result<Response, ApiError> {
+    allow(req, &Method::GET, "GET")?;
+    let page = &*WRITE_UP;
+    let mut response = html(Ok(page.html.clone()))?;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, page.policy.clone());
+    Ok(response)
 }
 
 fn html(rendered: askama::Result<String>) -> Result<Response, ApiError> {

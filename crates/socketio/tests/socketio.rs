@@ -9,9 +9,13 @@ use notify_socketio::{SocketIo, SocketIoConfig};
 use notify_test_support::{PATIENCE, TestServer, eventually};
 
 async fn server() -> (TestServer, SocketIo) {
+    server_with(SocketIoConfig::default()).await
+}
+
+async fn server_with(config: SocketIoConfig) -> (TestServer, SocketIo) {
     let mut handle = None;
     let server = TestServer::start(|ctx| {
-        let (sio, route) = notify_socketio::standalone(ctx, SocketIoConfig::default());
+        let (sio, route) = notify_socketio::standalone(ctx, config);
         handle = Some(sio);
         route
     })
@@ -258,7 +262,11 @@ async fn the_demo_refuses_oversized_data_and_broadcasts_the_rest() {
         .send(r#"42/test,["my broadcast event",{"data":"small"}]"#)
         .await;
     let response = session.until("42/test,[\"my response\"").await;
-    assert_eq!(response, r#"42/test,["my response",{"data":"small"}]"#);
+    // The refused message did nothing, so this is the socket's first.
+    assert_eq!(
+        response,
+        r#"42/test,["my response",{"count":1,"data":"small"}]"#
+    );
 }
 
 #[tokio::test]
@@ -303,7 +311,7 @@ async fn a_websocket_message_larger_than_one_read_arrives_whole() {
     let response = until(&mut ws, r#"42/test,["my response""#).await;
     assert_eq!(
         response,
-        format!(r#"42/test,["my response",{{"data":"{data}"}}]"#)
+        format!(r#"42/test,["my response",{{"count":1,"data":"{data}"}}]"#)
     );
 }
 
@@ -344,4 +352,105 @@ async fn a_1x_client_gets_binary_payloads_and_a_2x_client_text() {
     );
     let text = v2.text().await.unwrap();
     assert!(text.contains(r#":0{"sid":""#), "{text}");
+}
+
+/// `my response`'s `{"data", "count"}` from `42/test,["my response",{…}]`.
+fn demo_response(packet: &str) -> (String, u64) {
+    let array: serde_json::Value =
+        serde_json::from_str(packet.strip_prefix("42/test,").unwrap()).unwrap();
+    assert_eq!(array[0], "my response", "{packet}");
+    let data = match &array[1]["data"] {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    (data, array[1]["count"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn the_demo_answers_every_form_of_the_example_page() {
+    // More messages than the default rate allows at once.
+    let (server, _) = server_with(SocketIoConfig {
+        demo_burst: 100,
+        ..SocketIoConfig::default()
+    })
+    .await;
+    let (mut a, _) = Polling::open(&server, 4).await;
+    let (mut b, _) = Polling::open(&server, 4).await;
+    for session in [&mut a, &mut b] {
+        session.send("40/test,").await;
+        session.until("40/test,").await;
+    }
+    const RESPONSE: &str = "42/test,[\"my response\"";
+
+    // Echo: the sender only, counted per socket.
+    a.send(r#"42/test,["my event",{"data":"I'm connected!"}]"#)
+        .await;
+    assert_eq!(
+        demo_response(&a.until(RESPONSE).await),
+        ("I'm connected!".into(), 1)
+    );
+
+    // Rooms: A joins; B's room event reaches A, and B, not in the room,
+    // gets nothing until its own echo.
+    a.send(r#"42/test,["join",{"room":"房间"}]"#).await;
+    assert_eq!(
+        demo_response(&a.until(RESPONSE).await),
+        ("In rooms: 房间".into(), 2)
+    );
+    b.send(r#"42/test,["my room event",{"room":"房间","data":"你好"}]"#)
+        .await;
+    assert_eq!(demo_response(&a.until(RESPONSE).await), ("你好".into(), 1));
+    b.send(r#"42/test,["my event",{"data":"mine"}]"#).await;
+    assert_eq!(demo_response(&b.until(RESPONSE).await), ("mine".into(), 2));
+
+    // Closing the room tells its members, then empties it.
+    b.send(r#"42/test,["close room",{"room":"房间"}]"#).await;
+    assert_eq!(
+        demo_response(&a.until(RESPONSE).await),
+        ("Room 房间 is closing.".into(), 3)
+    );
+    b.send(r#"42/test,["my room event",{"room":"房间","data":"nobody"}]"#)
+        .await;
+    a.send(r#"42/test,["my event",{"data":"after"}]"#).await;
+    assert_eq!(demo_response(&a.until(RESPONSE).await), ("after".into(), 3));
+
+    // Leave answers the rooms left.
+    a.send(r#"42/test,["join",{"room":"x"}]"#).await;
+    a.until(RESPONSE).await;
+    a.send(r#"42/test,["leave",{"room":"x"}]"#).await;
+    assert_eq!(
+        demo_response(&a.until(RESPONSE).await),
+        ("In rooms: ".into(), 5)
+    );
+
+    // A bad room is refused with a reason and counts nothing.
+    let long = "r".repeat(notify_socketio::demo::MAX_ROOM_BYTES + 1);
+    a.send(&format!(r#"42/test,5["join",{{"room":"{long}"}}]"#))
+        .await;
+    assert!(a.until("43/test,5").await.contains("invalid_room"));
+    a.send(r#"42/test,6["join",{}]"#).await;
+    assert!(a.until("43/test,6").await.contains("invalid_room"));
+
+    // So is a join past the most rooms a socket may be in.
+    for n in 0..notify_socketio::demo::MAX_ROOMS_PER_SOCKET {
+        a.send(&format!(r#"42/test,["join",{{"room":"r{n}"}}]"#))
+            .await;
+        a.until(RESPONSE).await;
+    }
+    a.send(r#"42/test,7["join",{"room":"one more"}]"#).await;
+    assert!(a.until("43/test,7").await.contains("too_many_rooms"));
+
+    // A disconnect request is answered, then the socket leaves /test; its
+    // session, also on `/` as every 1.x and 2.x client's is, stays.
+    b.send("40").await;
+    b.until("40{").await;
+    b.send(r#"42/test,["disconnect request"]"#).await;
+    assert_eq!(
+        demo_response(&b.until(RESPONSE).await),
+        ("Disconnected!".into(), 5)
+    );
+    b.until("41/test,").await;
+    let id = server.publish("still on /").await.unwrap();
+    let n = event_payload(&b.until("42[\"notification\"").await, "notification");
+    assert_eq!(n["id"], id);
 }
