@@ -4,11 +4,13 @@
 // two tabs on /test each get `my response` when one emits, Chinese text
 // both ways; and a site-wide notification reaches it on `/`. Then the
 // page the write-ups copied, as it was (`/socket.html`): Flask-SocketIO's
-// example page on jQuery 1.4.2 and the same client, every form of it.
+// example page on jQuery 1.4.2 and the same client, every form of it. And
+// the lab's Socket.IO pane switched to 1.3.5: it resumes from its cursor,
+// and its Packets show the 2015 binary framing where today's was text.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { publish, serverAndBrowser } from "./support.mjs";
+import { openLab, publish, serverAndBrowser, shownIds } from "./support.mjs";
 
 const shared = serverAndBrowser();
 
@@ -147,4 +149,30 @@ test("the write-up's page as it was: every form works, in two tabs, with no scri
   assert.deepEqual([...a.problems, ...b.problems], []);
   await a.page.close();
   await b.page.close();
+});
+
+test("the lab's Socket.IO pane on 1.3.5: the same feed, resumed, and the 2015 framing in Packets", async () => {
+  const { page, errors } = await openLab(shared.browser, shared.server.base);
+  const pane = page.locator("#pane-socketio");
+  const packets = pane.locator("[data-role=packets]");
+  await pane.locator("details:has([data-role=packets]) summary").click();
+  // Today's client: Engine.IO 4, text payloads (its first, the handshake,
+  // is read before the pane can watch; the noops of its upgrade are not).
+  await packets.locator("li", { hasText: /polling answer, text, \d+ bytes: / }).first().waitFor();
+  const before = await publish(shared.server.base, "today's client");
+  await pane.locator(`[data-role=received] li[data-id="${before}"]`).waitFor();
+
+  await pane.locator("[data-control=client]").selectOption("1.3.5");
+  await packets.locator("li", { hasText: "now on socket.io 1.3.5" }).waitFor();
+  // The 1.3.5 handshake: a binary payload, <00, the length's digits, ff>.
+  await packets.locator("li", { hasText: /polling answer, binary, \d+ bytes: <00( \d\d)+ ff>0\{"sid"/ }).first().waitFor();
+  await pane.locator("[data-role=status]", { hasText: "connected over websocket" }).waitFor();
+  const after = await publish(shared.server.base, "上一代的客户端");
+  await pane.locator(`[data-role=received] li[data-id="${after}"]`).waitFor();
+  // Resumed from the cursor: each once, nothing replayed.
+  const ids = await shownIds(page, "socketio");
+  for (const id of [before, after]) assert.equal(ids.filter((x) => x === id).length, 1, `#${id} once`);
+  assert.equal(await pane.locator("[data-role=received] li.reset").count(), 0);
+  assert.deepEqual(errors, []);
+  await page.close();
 });

@@ -35,7 +35,8 @@ const CLIENTS = {
     new LongPollClient({ onEvent, params, timeout: Number(pane.querySelector("[data-control=timeout]").value) }),
   websocket: (onEvent, pane, params) => new WebSocketClient({ onEvent, params, heartbeat: HEARTBEAT_S }),
   sse: (onEvent, pane, params) => new SseClient({ onEvent, params, heartbeat: HEARTBEAT_S }),
-  socketio: (onEvent, pane, params) => new SocketIoClient({ onEvent, params }),
+  socketio: (onEvent, pane, params) =>
+    new SocketIoClient({ onEvent, params, version: pane.querySelector("[data-control=client]").value }),
   auto: (onEvent, pane, params) => {
     const breakage = new Breakage(pane);
     const client = new AutoClient({ onEvent, params, setUp: (t, p) => breakage.setUp(t, p) });
@@ -188,6 +189,10 @@ class Pane {
     });
     element.querySelector("[data-control=timeout]")?.addEventListener("change", (e) => {
       this.client.setTimeout(Number(e.target.value));
+    });
+    element.querySelector("[data-control=client]")?.addEventListener("change", (e) => {
+      this.showPacket("note", `now on socket.io ${e.target.value}`);
+      this.client.setVersion(e.target.value);
     });
   }
 
@@ -357,7 +362,7 @@ class Pane {
     if (!list) return;
     const item = document.createElement("li");
     item.className = "packet";
-    const arrow = { received: "← ", sent: "→ ", note: "· " }[direction] ?? "";
+    const arrow = { received: "← ", sent: "→ ", note: "· ", payload: "⇠ " }[direction] ?? "";
     const line = document.createElement("pre");
     line.textContent = `${arrow}${text}`;
     item.append(line);

@@ -54,6 +54,20 @@ pub enum Transport {
     #[value(name = "socketio-ws")]
     #[serde(rename = "socketio-ws")]
     SocketIoWebSocket,
+    /// Socket.IO over polling alone (`transports: ["polling"]`), in the
+    /// framing of each generation of the official clients: 3.x/4.x
+    /// (Engine.IO 4), 2.x (Engine.IO 3, text) and 1.x (Engine.IO 3,
+    /// binary). Run only when asked for, to compare what each puts on the
+    /// wire per notification.
+    #[value(name = "socketio-polling")]
+    #[serde(rename = "socketio-polling")]
+    SocketIoPolling,
+    #[value(name = "socketio-polling-2x")]
+    #[serde(rename = "socketio-polling-2x")]
+    SocketIoPolling2x,
+    #[value(name = "socketio-polling-1x")]
+    #[serde(rename = "socketio-polling-1x")]
+    SocketIoPolling1x,
     /// The plain versions of the three tuned transports, served at their
     /// `PLAIN_PATH` by the same server, spoken to by the same clients.
     LongPollPlain,
@@ -98,7 +112,11 @@ impl Transport {
             Transport::LongPoll => notify_long_poll::PATH,
             Transport::WebSocket => notify_websocket::PATH,
             Transport::Sse => notify_sse::PATH,
-            Transport::SocketIo | Transport::SocketIoWebSocket => notify_socketio::PATH,
+            Transport::SocketIo
+            | Transport::SocketIoWebSocket
+            | Transport::SocketIoPolling
+            | Transport::SocketIoPolling2x
+            | Transport::SocketIoPolling1x => notify_socketio::PATH,
             Transport::LongPollPlain => notify_long_poll::PLAIN_PATH,
             Transport::WebSocketPlain => notify_websocket::PLAIN_PATH,
             Transport::SsePlain => notify_sse::PLAIN_PATH,
@@ -126,12 +144,26 @@ impl Transport {
         }
     }
 
+    /// Socket.IO over polling alone, and in which generation's framing.
+    pub fn socketio_polling(self) -> Option<notify_client::socketio::Generation> {
+        use notify_client::socketio::Generation;
+        match self {
+            Transport::SocketIoPolling => Some(Generation::V4),
+            Transport::SocketIoPolling2x => Some(Generation::V2),
+            Transport::SocketIoPolling1x => Some(Generation::V1),
+            _ => None,
+        }
+    }
+
     /// How the report and the command line name it: the transport's name,
-    /// `socketio-ws` for Socket.IO over WebSocket, and `-plain` after a
-    /// plain version's.
+    /// `socketio-ws` for Socket.IO over WebSocket, `socketio-polling…` for
+    /// it over polling, and `-plain` after a plain version's.
     pub fn label(self) -> &'static str {
         match self {
             Transport::SocketIoWebSocket => "socketio-ws",
+            Transport::SocketIoPolling => "socketio-polling",
+            Transport::SocketIoPolling2x => "socketio-polling-2x",
+            Transport::SocketIoPolling1x => "socketio-polling-1x",
             Transport::LongPollPlain => "long-poll-plain",
             Transport::WebSocketPlain => "websocket-plain",
             Transport::SsePlain => "sse-plain",

@@ -269,6 +269,9 @@ async fn run_client(transport: Transport, ctx: ClientContext, config: RunConfig)
             clients::websocket::run(ctx, transport).await
         }
         Transport::Sse | Transport::SsePlain => clients::sse::run(ctx, transport).await,
+        Transport::SocketIoPolling
+        | Transport::SocketIoPolling2x
+        | Transport::SocketIoPolling1x => clients::socketio::run_polling(ctx, transport).await,
         Transport::SocketIo | Transport::SocketIoWebSocket => {
             clients::socketio::run(ctx, transport).await
         }

@@ -11,7 +11,10 @@
 //! - WebSocket and SSE: one request per client (the handshake, the stream),
 //!   and latency of about one trip through the server;
 //! - Socket.IO: four requests per client connecting by default (polling
-//!   handshake, join, first poll, upgrade), one WebSocket-only.
+//!   handshake, join, first poll, upgrade), one WebSocket-only; over
+//!   polling alone, the handshake, the first poll and the close (and with
+//!   Engine.IO 4 the join), one poll per notification as a long poll, and
+//!   two requests per client per heartbeat (25 s): a ping and its answer.
 //!
 //! With a round trip R on every client's connection (`--rtt`), a push costs
 //! one transit, R/2; a long poll too while notifications are further apart
@@ -87,7 +90,7 @@ impl Theory {
         };
         self.mean_latency_ms = Some(mean);
         self.latency_formula = format!("{formula}, S = {s_ms:.0} ms to publish the burst");
-        if transport.tuned() == Transport::LongPoll {
+        if transport.tuned() == Transport::LongPoll || transport.socketio_polling().is_some() {
             self.requests_at_most = true;
             self.requests_formula = format!("at most {}", self.requests_formula);
         }
@@ -200,6 +203,30 @@ impl Theory {
                 mean_latency_ms: one_transit,
                 latency_formula: push_latency.into(),
             },
+            Transport::SocketIoPolling
+            | Transport::SocketIoPolling2x
+            | Transport::SocketIoPolling1x => {
+                // The handshake, the first poll and the close at the end;
+                // Engine.IO 4's client also joins `/` with a request of its
+                // own, where Engine.IO 3's is joined by the handshake.
+                let opening = if transport == Transport::SocketIoPolling {
+                    4.0
+                } else {
+                    3.0
+                };
+                let heartbeat = notify_server::notify_socketio::SocketIoConfig::default()
+                    .ping_interval
+                    .as_secs_f64();
+                Theory {
+                    requests: n * (opening + m + 2.0 * d / heartbeat),
+                    requests_at_most: false,
+                    requests_formula: format!(
+                        "N·({opening} + M + 2·D/{heartbeat}) = {n}·({opening} + {m} + 2·{d:.1}/{heartbeat})"
+                    ),
+                    mean_latency_ms: one_transit,
+                    latency_formula: "one transit (the next poll is already held)".into(),
+                }
+            }
             Transport::LongPollPlain | Transport::WebSocketPlain | Transport::SsePlain => {
                 unreachable!("a plain version's theory is its tuned twin's")
             }

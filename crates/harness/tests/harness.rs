@@ -338,3 +338,38 @@ async fn plain_and_tuned_run_side_by_side_and_deliver_the_same() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_over_polling_in_each_generation_s_framing_delivers_everything() {
+    let generations = [
+        Transport::SocketIoPolling,
+        Transport::SocketIoPolling2x,
+        Transport::SocketIoPolling1x,
+    ];
+    let config = RunConfig {
+        transports: generations.to_vec(),
+        ..small("socket.io generations")
+    };
+    let report = notify_harness::run(&config, &Target::InProcess { redis: None }, false)
+        .await
+        .unwrap();
+    report
+        .verify()
+        .expect("every notification exactly once, in order");
+    for transport in generations {
+        let t = figures(&report, transport);
+        assert_eq!(t.delivered, 5 * 10, "{transport}");
+        // A poll per notification at most, as a long poll, and the model's
+        // count within a third.
+        assert!(t.requests >= 5 * 10, "{transport}: {} requests", t.requests);
+        assert!(
+            near(t.requests as f64, t.theory.requests, 0.35),
+            "{transport}: {} requests, {} expected",
+            t.requests,
+            t.theory.requests
+        );
+    }
+    // The 1.x stamp (`t=<ms>-<n>`) is longer than 2.x's on every request.
+    let up = |t| figures(&report, t).bytes_up;
+    assert!(up(Transport::SocketIoPolling1x) > up(Transport::SocketIoPolling2x));
+}

@@ -4,6 +4,9 @@
 //! WebSocket alone ([`Transport::SocketIoWebSocket`]). The cursor goes in
 //! the connect packet's `auth`, so a reconnection resumes where the last
 //! one stopped, as `web/static/transports/socketio.js` does.
+//!
+//! [`run_polling`] is Socket.IO over polling alone, in one generation's
+//! framing ([`socketio::Polling`]).
 
 use std::sync::atomic::Ordering;
 
@@ -60,6 +63,64 @@ pub async fn run(ctx: ClientContext, transport: Transport) -> ClientOutcome {
             };
             let Packet::Event { name, push } = packet else {
                 continue; // the namespace's 40, a noop (6)
+            };
+            match (name.as_str(), push) {
+                ("hello", Push::Hello { epoch, .. }) => {
+                    recorder.ready();
+                    cursor.epoch = epoch;
+                }
+                ("reset", Push::Reset { .. }) => recorder.reset(),
+                ("notification", Push::Notification(n)) => {
+                    cursor.after = n.id;
+                    recorder.notification(&n.text);
+                }
+                _ => {
+                    ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        tokio::time::sleep(RECONNECT_DELAY).await;
+    }
+    recorder.finish()
+}
+
+/// Socket.IO over polling alone, in the framing of `transport`'s
+/// generation, reconnecting from the cursor like the others.
+pub async fn run_polling(ctx: ClientContext, transport: Transport) -> ClientOutcome {
+    let generation = transport
+        .socketio_polling()
+        .expect("a Socket.IO polling transport");
+    let mut recorder = Recorder::start(transport, &ctx).await;
+    let mut cursor = ctx.start.clone();
+    let mut cuts = Cuts::new(&ctx);
+    while !ctx.stop.is_cancelled() {
+        let counters = Some(ctx.stats.counters.clone());
+        let connecting = socketio::Polling::connect(ctx.addr, generation, Some(&cursor), counters);
+        let connected = tokio::select! {
+            _ = ctx.stop.cancelled() => break,
+            connected = connecting => connected,
+        };
+        let Ok(mut session) = connected else {
+            ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(RECONNECT_DELAY).await;
+            continue;
+        };
+        cuts.restart();
+        loop {
+            let packet = tokio::select! {
+                _ = ctx.stop.cancelled() => {
+                    session.close().await;
+                    return recorder.finish();
+                }
+                _ = cuts.due() => break,
+                packet = session.next() => packet,
+            };
+            let Ok(packet) = packet else {
+                ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+                break;
+            };
+            let Packet::Event { name, push } = packet else {
+                continue; // the namespace's 40
             };
             match (name.as_str(), push) {
                 ("hello", Push::Hello { epoch, .. }) => {

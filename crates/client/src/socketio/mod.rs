@@ -10,6 +10,9 @@
 //!   then a WebSocket on the same `sid`: `2probe`, `3probe`, `5`, and
 //!   polling stops.
 //!
+//! - [`Polling`], **polling only**, in the framing of each generation of
+//!   the official clients ([`Generation`]).
+//!
 //! Then [`SocketIo::next`] reads `42["event",payload]` packets and answers
 //! each ping (`2`) with a pong (`3`). The cursor goes in the connect
 //! packet's `auth`, so a reconnection resumes where the last one stopped.
@@ -27,6 +30,9 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::Cursor;
 use crate::counting::{Counters, CountingStream};
 use crate::http::HttpConnection;
+
+mod polling;
+pub use polling::{Generation, Polling};
 
 /// Where the server serves Socket.IO.
 pub const PATH: &str = "/socket.io/";
