@@ -46,6 +46,8 @@ for (const [name, options, transport] of [
   ["its default transports, upgraded to WebSocket", {}, "websocket"],
   ["WebSocket only", { transports: ["websocket"] }, "websocket"],
   ["polling only", { transports: ["polling"] }, "polling"],
+  // Text answers instead of binary, as in a browser without XHR2.
+  ["polling only, asking for text (b64=1)", { transports: ["polling"], forceBase64: true }, "polling"],
 ]) {
   test(`the 1.3.5 client on /test over ${name}: both tabs get my response, Chinese both ways`, async () => {
     const [a, b] = [await tab(), await tab()];

@@ -118,6 +118,8 @@ pub struct SocketIo {
     config: Arc<SocketIoConfig>,
     tallies: Tallies,
     built: Arc<OnceCell<Built>>,
+    /// The 1.x sessions that asked for text answers (`b64=1`).
+    base64_sessions: Arc<v1::Base64Sessions>,
 }
 
 impl std::fmt::Debug for SocketIo {
@@ -141,6 +143,7 @@ impl SocketIo {
             config: Arc::new(config),
             tallies: Tallies::new(),
             built: Arc::new(OnceCell::new()),
+            base64_sessions: Arc::default(),
         };
         let this = sio.clone();
         sio.shutdown.spawn(async move {
@@ -169,11 +172,12 @@ impl SocketIo {
             Ok(built) => built,
             Err(err) => return ApiError::BackendUnavailable(err.to_string()).into_response(),
         };
-        if v1::speaks_v1(req.uri()) {
+        if let Some(client) = v1::speaks_v1(req.uri()) {
             // A socket.io 1.x client polling: its framing is translated
             // (`v1.rs`), everything else is socketioxide's. Boxed, so that
             // every other request's future has no room for it.
-            return Box::pin(v1::serve(&built.serve, req, self.config.max_payload)).await;
+            let (sessions, max_payload) = (&self.base64_sessions, self.config.max_payload);
+            return Box::pin(v1::serve(&built.serve, req, client, sessions, max_payload)).await;
         }
         (built.serve)(req.map(http_body_util::Either::Left)).await
     }
