@@ -85,6 +85,11 @@ async fn subscribe(transport: Transport, addr: SocketAddr, n: usize) -> Subscrib
                 Transport::SocketIo | Transport::SocketIoWebSocket => {
                     subscriber.socketio(addr, &cursor).await
                 }
+                Transport::SocketIoPolling
+                | Transport::SocketIoPolling2x
+                | Transport::SocketIoPolling1x => {
+                    subscriber.socketio_polling(addr, transport, &cursor).await
+                }
             }
         }));
     }
@@ -130,6 +135,21 @@ impl Subscriber {
             .await
             .expect("handshake");
         while let Some(packet) = io.next().await.expect("a Socket.IO packet") {
+            if let Packet::Event { push, .. } = packet {
+                self.deliver(push).await;
+            }
+        }
+    }
+
+    async fn socketio_polling(&self, addr: SocketAddr, transport: Transport, cursor: &Cursor) {
+        let generation = transport
+            .socketio_polling()
+            .expect("a Socket.IO polling transport");
+        let mut session = socketio::Polling::connect(addr, generation, Some(cursor), None)
+            .await
+            .expect("handshake");
+        loop {
+            let packet = session.next().await.expect("a Socket.IO packet");
             if let Packet::Event { push, .. } = packet {
                 self.deliver(push).await;
             }
