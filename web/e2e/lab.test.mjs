@@ -52,6 +52,15 @@ test("every pane shows a published notification and its counters move", async ()
   assert.match(exchange, /HTTP\/1\.1 101 Switching Protocols/);
   assert.match(exchange, /sec-websocket-accept: /);
   assert.match(exchange, /sec-websocket-protocol: notify\.v1/, "the subprotocol the client offered, echoed");
+  // Chromium offers permessage-deflate; the server takes it with no
+  // context takeover, and the pane says so.
+  assert.match(exchange, /sec-websocket-extensions: permessage-deflate/);
+  assert.match(exchange, /sec-websocket-extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover/);
+  assert.equal(
+    await page.locator("#pane-websocket [data-counter=compression]").textContent(),
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+  );
+  assert.equal(await page.locator("#pane-long-poll [data-counter=compression]").textContent(), "none");
 
   // A pane's Wire holds its own exchanges only: the Auto pane's WebSocket
   // and the other panes' requests are not in it.
@@ -241,4 +250,27 @@ test("a browser gets the WebSocket subprotocol it offers, and fails on one the s
     "offered only chat: none echoed, the browser fails it",
   );
   await page.close();
+});
+
+test("a long notification arrives whole over a compressed WebSocket, and --ws-deflate off sends it plain", async () => {
+  const text = "系统维护通知：今晚 22:00 至 23:00 服务暂停。Maintenance tonight from 22:00 to 23:00. ".repeat(20);
+  for (const [args, compression] of [
+    [[], /^permessage-deflate/],
+    [["--ws-deflate", "off"], /^none$/],
+  ]) {
+    const server = await startServer(args);
+    try {
+      const { page, errors } = await openLab(shared.browser, server.base);
+      const pane = page.locator("#pane-websocket");
+      assert.match(await pane.locator("[data-counter=compression]").textContent(), compression);
+      const id = await publish(server.base, text);
+      const item = pane.locator(`[data-role=received] li[data-id="${id}"] .text`);
+      await item.waitFor();
+      assert.equal(await item.textContent(), text.trim());
+      assert.deepEqual(errors, []);
+      await page.close();
+    } finally {
+      await server.stop();
+    }
+  }
 });

@@ -278,6 +278,8 @@ class Pane {
   onEvent(event) {
     switch (event.type) {
       case "status":
+        // A new connection says afresh whether it is compressed.
+        if (event.state === "connecting") this.element.querySelector("[data-counter=compression]").textContent = "none";
         this.status.textContent = event.text;
         this.status.dataset.state = event.state;
         // The Auto pane says which transport it is on, Socket.IO's which engine.
@@ -304,6 +306,10 @@ class Pane {
         return;
       case "wire":
         this.showPacket(event.direction, event.text);
+        return;
+      case "compression":
+        // What the connection negotiated, as the browser reports it.
+        this.element.querySelector("[data-counter=compression]").textContent = event.text;
         return;
     }
     this.render();

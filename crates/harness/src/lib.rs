@@ -30,7 +30,7 @@ use notify_server::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use config::{Publish, RunConfig};
+pub use config::{Publish, RunConfig, Texts};
 pub use report::RunReport;
 pub use run::run;
 pub use target::Target;

@@ -76,6 +76,14 @@ struct Args {
     /// (half each way; publishing stays direct).
     #[arg(long, value_parser = humantime::parse_duration)]
     rtt: Option<Duration>,
+    /// custom: clients ask for compression as browsers do (WebSocket
+    /// clients offer permessage-deflate).
+    #[arg(long)]
+    compress: bool,
+    /// custom: what the notifications say, to see what compression makes
+    /// of it.
+    #[arg(long, value_enum, default_value = "id-only")]
+    texts: notify_harness::Texts,
     /// custom: run the wave twice on one server and check that its memory,
     /// once settled, returns to where it idled between the waves (needs a
     /// server process: --server-bin or --server-pid).
@@ -250,6 +258,8 @@ fn custom(args: &Args) -> anyhow::Result<Scenario> {
             leak_check: args.leak_check,
             rtt: args.rtt.unwrap_or_default(),
             settle_memory: false,
+            compress: args.compress,
+            texts: args.texts,
         }],
     })
 }

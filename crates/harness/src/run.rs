@@ -125,7 +125,11 @@ async fn measure(
         Publish::Rate(rate) => Some(rate),
         Publish::Burst => None,
     };
-    let shared = Arc::new(RunShared::new(tag, config.notifications, rate));
+    let shared = Arc::new(RunShared {
+        texts: config.texts,
+        compress: config.compress,
+        ..RunShared::new(tag, config.notifications, rate)
+    });
     let stop = CancellationToken::new();
     let stats: Vec<(Transport, Arc<TransportStats>)> = config
         .transports

@@ -171,6 +171,8 @@ pub async fn run(config: &ScaleConfig, progress: bool) -> anyhow::Result<ScaleRe
             leak_check: false,
             rtt: Duration::ZERO,
             settle_memory: true,
+            compress: false,
+            texts: crate::Texts::IdOnly,
         };
         let report = crate::run(&run_config, &target, progress)
             .await

@@ -73,6 +73,8 @@ fn base(name: &str, clients: usize, notifications: u64, publish: Publish) -> Run
         leak_check: false,
         rtt: Duration::ZERO,
         settle_memory: false,
+        compress: false,
+        texts: crate::Texts::IdOnly,
     }
 }
 

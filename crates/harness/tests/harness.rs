@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use notify_harness::report::TransportReport;
-use notify_harness::{Publish, RunConfig, RunReport, Target, Transport};
+use notify_harness::{Publish, RunConfig, RunReport, Target, Texts, Transport};
 
 fn small(name: &str) -> RunConfig {
     RunConfig {
@@ -23,6 +23,8 @@ fn small(name: &str) -> RunConfig {
         leak_check: false,
         rtt: Duration::ZERO,
         settle_memory: false,
+        compress: false,
+        texts: Texts::IdOnly,
     }
 }
 
@@ -372,4 +374,29 @@ async fn socketio_over_polling_in_each_generation_s_framing_delivers_everything(
     // The 1.x stamp (`t=<ms>-<n>`) is longer than 2.x's on every request.
     let up = |t| figures(&report, t).bytes_up;
     assert!(up(Transport::SocketIoPolling1x) > up(Transport::SocketIoPolling2x));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_offer_compression_get_long_texts_in_fewer_bytes() {
+    let mut down = Vec::new();
+    for compress in [false, true] {
+        let config = RunConfig {
+            transports: vec![Transport::WebSocket],
+            texts: Texts::Long,
+            compress,
+            ..small("compression")
+        };
+        let report = notify_harness::run(&config, &Target::InProcess { redis: None }, false)
+            .await
+            .unwrap();
+        report
+            .verify()
+            .expect("every notification exactly once, in order");
+        let t = figures(&report, Transport::WebSocket);
+        assert_eq!(t.delivered, 5 * 10, "compress: {compress}");
+        down.push(t.bytes_down);
+    }
+    // The same long texts, compressed once by the server and inflated by
+    // each client: well under the plain frames' bytes.
+    assert!(down[1] * 4 < down[0] * 3, "{down:?}");
 }

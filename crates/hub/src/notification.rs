@@ -36,12 +36,16 @@ pub struct Notification {
 pub enum Encoding {
     /// A WebSocket text frame: header, then the JSON.
     WebSocketFrame,
+    /// The same message as permessage-deflate sends it with no context
+    /// takeover (RFC 7692): compressed alone, so one frame serves every
+    /// connection that negotiated it.
+    WebSocketDeflatedFrame,
     /// A `text/event-stream` event: `id:`, `data:` and the blank line.
     SseEvent,
 }
 
 impl Encoding {
-    const COUNT: usize = 2;
+    const COUNT: usize = 3;
 }
 
 #[derive(Serialize)]

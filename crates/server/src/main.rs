@@ -19,12 +19,15 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 struct Args {
     #[command(flatten)]
     common: notify_http::CommonArgs,
+    #[command(flatten)]
+    ws: notify_websocket::WsArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = TransportConfig::default();
+    let mut config = TransportConfig::default();
+    config.websocket = args.ws.apply(config.websocket);
     notify_http::run("notify-server", args.common, |ctx| {
         // Here, once logging is set up, so that a failure is seen.
         #[cfg(not(target_env = "msvc"))]

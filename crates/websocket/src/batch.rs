@@ -46,8 +46,14 @@ impl Batch {
         self.frames.push(frame);
     }
 
-    /// `first`, then every delivery already waiting, up to the bounds.
-    pub fn gather(first: Delivery, subscription: &mut Subscription, tallies: &Tallies) -> Self {
+    /// `first`, then every delivery already waiting, up to the bounds;
+    /// notifications compressed with `deflate` (permessage-deflate).
+    pub fn gather(
+        first: Delivery,
+        subscription: &mut Subscription,
+        tallies: &Tallies,
+        deflate: bool,
+    ) -> Self {
         let mut batch = Batch {
             frames: Vec::with_capacity(8),
             sent: 0,
@@ -59,7 +65,11 @@ impl Batch {
             let frame = match delivery {
                 Delivery::Notification(n) => {
                     notifications += 1;
-                    messages::ws::notification(&n)
+                    if deflate {
+                        messages::ws::deflated_notification(&n)
+                    } else {
+                        messages::ws::notification(&n)
+                    }
                 }
                 Delivery::Reset { epoch, reason } => {
                     tallies.resets.inc();

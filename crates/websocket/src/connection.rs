@@ -60,6 +60,7 @@ pub(crate) async fn serve(
     on_upgrade: OnUpgrade,
     subscription: Subscription,
     heartbeat: Option<Duration>,
+    deflate: bool,
 ) {
     let open = shared.tallies.open.track();
     let upgraded = match on_upgrade.await {
@@ -85,13 +86,15 @@ pub(crate) async fn serve(
                 &parts.read_buf,
                 hello,
                 heartbeat,
+                deflate,
                 config,
                 open,
             );
             shutdown.spawn(run(shared.clone(), conn, subscription));
         }
         Err(upgraded) => {
-            let conn = Connection::new(TokioIo::new(upgraded), &[], hello, heartbeat, config, open);
+            let io = TokioIo::new(upgraded);
+            let conn = Connection::new(io, &[], hello, heartbeat, deflate, config, open);
             shutdown.spawn(run(shared.clone(), conn, subscription));
         }
     }
@@ -124,7 +127,8 @@ fn run<S: AsyncRead + AsyncWrite + Unpin>(
             let config = &shared.config;
             match step {
                 Step::Delivered(Some(first)) => {
-                    let batch = Batch::gather(first, &mut subscription, &shared.tallies);
+                    let tallies = &shared.tallies;
+                    let batch = Batch::gather(first, &mut subscription, tallies, conn.deflate);
                     conn.send_batch(batch, config, now);
                 }
                 Step::Delivered(None) => {
@@ -169,6 +173,9 @@ struct Connection<S> {
     stop_watch: ShutdownWatch,
     heartbeat: Option<Heartbeat>,
     closing: Option<Closing>,
+    /// permessage-deflate was negotiated: notifications go compressed, and
+    /// the client may mark a message compressed (RSV1).
+    deflate: bool,
     _open: GaugeGuard,
 }
 
@@ -202,6 +209,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         early: &[u8],
         hello: Bytes,
         heartbeat: Option<Duration>,
+        deflate: bool,
         config: &WsConfig,
         open: GaugeGuard,
     ) -> Self {
@@ -219,6 +227,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 quiet_ms: quiet.as_millis().try_into().unwrap_or(u32::MAX),
             }),
             closing: None,
+            deflate,
             _open: open,
         };
         conn.send(hello, config, now);
@@ -410,14 +419,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn take(&mut self, bytes: &[u8]) -> (Replies, Option<Verdict>) {
         let mut replies = Replies::default();
         let verdict = if self.partial.is_empty() {
-            let (used, verdict) = frames::read(bytes, &mut replies);
+            let (used, verdict) = frames::read(bytes, self.deflate, &mut replies);
             if verdict.is_none() {
                 self.partial.extend_from_slice(&bytes[used..]);
             }
             verdict
         } else {
             self.partial.extend_from_slice(bytes);
-            let (used, verdict) = frames::read(&self.partial, &mut replies);
+            let (used, verdict) = frames::read(&self.partial, self.deflate, &mut replies);
             self.partial.drain(..used);
             if self.partial.is_empty() {
                 // Give the memory back: most connections never need it again.

@@ -74,9 +74,11 @@ fn not_utf8() -> Verdict {
 }
 
 /// Reads the whole frames at the start of `data`, answering pings into
-/// `replies`. Returns how many bytes it used (the rest is the start of a
-/// frame still arriving) and, if a frame ends the connection, why.
-pub fn read(data: &[u8], replies: &mut Replies) -> (usize, Option<Verdict>) {
+/// `replies`; with `deflate` (permessage-deflate negotiated) a message may
+/// be marked compressed. Returns how many bytes it used (the rest is the
+/// start of a frame still arriving) and, if a frame ends the connection,
+/// why.
+pub fn read(data: &[u8], deflate: bool, replies: &mut Replies) -> (usize, Option<Verdict>) {
     let mut used = 0;
     while used < data.len() {
         let rest = &data[used..];
@@ -87,9 +89,13 @@ pub fn read(data: &[u8], replies: &mut Replies) -> (usize, Option<Verdict>) {
             Err(_) => return (used, Some(protocol_error())),
         };
         let head = cursor.position() as usize;
-        // No extension was negotiated, so no reserved bit may be set; and
-        // every client frame must be masked (RFC 6455 §5.1, §5.2).
-        if header.rsv1 || header.rsv2 || header.rsv3 {
+        // No reserved bit may be set but RSV1 on a message's first frame
+        // when permessage-deflate was negotiated (RFC 7692 §6); and every
+        // client frame must be masked (RFC 6455 §5.1, §5.2).
+        let compressed = header.rsv1
+            && deflate
+            && matches!(header.opcode, OpCode::Data(Data::Text | Data::Binary));
+        if (header.rsv1 && !compressed) || header.rsv2 || header.rsv3 {
             return (used, Some(protocol_error()));
         }
         let Some(mask) = header.mask else {
@@ -109,8 +115,12 @@ pub fn read(data: &[u8], replies: &mut Replies) -> (usize, Option<Verdict>) {
                     )),
                 );
             }
-            // Binary data ends the connection whatever it holds.
+            // Binary data ends the connection whatever it holds, and so
+            // does compressed data: a client has nothing to send, so the
+            // server inflates nothing and no small frame can make it
+            // inflate much.
             OpCode::Data(Data::Binary) => return (used, Some(sent_data())),
+            OpCode::Data(_) if compressed => return (used, Some(sent_data())),
             _ => {}
         }
         let len = len as usize;
@@ -215,7 +225,7 @@ mod tests {
     fn every_ping_is_answered_with_its_payload_in_order() {
         let wire = [ping(b"one"), ping(b""), ping(b"three")].concat();
         let mut replies = Replies::default();
-        assert_eq!(read(&wire, &mut replies), (wire.len(), None));
+        assert_eq!(read(&wire, false, &mut replies), (wire.len(), None));
         assert_eq!(
             &replies.pongs[..],
             b"\x8a\x03one\x8a\x00\x8a\x05three",
@@ -228,10 +238,10 @@ mod tests {
         let wire = [ping(b"hello"), ping(b"again")].concat();
         for split in 0..=wire.len() {
             let mut replies = Replies::default();
-            let (used, verdict) = read(&wire[..split], &mut replies);
+            let (used, verdict) = read(&wire[..split], false, &mut replies);
             assert!(verdict.is_none());
             let rest = [&wire[used..split], &wire[split..]].concat();
-            let (more, verdict) = read(&rest, &mut replies);
+            let (more, verdict) = read(&rest, false, &mut replies);
             assert!(verdict.is_none());
             assert_eq!(used + more, wire.len(), "split at {split}");
             assert_eq!(&replies.pongs[..], b"\x8a\x05hello\x8a\x05again");
@@ -242,7 +252,7 @@ mod tests {
     fn a_pong_is_noted_and_not_answered() {
         let mut replies = Replies::default();
         let wire = client_frame(OpCode::Control(Control::Pong), true, b"");
-        assert_eq!(read(&wire, &mut replies), (wire.len(), None));
+        assert_eq!(read(&wire, false, &mut replies), (wire.len(), None));
         assert!(replies.pong_seen);
         assert!(replies.pongs.is_empty());
     }
@@ -252,12 +262,12 @@ mod tests {
         let close_1000 = client_frame(OpCode::Control(Control::Close), true, b"\x03\xe8bye");
         let wire = [close_1000.clone(), ping(b"late")].concat();
         let mut replies = Replies::default();
-        let (used, verdict) = read(&wire, &mut replies);
+        let (used, verdict) = read(&wire, false, &mut replies);
         assert_eq!(used, close_1000.len(), "nothing after the close is read");
         assert_eq!(verdict, Some(Verdict::Closed(close(CloseCode::Normal, ""))));
         let empty = client_frame(OpCode::Control(Control::Close), true, b"");
         assert_eq!(
-            read(&empty, &mut replies).1,
+            read(&empty, false, &mut replies).1,
             Some(Verdict::Closed(Bytes::from_static(b"\x88\x00")))
         );
     }
@@ -329,9 +339,45 @@ mod tests {
             ("a reserved bit", b"\xc9\x80\x00\x00\x00\x00".to_vec(), 1002),
         ];
         for (what, wire, code) in cases {
-            let (_, verdict) = read(&wire, &mut Replies::default());
+            let (_, verdict) = read(&wire, false, &mut Replies::default());
             assert_eq!(code_of(verdict), Some(code), "{what}");
         }
+    }
+
+    #[test]
+    fn rsv1_marks_a_compressed_message_only_where_deflate_was_negotiated() {
+        let with_rsv1 = |opcode, is_final| {
+            let mut wire = client_frame(opcode, is_final, b"\xf2\x48\x05\x00");
+            wire[0] |= 0x40;
+            wire
+        };
+        let text = with_rsv1(OpCode::Data(Data::Text), true);
+        // Compressed data is data: refused as any is, without inflating it.
+        assert_eq!(
+            code_of(read(&text, true, &mut Replies::default()).1),
+            Some(1008)
+        );
+        // Without the extension, RSV1 is a protocol error.
+        assert_eq!(
+            code_of(read(&text, false, &mut Replies::default()).1),
+            Some(1002)
+        );
+        // And never on a control frame or a continuation.
+        let ping = with_rsv1(OpCode::Control(Control::Ping), true);
+        assert_eq!(
+            code_of(read(&ping, true, &mut Replies::default()).1),
+            Some(1002)
+        );
+        let more = with_rsv1(OpCode::Data(Data::Continue), true);
+        assert_eq!(
+            code_of(read(&more, true, &mut Replies::default()).1),
+            Some(1002)
+        );
+        // A deflate connection still answers plain pings.
+        let mut replies = Replies::default();
+        let plain = client_frame(OpCode::Control(Control::Ping), true, b"p");
+        assert_eq!(read(&plain, true, &mut replies), (plain.len(), None));
+        assert_eq!(&replies.pongs[..], b"\x8a\x01p");
     }
 
     #[test]
@@ -340,7 +386,10 @@ mod tests {
         let mut wire = vec![0x82, 0xFF];
         wire.extend_from_slice(&(1u64 << 20).to_be_bytes());
         wire.extend_from_slice(&[1, 2, 3, 4]);
-        assert_eq!(code_of(read(&wire, &mut Replies::default()).1), Some(1009));
+        assert_eq!(
+            code_of(read(&wire, false, &mut Replies::default()).1),
+            Some(1009)
+        );
     }
 
     #[test]

@@ -40,6 +40,7 @@ use batch::Batch;
 
 mod batch;
 mod connection;
+pub mod deflate;
 mod frames;
 mod plain;
 
@@ -61,6 +62,10 @@ pub struct WsConfig {
     /// Longest a single frame may wait to be written; a client slower than
     /// this is dropped rather than buffered for.
     pub send_timeout: Duration,
+    /// Accept permessage-deflate when a client offers it ([`deflate`]):
+    /// each notification compressed once and shared, no per-connection
+    /// state. The plain version never does.
+    pub deflate: bool,
 }
 
 impl Default for WsConfig {
@@ -68,6 +73,33 @@ impl Default for WsConfig {
         WsConfig {
             ping_interval: Duration::from_secs(20),
             send_timeout: Duration::from_secs(10),
+            deflate: true,
+        }
+    }
+}
+
+/// The WebSocket transport's own flags, for the binaries that serve it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WsArgs {
+    /// permessage-deflate for clients that offer it (every browser does):
+    /// `on` or `off`.
+    #[arg(
+        long,
+        value_name = "on|off",
+        default_value = "on",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::Set,
+        hide_possible_values = true,
+    )]
+    pub ws_deflate: bool,
+}
+
+impl WsArgs {
+    /// `config` with these flags applied.
+    pub fn apply(&self, config: WsConfig) -> WsConfig {
+        WsConfig {
+            deflate: self.ws_deflate,
+            ..config
         }
     }
 }
@@ -153,7 +185,14 @@ impl WebSocket {
     pub fn handle(&self, mut req: Request) -> Result<Response, ApiError> {
         let shared = &self.shared;
         allow(&req, &Method::GET, "GET")?;
-        let response = accept_handshake(req.headers())?;
+        let mut response = accept_handshake(req.headers())?;
+        let deflate = shared.config.deflate && accepts_deflate(req.headers());
+        if deflate {
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_EXTENSIONS,
+                HeaderValue::from_static(deflate::ACCEPTED),
+            );
+        }
         let query = Query::from_uri(req.uri());
         let cursor = query.cursor()?;
         let heartbeat = query.heartbeat()?;
@@ -166,8 +205,24 @@ impl WebSocket {
             on_upgrade,
             subscription,
             heartbeat,
+            deflate,
         ));
         Ok(response)
+    }
+}
+
+/// Whether the handshake offers permessage-deflate in a form the server
+/// accepts; a declined offer is told in the log, and the connection goes
+/// on uncompressed.
+fn accepts_deflate(headers: &HeaderMap) -> bool {
+    match deflate::negotiate(headers) {
+        Ok(()) => true,
+        Err(declined) => {
+            if !declined.is_empty() {
+                tracing::debug!(?declined, "permessage-deflate offered, and declined");
+            }
+            false
+        }
     }
 }
 

@@ -9,12 +9,14 @@ use notify_websocket::WsConfig;
 struct Args {
     #[command(flatten)]
     common: notify_http::CommonArgs,
+    #[command(flatten)]
+    ws: notify_websocket::WsArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = WsConfig::default();
+    let config = args.ws.apply(WsConfig::default());
     notify_http::run("websocket server", args.common, |ctx| {
         notify_websocket::standalone(ctx, config).1
     })

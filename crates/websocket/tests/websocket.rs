@@ -536,6 +536,13 @@ async fn text_that_is_not_utf8_is_closed_with_1007() {
 
 /// Reads one server frame (unmasked): (opcode, payload).
 async fn read_frame(socket: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    let (first, payload) = read_frame_whole(socket).await;
+    (first & 0x0f, payload)
+}
+
+/// Reads one server frame (unmasked): (its first byte, flags and opcode;
+/// its payload).
+async fn read_frame_whole(socket: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
     let mut header = [0u8; 2];
     socket.read_exact(&mut header).await.unwrap();
     assert_eq!(header[1] & 0x80, 0, "server frames are not masked");
@@ -547,7 +554,7 @@ async fn read_frame(socket: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
     };
     let mut payload = vec![0u8; len];
     socket.read_exact(&mut payload).await.unwrap();
-    (header[0] & 0x0f, payload)
+    (header[0], payload)
 }
 
 #[tokio::test]
@@ -615,4 +622,125 @@ async fn a_plain_tcp_connection_is_served_on_its_unwrapped_socket() {
         Some(Pushed::Hello { .. })
     ));
     assert_eq!(ws_handle.unwrapped_connections(), 1);
+}
+
+/// A raw socket past the 101, having offered `extensions`; with the head
+/// of the answer.
+async fn offering(server: &TestServer, extensions: &str) -> (tokio::net::TcpStream, String) {
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = upgrade_request(&[("Sec-WebSocket-Extensions", extensions)], "");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut socket).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    (socket, head.to_ascii_lowercase())
+}
+
+/// A compressed message's payload inflated, as a client does (RFC 7692
+/// §7.2.2: the sync flush's tail put back first).
+fn inflate(compressed: &[u8]) -> Vec<u8> {
+    notify_client::websocket::inflate(compressed).unwrap()
+}
+
+/// A notification long enough for compression to pay, in two scripts.
+fn long_text() -> String {
+    "系统维护通知：今晚 22:00 至 23:00 服务暂停。Maintenance tonight from 22:00 to 23:00. "
+        .repeat(8)
+}
+
+#[tokio::test]
+async fn permessage_deflate_is_accepted_and_notifications_arrive_compressed() {
+    let (server, _) = server().await;
+    let (mut socket, head) = offering(&server, "permessage-deflate; client_max_window_bits").await;
+    assert!(
+        head.contains(
+            "sec-websocket-extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        ),
+        "{head}"
+    );
+    let (first, hello) = read_frame_whole(&mut socket).await;
+    assert_eq!(first & 0x0f, 0x1);
+    let hello = if first & 0x40 != 0 {
+        inflate(&hello)
+    } else {
+        hello
+    };
+    assert!(
+        String::from_utf8(hello)
+            .unwrap()
+            .contains(r#""type":"hello""#)
+    );
+
+    let text = long_text();
+    server.publish(&text).await.unwrap();
+    let (first, payload) = tokio::time::timeout(PATIENCE, read_frame_whole(&mut socket))
+        .await
+        .unwrap();
+    assert_eq!(first, 0xC1, "FIN, RSV1 (compressed), text");
+    let message = inflate(&payload);
+    assert!(
+        payload.len() * 3 < message.len(),
+        "{} of {}",
+        payload.len(),
+        message.len()
+    );
+    let pushed = Push::parse(std::str::from_utf8(&message).unwrap()).unwrap();
+    assert!(matches!(pushed, Push::Notification(n) if n.text == text.trim()));
+
+    // The client's pings are answered as ever.
+    socket.write_all(&masked_frame(0x9, b"ok")).await.unwrap();
+    let (first, pong) = read_frame_whole(&mut socket).await;
+    assert_eq!((first, pong.as_slice()), (0x8A, &b"ok"[..]));
+}
+
+#[tokio::test]
+async fn a_malformed_deflate_offer_is_declined_and_frames_go_plain() {
+    let (server, _) = server().await;
+    for offer in [
+        "permessage-deflate; client_max_window_bits=16",
+        "permessage-deflate; server_max_window_bits=7",
+        "permessage-deflate; unknown_parameter",
+        "permessage-deflate; client_no_context_takeover; client_no_context_takeover",
+    ] {
+        let (mut socket, head) = offering(&server, offer).await;
+        assert!(
+            !head.contains("sec-websocket-extensions"),
+            "{offer}: {head}"
+        );
+        read_frame_whole(&mut socket).await; // the hello
+        let text = long_text();
+        server.publish(&text).await.unwrap();
+        let (first, payload) = read_frame_whole(&mut socket).await;
+        assert_eq!(first, 0x81, "{offer}: a plain text frame");
+        assert!(String::from_utf8(payload).unwrap().contains("Maintenance"));
+    }
+}
+
+#[tokio::test]
+async fn with_deflate_off_the_offer_is_declined() {
+    let (server, _) = server_with(
+        TestConfig::default(),
+        WsConfig {
+            deflate: false,
+            ..WsConfig::default()
+        },
+    )
+    .await;
+    let (_, head) = offering(&server, "permessage-deflate").await;
+    assert!(!head.contains("sec-websocket-extensions"), "{head}");
+}
+
+#[tokio::test]
+async fn a_compressed_message_from_a_client_is_closed_with_1008_unread() {
+    let (server, _) = server().await;
+    let (mut socket, _) = offering(&server, "permessage-deflate").await;
+    read_frame_whole(&mut socket).await; // the hello
+    // RSV1 + text: a client has nothing to send, compressed or not, so the
+    // server refuses it without inflating a byte.
+    let mut frame = masked_frame(0x1, &[0xf2, 0x48, 0x05, 0x00]);
+    frame[0] |= 0x40;
+    socket.write_all(&frame).await.unwrap();
+    let code = tokio::time::timeout(PATIENCE, read_until_close(&mut socket))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1008));
 }

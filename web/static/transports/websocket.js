@@ -10,7 +10,9 @@
 // reconnects with its cursor, so nothing published meanwhile is lost.
 // It offers the server's subprotocol, `notify.v1`, which the server
 // echoes: a server that did not speak it would not, and the browser would
-// then refuse the connection rather than misread its frames.
+// then refuse the connection rather than misread its frames. The browser
+// offers permessage-deflate by itself; `socket.extensions` says whether the
+// server took it, and the client reports that as {type: "compression"}.
 
 import { Cursor, byteLength, queryWith } from "./cursor.js";
 import { LIVE_WITHIN_MS, Watchdog } from "./liveness.js";
@@ -65,6 +67,7 @@ export class WebSocketClient {
     this.onEvent({ type: "status", state: "connecting", text: "handshake…" });
     this.watchdog.arm(LIVE_WITHIN_MS, `no hello within ${LIVE_WITHIN_MS / 1000} s`);
 
+    socket.onopen = () => this.onEvent({ type: "compression", text: socket.extensions || "none" });
     socket.onmessage = (event) => {
       this.onEvent({ type: "response", bytes: byteLength(event.data), empty: false });
       this.onEvent({ type: "heard" });

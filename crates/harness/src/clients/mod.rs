@@ -44,8 +44,12 @@ pub struct TransportStats {
 /// What every client of a run shares.
 #[derive(Debug)]
 pub struct RunShared {
-    /// Texts of this run's notifications are `"<tag> #<seq>"`.
+    /// Texts of this run's notifications are `"<tag> #<seq>"` and what
+    /// `texts` adds.
     pub tag: String,
+    pub texts: crate::Texts,
+    /// Clients ask for compression.
+    pub compress: bool,
     pub total: u64,
     /// Publishes per second; `None` for a burst.
     pub rate: Option<f64>,
@@ -72,6 +76,8 @@ impl RunShared {
     pub fn new(tag: String, total: u64, rate: Option<f64>) -> Self {
         RunShared {
             tag,
+            texts: crate::Texts::IdOnly,
+            compress: false,
             total,
             rate,
             start: OnceLock::new(),
@@ -82,7 +88,7 @@ impl RunShared {
     }
 
     pub fn text(&self, seq: u64) -> String {
-        format!("{} #{seq}", self.tag)
+        format!("{} #{seq}{}", self.tag, self.texts.body())
     }
 
     /// The instant notification `seq` was scheduled to be published.
@@ -95,10 +101,11 @@ impl RunShared {
     }
 
     fn seq_of(&self, text: &str) -> Option<u64> {
-        text.strip_prefix(self.tag.as_str())?
-            .strip_prefix(" #")?
-            .parse()
-            .ok()
+        let numbered = text.strip_prefix(self.tag.as_str())?.strip_prefix(" #")?;
+        let digits = numbered.split(' ').next()?;
+        // The rest is the run's own text: anything else is not this run's.
+        (numbered[digits.len()..] == *self.texts.body().trim_end()).then_some(())?;
+        digits.parse().ok()
     }
 }
 

@@ -6,22 +6,72 @@
 //! ([`notification`]) and every connection writes the shared bytes.
 //!
 //! ```text
-//! 0x81              FIN + opcode 1 (text)
+//! 0x81              FIN + opcode 1 (text); 0xC1 with RSV1: compressed
 //! len | 126 + u16 | 127 + u64    payload length, no mask bit
-//! payload           the message's JSON
+//! payload           the message's JSON, or its DEFLATE
 //! ```
+//!
+//! With permessage-deflate (RFC 7692) and no server context takeover, a
+//! message is compressed alone ([`deflate_message`]), so its compressed
+//! frame too is the same for every client that negotiated it, and built
+//! once ([`deflated_notification`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
+use flate2::{Compress, Compression, FlushCompress};
 use notify_hub::{Encoding, Notification};
 
 /// FIN set, opcode 1: one whole text message in one frame.
 const FIN_TEXT: u8 = 0x81;
+/// The same with RSV1, which permessage-deflate uses to mark a message as
+/// compressed (RFC 7692 §6).
+const FIN_RSV1_TEXT: u8 = 0xC1;
+
+/// What a sync flush ends with, and permessage-deflate leaves off the wire
+/// (RFC 7692 §7.2.1); the receiver puts it back before inflating.
+pub const DEFLATE_TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 
 /// A whole text frame around `payload`, which must be UTF-8 (every message
 /// this server builds is JSON).
 pub fn text(payload: &[u8]) -> Bytes {
+    frame(FIN_TEXT, payload)
+}
+
+/// `payload` compressed as one permessage-deflate message with no context
+/// takeover: raw DEFLATE, sync-flushed, its tail left off. `None` in the
+/// one case the compressor refuses, which a fresh compressor does not.
+pub fn deflate_message(payload: &[u8]) -> Option<Vec<u8>> {
+    let mut compress = Compress::new(Compression::default(), false);
+    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+    loop {
+        let read = compress.total_in() as usize;
+        compress
+            .compress_vec(&payload[read..], &mut out, FlushCompress::Sync)
+            .ok()?;
+        // Done when all of it went in and the flush did not fill the room.
+        if compress.total_in() as usize == payload.len() && out.len() < out.capacity() {
+            break;
+        }
+        out.reserve(out.capacity().max(64));
+    }
+    if out.ends_with(&DEFLATE_TAIL) {
+        out.truncate(out.len() - DEFLATE_TAIL.len());
+    }
+    Some(out)
+}
+
+/// A text message as permessage-deflate sends it: compressed in a frame
+/// with RSV1, or as a plain frame where compressing would not make it
+/// smaller (RFC 7692 lets every message choose).
+pub fn deflated_text(payload: &[u8]) -> Bytes {
+    match deflate_message(payload) {
+        Some(compressed) if compressed.len() < payload.len() => frame(FIN_RSV1_TEXT, &compressed),
+        _ => text(payload),
+    }
+}
+
+fn frame(first: u8, payload: &[u8]) -> Bytes {
     let mut frame = BytesMut::with_capacity(payload.len() + 10);
-    frame.put_u8(FIN_TEXT);
+    frame.put_u8(first);
     match payload.len() {
         len @ 0..=125 => frame.put_u8(len as u8),
         len @ 126..=0xFFFF => {
@@ -41,6 +91,14 @@ pub fn text(payload: &[u8]) -> Bytes {
 /// and shared by all.
 pub fn notification(n: &Notification) -> Bytes {
     n.encoded(Encoding::WebSocketFrame, |n| text(n.json()))
+}
+
+/// The notification's frame for a connection with permessage-deflate: one
+/// compression per notification, shared by every such connection.
+pub fn deflated_notification(n: &Notification) -> Bytes {
+    n.encoded(Encoding::WebSocketDeflatedFrame, |n| {
+        deflated_text(n.json())
+    })
 }
 
 #[cfg(test)]
@@ -82,6 +140,50 @@ mod tests {
             );
             assert_eq!(body, payload.as_bytes(), "{len}");
         }
+    }
+
+    /// What a client does with a compressed message's payload.
+    fn inflate(compressed: &[u8]) -> Vec<u8> {
+        let mut input = compressed.to_vec();
+        input.extend_from_slice(&DEFLATE_TAIL);
+        let mut inflate = flate2::Decompress::new(false);
+        let mut out = Vec::with_capacity(1024);
+        while (inflate.total_in() as usize) < input.len() {
+            let read = inflate.total_in() as usize;
+            out.reserve(out.capacity());
+            inflate
+                .decompress_vec(&input[read..], &mut out, flate2::FlushDecompress::Sync)
+                .unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn a_compressed_frame_has_rsv1_and_inflates_to_the_message() {
+        let message = r#"{"id":7,"text":"The maintenance window starts at 22:00 and ends at 23:00; the maintenance window may be extended.","published_at":"2026-12-05T07:00:00.000Z"}"#;
+        let frame = deflated_text(message.as_bytes());
+        let (header, body) = parse(&frame);
+        assert!(header.rsv1, "RSV1 marks it compressed");
+        assert!(!header.rsv2 && !header.rsv3);
+        assert!(body.len() < message.len(), "{} bytes", body.len());
+        assert!(!body.ends_with(&DEFLATE_TAIL), "the tail is left off");
+        assert_eq!(inflate(&body), message.as_bytes());
+        // Long ones are compressed in full, however many rounds it takes.
+        let long = "通知 notification ".repeat(5000);
+        let (_, body) = parse(&deflated_text(long.as_bytes()));
+        assert!(body.len() < long.len() / 50, "{} bytes", body.len());
+        assert!(
+            inflate(&body) == long.as_bytes(),
+            "the long one round-trips"
+        );
+    }
+
+    #[test]
+    fn a_message_that_would_grow_is_sent_plain() {
+        let frame = deflated_text(b"{}");
+        let (header, body) = parse(&frame);
+        assert!(!header.rsv1);
+        assert_eq!(body, b"{}");
     }
 
     #[test]

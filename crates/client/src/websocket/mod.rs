@@ -13,8 +13,14 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::counting::{Counters, CountingStream};
 
+mod inflating;
+pub use inflating::{Inflating, inflate};
+
 /// A WebSocket over a socket that can count its bytes.
 pub type Socket = WebSocketStream<CountingStream>;
+
+/// The same with permessage-deflate negotiated.
+pub type DeflateSocket = WebSocketStream<Inflating<CountingStream>>;
 
 /// Opens `ws://addr{path_and_query}`.
 pub async fn connect(
@@ -31,6 +37,34 @@ pub async fn connect(
     let config = WebSocketConfig::default().read_buffer_size(4096);
     let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
     Ok(ws)
+}
+
+/// Opens `ws://addr{path_and_query}` offering permessage-deflate, as every
+/// browser does; compressed notifications are inflated under tungstenite
+/// ([`Inflating`]), and counted as they travelled. Whether the server
+/// accepted is in the answer: `true` when it did.
+pub async fn connect_deflate(
+    addr: SocketAddr,
+    path_and_query: &str,
+    counters: Option<Arc<Counters>>,
+) -> anyhow::Result<(DeflateSocket, bool)> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    Counters::request(counters.as_ref());
+    let stream = Inflating::new(CountingStream::connect(addr, counters).await?);
+    let mut request = format!("ws://{addr}{path_and_query}").into_client_request()?;
+    request.headers_mut().insert(
+        http::header::SEC_WEBSOCKET_EXTENSIONS,
+        http::HeaderValue::from_static("permessage-deflate; client_max_window_bits"),
+    );
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (ws, response) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+    let accepted = response
+        .headers()
+        .get(http::header::SEC_WEBSOCKET_EXTENSIONS)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("permessage-deflate"));
+    Ok((ws, accepted))
 }
 
 /// What a server sent, as a client acts on it.
