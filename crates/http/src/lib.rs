@@ -23,6 +23,7 @@
 mod admin;
 mod admission;
 mod chunks;
+mod compress;
 mod error;
 mod gauge;
 pub mod messages;
@@ -45,6 +46,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 pub use admin::AdminToken;
 pub use admission::ConnectionSlot;
 pub use chunks::Chunks;
+pub use compress::{Coding, compress_answer};
 pub use error::ApiError;
 pub use gauge::{Gauge, GaugeGuard};
 pub use origin::{FromPage, Origins, allow_cors};

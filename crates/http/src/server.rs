@@ -102,6 +102,9 @@ pub struct ServeConfig {
     /// proxy appended), not the proxy's own. Anyone else's header is
     /// ignored, since a client can write whatever it likes there.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Compress whole textual answers for clients that accept it (Brotli
+    /// or gzip, `compress.rs`).
+    pub compression: bool,
 }
 
 /// [`ServeConfig::max_buf_size`] by default: far above any browser's
@@ -123,6 +126,7 @@ impl Default for ServeConfig {
             tls: None,
             origins: crate::Origins::default(),
             trusted_proxies: Vec::new(),
+            compression: true,
         }
     }
 }

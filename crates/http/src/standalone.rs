@@ -95,6 +95,17 @@ pub struct CommonArgs {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Compress whole answers (polls, the API, pages) with Brotli or gzip
+    /// for clients that accept it: `on` or `off`.
+    #[arg(
+        long,
+        value_name = "on|off",
+        default_value = "on",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::Set,
+        hide_possible_values = true,
+    )]
+    pub http_compression: bool,
 }
 
 impl CommonArgs {
@@ -145,6 +156,7 @@ impl AppContext {
             max_streams_per_connection: args.max_streams_per_connection.max(1),
             trusted_proxies: args.trusted_proxy.clone(),
             origins: crate::Origins::new(&args.allow_origin),
+            compression: args.http_compression,
             ..ServeConfig::default()
         };
         Ok(AppContext::new(hub, token, limits, serve))
@@ -207,6 +219,10 @@ where
             // Pages from another origin may use the transport and the
             // publish API only if `--allow-origin` names theirs.
             let mut cors = None;
+            let compress = ctx.serve.compression;
+            let coding = compress
+                .then(|| crate::Coding::accepted(req.headers()))
+                .flatten();
             if ours || path == crate::PUBLISH_PATH {
                 match ctx.serve.origins.admit(&req) {
                     crate::FromPage::Proceed(origin) => cors = origin,
@@ -220,6 +236,9 @@ where
             };
             if let Some(origin) = cors {
                 crate::allow_cors(&mut response, origin);
+            }
+            if compress {
+                crate::compress_answer(coding, &mut response);
             }
             response
         }) as RouteFuture

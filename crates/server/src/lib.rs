@@ -30,7 +30,8 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use http::{Method, StatusCode};
 use notify_http::{
-    ApiError, AppContext, Cut, Query, Request, Response, RouteFuture, Tallies, Tap, allow, reply,
+    ApiError, AppContext, Coding, Cut, Query, Request, Response, RouteFuture, Tallies, Tap, allow,
+    reply,
 };
 
 use crate::lab::{Lab, LabTag};
@@ -182,7 +183,7 @@ pub fn router(
     });
     let router = move |req: Request| -> RouteFuture {
         let t = &shared.t;
-        let mut exchange = match Exchange::begin(t, &req) {
+        let mut exchange = match Exchange::begin(t, &req, shared.ctx.serve.compression) {
             Ok(exchange) => exchange,
             Err(refused) => return Box::pin(std::future::ready(refused.into_response())),
         };
@@ -258,13 +259,17 @@ struct Exchange {
     /// The foreign origin `--allow-origin` lets read the answer. Boxed: a
     /// held long poll keeps its exchange, and nearly no request has one.
     cors: Option<Box<http::HeaderValue>>,
+    /// Whether answers are compressed at all (`--http-compression`), and
+    /// how this one may be.
+    compress: bool,
+    coding: Option<Coding>,
 }
 
 impl Exchange {
     /// Captures the request's head for the wire log and files its
     /// connection under its lab pane; a request without a tag detaches its
     /// connection from any pane. `Err` is a malformed tag.
-    fn begin(t: &Transports, req: &Request) -> Result<Self, ApiError> {
+    fn begin(t: &Transports, req: &Request, compression: bool) -> Result<Self, ApiError> {
         let recorded = t
             .recorded_as(req.uri().path())
             .map(|name| (name, RequestHead::capture(req)));
@@ -287,13 +292,21 @@ impl Exchange {
             tag: tag.map(Box::new),
             tap,
             cors: None,
+            compress: compression,
+            coding: compression
+                .then(|| Coding::accepted(req.headers()))
+                .flatten(),
         })
     }
 
-    /// Lets an allowed foreign origin read the answer, then [`Exchange::end`].
+    /// Lets an allowed foreign origin read the answer, compresses it if
+    /// the client accepts that, then [`Exchange::end`].
     fn end_mut(mut self, t: &Transports, response: &mut Response) {
         if let Some(origin) = self.cors.take() {
             notify_http::allow_cors(response, *origin);
+        }
+        if self.compress {
+            notify_http::compress_answer(self.coding, response);
         }
         self.end(t, response);
     }
