@@ -21,7 +21,12 @@ pub struct HttpConnection {
     addr: SocketAddr,
     counters: Option<Arc<Counters>>,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// Ask for compressed answers, as a browser does, and decode them.
+    compressed: bool,
 }
+
+/// What a browser says it accepts.
+const ACCEPT_ENCODING: &str = "gzip, deflate, br";
 
 impl HttpConnection {
     /// A connection to `addr`, opened on its first request, counting into
@@ -31,7 +36,16 @@ impl HttpConnection {
             addr,
             counters,
             sender: None,
+            compressed: false,
         }
+    }
+
+    /// The same, asking for compressed answers as a browser does
+    /// (`Accept-Encoding: gzip, deflate, br`) and decoding them; bytes are
+    /// counted as they travelled.
+    pub fn compressed(mut self) -> Self {
+        self.compressed = true;
+        self
     }
 
     async fn sender(&mut self) -> anyhow::Result<&mut SendRequest<Full<Bytes>>> {
@@ -50,9 +64,15 @@ impl HttpConnection {
     /// Sends a request and returns the response with its body unread.
     pub async fn send(
         &mut self,
-        request: Request<Full<Bytes>>,
+        mut request: Request<Full<Bytes>>,
     ) -> anyhow::Result<hyper::Response<Incoming>> {
         Counters::request(self.counters.as_ref());
+        if self.compressed {
+            request.headers_mut().insert(
+                header::ACCEPT_ENCODING,
+                http::HeaderValue::from_static(ACCEPT_ENCODING),
+            );
+        }
         let sender = self.sender().await?;
         match sender.send_request(request).await {
             Ok(response) => Ok(response),
@@ -70,12 +90,17 @@ impl HttpConnection {
     ) -> anyhow::Result<(StatusCode, Bytes)> {
         let response = self.send(request).await?;
         let status = response.status();
+        let encoding = response.headers().get(header::CONTENT_ENCODING).cloned();
         let body = response
             .into_body()
             .collect()
             .await
             .context("reading the body")?
             .to_bytes();
+        let body = match encoding {
+            None => body,
+            Some(coding) => decode(coding.as_bytes(), &body)?,
+        };
         Ok((status, body))
     }
 
@@ -117,6 +142,27 @@ impl HttpConnection {
             .body(Full::new(Bytes::from(text)))?;
         self.exchange(request).await
     }
+}
+
+/// A whole answer's body decoded from its `Content-Encoding`.
+fn decode(coding: &[u8], body: &[u8]) -> anyhow::Result<Bytes> {
+    let mut out = Vec::with_capacity(body.len() * 4);
+    match coding {
+        b"gzip" => {
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut out)?;
+        }
+        b"deflate" => {
+            std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(body), &mut out)?;
+        }
+        b"br" => {
+            brotli::BrotliDecompress(&mut &body[..], &mut out)?;
+        }
+        other => anyhow::bail!(
+            "an answer in {}, which was not asked for",
+            String::from_utf8_lossy(other)
+        ),
+    }
+    Ok(Bytes::from(out))
 }
 
 /// `GET path` to `addr`, with no body.

@@ -4,8 +4,6 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use notify_client::HttpConnection;
-
 use super::short_poll::poll_once;
 use super::{ClientContext, ClientOutcome, Cuts, RECONNECT_DELAY, Recorder};
 use crate::Transport;
@@ -13,7 +11,7 @@ use crate::Transport;
 /// `transport` is the tuned one or its plain version: the same wire, another path.
 pub async fn run(ctx: ClientContext, transport: Transport, timeout: Duration) -> ClientOutcome {
     let mut recorder = Recorder::start(transport, &ctx).await;
-    let mut http = HttpConnection::new(ctx.addr, Some(ctx.stats.counters.clone()));
+    let mut http = ctx.http();
     let mut cursor = ctx.start.clone();
     let mut cuts = Cuts::new(&ctx);
     loop {
@@ -29,7 +27,7 @@ pub async fn run(ctx: ClientContext, transport: Transport, timeout: Duration) ->
             _ = ctx.stop.cancelled() => break,
             _ = cuts.due() => {
                 // Abandon the held request and its connection; ask again.
-                http = HttpConnection::new(ctx.addr, Some(ctx.stats.counters.clone()));
+                http = ctx.http();
                 continue;
             }
             result = poll_once(&mut http, &path, &ctx, &mut cursor, &mut recorder) => result,

@@ -109,6 +109,19 @@ impl RunShared {
     }
 }
 
+impl ClientContext {
+    /// A keep-alive connection to the server that counts into this
+    /// client's transport, asking for compressed answers if the run does.
+    pub fn http(&self) -> notify_client::HttpConnection {
+        let http = notify_client::HttpConnection::new(self.addr, Some(self.stats.counters.clone()));
+        if self.run.compress {
+            http.compressed()
+        } else {
+            http
+        }
+    }
+}
+
 /// Everything one client needs.
 #[derive(Debug, Clone)]
 pub struct ClientContext {

@@ -36,7 +36,7 @@ pub async fn poll_once(
 
 pub async fn run(ctx: ClientContext, interval: Duration) -> ClientOutcome {
     let mut recorder = Recorder::start(Transport::ShortPoll, &ctx).await;
-    let mut http = HttpConnection::new(ctx.addr, Some(ctx.stats.counters.clone()));
+    let mut http = ctx.http();
     let mut cursor = ctx.start.clone();
     // The first poll at once (the client is then ready), the next after its
     // phase's share of the interval, then every interval.
@@ -48,7 +48,7 @@ pub async fn run(ctx: ClientContext, interval: Duration) -> ClientOutcome {
             _ = ctx.stop.cancelled() => break,
             _ = cuts.due() => {
                 // Drop the connection mid-request; the next poll reconnects.
-                http = HttpConnection::new(ctx.addr, Some(ctx.stats.counters.clone()));
+                http = ctx.http();
                 continue;
             }
             result = poll_once(&mut http, &path, &ctx, &mut cursor, &mut recorder) => result,
