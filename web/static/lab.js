@@ -229,6 +229,11 @@ class Pane {
     this.element.querySelector("[data-counter=http-version]").textContent = version;
   }
 
+  /** What the pane's latest HTTP answer was compressed with ("none", "gzip", "br"). */
+  setCompression(encoding) {
+    this.element.querySelector("[data-counter=compression]").textContent = encoding;
+  }
+
   /** The bytes the server counted on this pane's connections, since the counters were reset. */
   setWireBytes(down, up) {
     this.wireBytes = { down, up };

@@ -48,6 +48,10 @@ export function followWire(page, panes) {
     if (!pane) return;
     const version = record.request.split("\r\n", 1)[0].split(" ").at(-1);
     pane.setHttpVersion(version.replace("HTTP/2.0", "HTTP/2"));
+    // Whether the answer came compressed, as the server sent it: a page
+    // cannot see an event stream's headers, so the lab reads them here.
+    const encoding = /^content-encoding: *(.+)$/im.exec(record.response)?.[1]?.trim();
+    if (!/ 101 /.test(record.response.split("\r\n", 1)[0])) pane.setCompression(encoding ?? "none");
     const list = pane.element.querySelector("[data-role=wire]");
     if (list) prependBounded(list, exchangeItem(record));
   };

@@ -378,10 +378,11 @@ async fn socketio_over_polling_in_each_generation_s_framing_delivers_everything(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_offer_compression_get_long_texts_in_fewer_bytes() {
+    let transports = [Transport::WebSocket, Transport::Sse, Transport::LongPoll];
     let mut down = Vec::new();
     for compress in [false, true] {
         let config = RunConfig {
-            transports: vec![Transport::WebSocket],
+            transports: transports.to_vec(),
             texts: Texts::Long,
             compress,
             ..small("compression")
@@ -392,11 +393,27 @@ async fn clients_that_offer_compression_get_long_texts_in_fewer_bytes() {
         report
             .verify()
             .expect("every notification exactly once, in order");
-        let t = figures(&report, Transport::WebSocket);
-        assert_eq!(t.delivered, 5 * 10, "compress: {compress}");
-        down.push(t.bytes_down);
+        for transport in transports {
+            let t = figures(&report, transport);
+            assert_eq!(t.delivered, 5 * 10, "{transport}, compress: {compress}");
+            down.push((transport, compress, t.bytes_down));
+        }
     }
-    // The same long texts, compressed once by the server and inflated by
-    // each client: well under the plain frames' bytes.
-    assert!(down[1] * 4 < down[0] * 3, "{down:?}");
+    // The same long texts, compressed by the server (once per notification
+    // for the WebSocket and the stream, once per answer for the long poll)
+    // and decoded by each client: well under the plain bytes.
+    for transport in transports {
+        let bytes = |compress| {
+            down.iter()
+                .find(|(t, c, _)| *t == transport && *c == compress)
+                .map(|(_, _, b)| *b)
+                .unwrap()
+        };
+        assert!(
+            bytes(true) * 4 < bytes(false) * 3,
+            "{transport}: {} compressed, {} plain",
+            bytes(true),
+            bytes(false)
+        );
+    }
 }

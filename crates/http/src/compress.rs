@@ -62,37 +62,16 @@ impl Coding {
     /// gzip if it accepts `gzip` (or anything, `*`); none otherwise. A
     /// coding given `q=0` is refused (RFC 9110 §12.5.3).
     pub fn accepted(headers: &HeaderMap) -> Option<Coding> {
-        let (mut brotli, mut gzip) = (false, false);
-        let items = headers
-            .get_all(header::ACCEPT_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','));
-        for item in items {
-            let mut parts = item.split(';');
-            let name = parts.next().unwrap_or_default().trim();
-            let refused = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            if refused {
-                continue;
-            }
-            if name.eq_ignore_ascii_case("br") {
-                brotli = true;
-            } else if name.eq_ignore_ascii_case("gzip") || name == "*" {
-                gzip = true;
-            }
+        match accepts(headers) {
+            (true, _) => Some(Coding::Brotli),
+            (false, true) => Some(Coding::Gzip),
+            (false, false) => None,
         }
-        if brotli {
-            Some(Coding::Brotli)
-        } else if gzip {
-            Some(Coding::Gzip)
-        } else {
-            None
-        }
+    }
+
+    /// Whether the request accepts gzip (or anything, `*`).
+    pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+        accepts(headers).1
     }
 
     /// `data` compressed whole.
@@ -117,6 +96,36 @@ impl Coding {
             }
         }
     }
+}
+
+/// Whether the request accepts Brotli, and gzip (or anything, `*`); a
+/// coding given `q=0` is refused (RFC 9110 §12.5.3).
+fn accepts(headers: &HeaderMap) -> (bool, bool) {
+    let (mut brotli, mut gzip) = (false, false);
+    let items = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
+    for item in items {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or_default().trim();
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        if refused {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("br") {
+            brotli = true;
+        } else if name.eq_ignore_ascii_case("gzip") || name == "*" {
+            gzip = true;
+        }
+    }
+    (brotli, gzip)
 }
 
 /// Compresses `response` in place with `coding`, where that is worth it

@@ -42,10 +42,13 @@ pub enum Encoding {
     WebSocketDeflatedFrame,
     /// A `text/event-stream` event: `id:`, `data:` and the blank line.
     SseEvent,
+    /// The same event compressed alone, for streams sent in gzip: whole
+    /// DEFLATE blocks any such stream can carry.
+    SseEventGzip,
 }
 
 impl Encoding {
-    const COUNT: usize = 3;
+    const COUNT: usize = 4;
 }
 
 #[derive(Serialize)]

@@ -21,6 +21,8 @@ struct Args {
     common: notify_http::CommonArgs,
     #[command(flatten)]
     ws: notify_websocket::WsArgs,
+    #[command(flatten)]
+    sse: notify_sse::SseArgs,
 }
 
 #[tokio::main]
@@ -28,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut config = TransportConfig::default();
     config.websocket = args.ws.apply(config.websocket);
+    config.sse = args.sse.apply(config.sse);
     notify_http::run("notify-server", args.common, |ctx| {
         // Here, once logging is set up, so that a failure is seen.
         #[cfg(not(target_env = "msvc"))]

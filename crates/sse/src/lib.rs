@@ -19,6 +19,12 @@
 //! simply ends. One [`watchdog`] per transport says when each of those is
 //! due, and ends the connection of a client that stopped reading.
 //!
+//! A client that accepts gzip gets the stream in gzip, each event leaving
+//! as soon as it is made, and no compressor per stream: a notification's
+//! event is compressed once for every such stream, and what is the stream's
+//! own goes in stored blocks (`messages::gzip`). `--sse-gzip off` turns it
+//! off; the plain version never does it.
+//!
 //! Compared with WebSocket: plain HTTP (works through anything that passes a
 //! streamed response), reconnect and resume built into the browser, one
 //! direction only — which is all a notification feed needs.
@@ -31,7 +37,8 @@ use bytes::{Buf, Bytes};
 use futures_util::Stream;
 use futures_util::task::AtomicWaker;
 use http::{HeaderMap, Method};
-use notify_http::messages::sse as events;
+use http::{HeaderValue, header};
+use notify_http::messages::{gzip, sse as events};
 use notify_http::{
     ApiError, AppContext, Chunks, ConnectionKill, DropReason, GaugeGuard, Query, Request, Response,
     RouteFuture, Shutdown, Tallies, allow, reply, single_transport,
@@ -67,6 +74,8 @@ pub struct SseConfig {
     /// taken to have stopped reading and its connection is ended; it
     /// resumes by `Last-Event-ID` when it reconnects.
     pub send_timeout: Duration,
+    /// Send the stream in gzip to clients that accept it.
+    pub gzip: bool,
 }
 
 impl Default for SseConfig {
@@ -75,6 +84,33 @@ impl Default for SseConfig {
             keep_alive: Duration::from_secs(15),
             retry: Duration::from_secs(2),
             send_timeout: Duration::from_secs(10),
+            gzip: true,
+        }
+    }
+}
+
+/// The SSE transport's own flags, for the binaries that serve it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SseArgs {
+    /// Send event streams in gzip to clients that accept it, each event
+    /// flushed at once: `on` or `off`.
+    #[arg(
+        long,
+        value_name = "on|off",
+        default_value = "on",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::Set,
+        hide_possible_values = true,
+    )]
+    pub sse_gzip: bool,
+}
+
+impl SseArgs {
+    /// `config` with these flags applied.
+    pub fn apply(&self, config: SseConfig) -> SseConfig {
+        SseConfig {
+            gzip: self.sse_gzip,
+            ..config
         }
     }
 }
@@ -132,6 +168,7 @@ impl Sse {
             nudge: Nudges::default(),
             waker: AtomicWaker::new(),
         });
+        let gzip = self.config.gzip && notify_http::Coding::accepts_gzip(req.headers());
         let kill = req.extensions().get::<ConnectionKill>().cloned();
         self.watched
             .lock()
@@ -148,6 +185,8 @@ impl Sse {
             },
             tallies: self.tallies.clone(),
             progress,
+            gzip: gzip.then(gzip::Running::default),
+            ended: false,
             _open: self.tallies.open.track(),
         };
         let preamble = events::preamble(
@@ -155,7 +194,15 @@ impl Sse {
             stream.subscription.epoch(),
             stream.subscription.replay_from(),
         );
-        Ok(reply::event_stream(stream.into_stream(preamble)))
+        let mut response = reply::event_stream(stream.into_stream(preamble));
+        if self.config.gzip {
+            let headers = response.headers_mut();
+            headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+            if gzip {
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+        }
+        Ok(response)
     }
 }
 
@@ -202,6 +249,10 @@ struct EventStream {
     quiet: Bytes,
     tallies: Tallies,
     progress: Arc<Progress>,
+    /// In gzip: the CRC-32 and length of what was sent, for the trailer.
+    gzip: Option<gzip::Running>,
+    /// The gzip trailer has gone: nothing more.
+    ended: bool,
     _open: GaugeGuard,
 }
 
@@ -219,11 +270,23 @@ impl EventStream {
     /// waits: for the hub, and for the [`watchdog`] to say a keep-alive is
     /// due or the server is shutting down (a stream whose client asked for
     /// heartbeats times them itself).
-    fn into_stream(self, preamble: Bytes) -> impl Stream<Item = Chunks> + Send + 'static {
-        let first = futures_util::stream::once(async move { Chunks::from(preamble) });
+    fn into_stream(mut self, preamble: Bytes) -> impl Stream<Item = Chunks> + Send + 'static {
+        let opening = match &mut self.gzip {
+            None => Chunks::from(preamble),
+            Some(running) => {
+                running.sent(&preamble);
+                let mut opening = Chunks::from(Bytes::from_static(&gzip::HEADER));
+                opening.push(gzip::stored(&preamble));
+                opening
+            }
+        };
+        let first = futures_util::stream::once(async move { opening });
         let rest = futures_util::stream::unfold(self, |mut s| async move {
-            if s.shutdown.is_shutting_down() {
+            if s.ended {
                 return None;
+            }
+            if s.shutdown.is_shutting_down() {
+                return s.finish();
             }
             let first = match s.subscription.next_ready() {
                 Some(delivery) => delivery,
@@ -244,11 +307,12 @@ impl EventStream {
                         },
                     };
                     match woke {
-                        Woke::Delivery(delivery) => delivery?,
-                        Woke::Nudge(Nudge::Close) => return None,
+                        Woke::Delivery(Some(delivery)) => delivery,
+                        Woke::Delivery(None) | Woke::Nudge(Nudge::Close) => return s.finish(),
                         Woke::Nudge(Nudge::KeepAlive) => {
                             s.progress.taken();
-                            return Some((Chunks::from(s.quiet.clone()), s));
+                            let quiet = s.own(s.quiet.clone());
+                            return Some((Chunks::from(quiet), s));
                         }
                     }
                 }
@@ -271,13 +335,38 @@ impl EventStream {
             Delivery::Notification(n) => {
                 self.tallies.deliveries.inc();
                 self.progress.handed.store(n.id(), Ordering::Relaxed);
-                events::notification(self.subscription.epoch(), &n)
+                let epoch = self.subscription.epoch();
+                match &mut self.gzip {
+                    None => events::notification(epoch, &n),
+                    Some(running) => {
+                        running.sent(&events::notification(epoch, &n));
+                        events::notification_gzip(epoch, &n)
+                    }
+                }
             }
             Delivery::Reset { epoch, reason } => {
                 self.tallies.resets.inc();
-                events::reset(&epoch, reason)
+                self.own(events::reset(&epoch, reason))
             }
         }
+    }
+
+    /// Bytes that are this stream's own, in a stored block when in gzip.
+    fn own(&mut self, bytes: Bytes) -> Bytes {
+        match &mut self.gzip {
+            None => bytes,
+            Some(running) => {
+                running.sent(&bytes);
+                gzip::stored(&bytes)
+            }
+        }
+    }
+
+    /// The stream's end: in gzip, the trailer first.
+    fn finish(mut self) -> Option<(Chunks, Self)> {
+        let trailer = self.gzip.as_ref()?.trailer();
+        self.ended = true;
+        Some((Chunks::from(trailer), self))
     }
 }
 

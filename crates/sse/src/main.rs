@@ -9,13 +9,16 @@ use notify_sse::SseConfig;
 struct Args {
     #[command(flatten)]
     common: notify_http::CommonArgs,
+    #[command(flatten)]
+    sse: notify_sse::SseArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let config = args.sse.apply(SseConfig::default());
     notify_http::run("sse server", args.common, |ctx| {
-        notify_sse::standalone(ctx, SseConfig::default()).1
+        notify_sse::standalone(ctx, config).1
     })
     .await?;
     Ok(())

@@ -1,7 +1,8 @@
 //! The SSE transport over real sockets: every notification once and in
 //! order, resume by `Last-Event-ID` (which wins over `?after=`), resets,
-//! keep-alive comments, a clean end on shutdown, and nothing left behind
-//! when a client goes away.
+//! keep-alive comments, a clean end on shutdown, nothing left behind
+//! when a client goes away, and a stream in gzip for a client that accepts
+//! it, each event decodable the moment it arrives.
 
 use std::time::Duration;
 
@@ -339,4 +340,95 @@ async fn notifications_that_wait_together_leave_together_in_one_chunk() {
         })
         .collect();
     assert_exactly_once_in_order(&ids, 1..=50);
+}
+
+/// What the gzip bytes so far decode to (a stream cut short decodes as far
+/// as it goes).
+fn gunzipped(body: &[u8]) -> String {
+    let mut out = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads chunks into `body` until what they decode to contains `wanted`.
+async fn read_until(response: &mut reqwest::Response, body: &mut Vec<u8>, wanted: &str) {
+    while !gunzipped(body).contains(wanted) {
+        let chunk = tokio::time::timeout(notify_test_support::PATIENCE, response.chunk())
+            .await
+            .expect("the event leaves at once")
+            .unwrap()
+            .expect("the stream goes on");
+        body.extend_from_slice(&chunk);
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_accepts_gzip_gets_each_event_at_once_and_a_whole_member_at_the_end() {
+    let (server, _) = server().await;
+    let mut response = server
+        .http
+        .get(server.url("/api/sse"))
+        .header("accept-encoding", "gzip, deflate, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    assert_eq!(response.headers()["vary"], "accept-encoding");
+    let mut body = Vec::new();
+    read_until(&mut response, &mut body, "event: hello").await;
+    let text = format!("维护通知：{}", "maintenance tonight, ".repeat(20));
+    let id = server.publish(&text).await.unwrap();
+    // Decodable before the stream ends: the event was flushed on its own.
+    read_until(&mut response, &mut body, &format!(r#""id":{id}"#)).await;
+    assert!(gunzipped(&body).contains(text.trim()));
+    // On shutdown the stream ends with its trailer: one whole gzip member,
+    // whose CRC-32 and length check.
+    let (clean, ()) = tokio::join!(server.shutdown(), async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk);
+        }
+    });
+    assert!(clean);
+    let mut whole = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut whole)
+        .expect("a whole gzip member");
+    let whole = String::from_utf8(whole).unwrap();
+    assert!(whole.starts_with("retry: "), "{whole}");
+    assert!(whole.contains(text.trim()));
+}
+
+#[tokio::test]
+async fn with_gzip_off_or_not_accepted_the_stream_is_plain() {
+    let (server, _) = server().await;
+    let plain = open(&server, "", None).await;
+    drop(plain);
+    let response = server
+        .http
+        .get(server.url("/api/sse"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers().get("content-encoding"),
+        None,
+        "Brotli only: no gzip"
+    );
+    let (off, _) = server_with(
+        TestConfig::default(),
+        SseConfig {
+            gzip: false,
+            ..SseConfig::default()
+        },
+    )
+    .await;
+    let response = off
+        .http
+        .get(off.url("/api/sse"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers().get("content-encoding"), None);
+    assert_eq!(response.headers().get("vary"), None);
 }

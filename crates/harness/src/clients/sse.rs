@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use notify_client::{HttpConnection, sse};
+use notify_client::sse;
 use notify_http::messages::Push;
 
 use super::{ClientContext, ClientOutcome, Cuts, RECONNECT_DELAY, Recorder};
@@ -17,7 +17,7 @@ pub async fn run(ctx: ClientContext, transport: Transport) -> ClientOutcome {
     let path = format!("{}?{}", transport.path(), ctx.start.query());
     let mut cuts = Cuts::new(&ctx);
     while !ctx.stop.is_cancelled() {
-        let mut http = HttpConnection::new(ctx.addr, Some(ctx.stats.counters.clone()));
+        let mut http = ctx.http();
         let opened = tokio::select! {
             _ = ctx.stop.cancelled() => break,
             opened = sse::open(&mut http, &path, last_event_id.as_deref()) => opened,

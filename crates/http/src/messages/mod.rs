@@ -25,6 +25,7 @@
 //! sits beside `"reset": true`, and in a `reset` message it is the same
 //! field with the same values.
 
+pub mod gzip;
 pub mod socketio;
 pub mod sse;
 pub mod ws;

@@ -48,6 +48,22 @@ pub fn notification(epoch: &Epoch, n: &Notification) -> Bytes {
     n.encoded(Encoding::SseEvent, |n| event(epoch, n))
 }
 
+/// The notification's event for a gzip stream: compressed alone
+/// ([`super::gzip::segment`]), or in a stored block where compressing would
+/// not make it shorter; built once, shared by every such stream.
+pub fn notification_gzip(epoch: &Epoch, n: &Notification) -> Bytes {
+    n.encoded(Encoding::SseEventGzip, |n| {
+        let event = notification(epoch, n);
+        let compressed = super::gzip::segment(&event);
+        let stored = super::gzip::stored(&event);
+        if compressed.len() < stored.len() {
+            compressed
+        } else {
+            stored
+        }
+    })
+}
+
 /// The `reset` event. It has no `id:`, so it does not move the browser's
 /// `Last-Event-ID`.
 pub fn reset(epoch: &Epoch, reason: ResetReason) -> Bytes {
