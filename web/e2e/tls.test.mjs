@@ -1,7 +1,8 @@
 // The lab over HTTPS with HTTP/2 (`--tls-self-signed`), in headless
 // Chromium: six tabs of one origin all work, because their requests share
 // HTTP/2 connections instead of queueing for HTTP/1.1's six per origin; the
-// polls and streams travel over h2, WebSockets over HTTP/1.1 on their own;
+// polls, the streams and the WebSockets (RFC 8441's extended CONNECT)
+// travel over h2;
 // and the certificate served is the one whose fingerprint the server printed.
 
 import assert from "node:assert/strict";
@@ -77,7 +78,17 @@ test("six lab tabs over HTTPS all receive a notification in every pane, over HTT
   for (const transport of ["short-poll", "long-poll", "sse"]) {
     await last.locator(`#pane-${transport} [data-counter=http-version]`, { hasText: "HTTP/2" }).waitFor();
   }
-  await last.locator("#pane-websocket [data-counter=http-version]", { hasText: "HTTP/1.1" }).waitFor();
+  // WebSockets too, on HTTP/2 streams (RFC 8441): no connection of their own.
+  await last.locator("#pane-websocket [data-counter=http-version]", { hasText: "HTTP/2" }).waitFor();
+  await last.locator("#pane-websocket details.wire summary").click();
+  const handshake = await last.locator("#pane-websocket [data-role=wire] li").last().textContent();
+  assert.match(handshake, /CONNECT \S*\/api\/ws\?.* HTTP\/2\.0/);
+  assert.match(handshake, /HTTP\/2\.0 200/);
+  assert.doesNotMatch(handshake, /sec-websocket-accept/i);
+  await last.locator("#pane-websocket [data-counter=compression]", { hasText: /^permessage-deflate/ }).waitFor();
+  await last.locator("#pane-websocket [data-counter=wire-down]", { hasText: "shared (HTTP/2)" }).waitFor();
+  // Socket.IO's WebSocket is opened the same way, and upgrades as ever.
+  await last.locator("#pane-socketio [data-role=status]", { hasText: "connected over websocket" }).waitFor();
   // One connection carries every pane of the tab: its bytes are no one pane's.
   await last.locator("#pane-sse [data-counter=wire-down]", { hasText: "shared (HTTP/2)" }).waitFor();
   await screenshot(last, "lab-https-h2.png");

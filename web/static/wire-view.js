@@ -51,7 +51,10 @@ export function followWire(page, panes) {
     // Whether the answer came compressed, as the server sent it: a page
     // cannot see an event stream's headers, so the lab reads them here.
     const encoding = /^content-encoding: *(.+)$/im.exec(record.response)?.[1]?.trim();
-    if (!/ 101 /.test(record.response.split("\r\n", 1)[0])) pane.setCompression(encoding ?? "none");
+    // A WebSocket's handshake (a 101, or over HTTP/2 an extended CONNECT)
+    // says nothing of this: its pane reports what its socket negotiated.
+    const opensWebSocket = / 101 /.test(record.response.split("\r\n", 1)[0]) || record.request.startsWith("CONNECT ");
+    if (!opensWebSocket) pane.setCompression(encoding ?? "none");
     const list = pane.element.querySelector("[data-role=wire]");
     if (list) prependBounded(list, exchangeItem(record));
   };

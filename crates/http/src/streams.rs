@@ -67,7 +67,10 @@ pub(crate) fn http2_builder(config: &ServeConfig) -> http2::Builder<TokioExecuto
         .max_send_buf_size(config.max_buf_size)
         .max_header_list_size(u32::try_from(config.max_buf_size).unwrap_or(u32::MAX))
         .initial_stream_window_size(H2_STREAM_WINDOW)
-        .initial_connection_window_size(H2_CONNECTION_WINDOW);
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        // RFC 8441: WebSockets on HTTP/2 streams, opened with an extended
+        // CONNECT (`:protocol = websocket`) instead of an upgrade.
+        .enable_connect_protocol();
     builder
 }
 

@@ -398,3 +398,76 @@ async fn each_open_http2_stream_counts_among_the_open_connections() {
         .unwrap();
     assert_eq!(health.status(), 200);
 }
+
+/// An extended CONNECT (RFC 8441) for a WebSocket at `path`.
+fn connect_websocket(server: &TestServer, path: &str) -> http::Request<Empty<Bytes>> {
+    http::Request::connect(format!("https://{}{path}", server.addr))
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-protocol", "notify.v1")
+        .extension(hyper::ext::Protocol::from_static("websocket"))
+        .body(Empty::new())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn websockets_open_on_http2_streams_with_an_extended_connect() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let (server, cert) = server().await;
+    let (mut sender, _driving) = h2(&server, &cert).await;
+    let mut sockets = Vec::new();
+    // Two WebSockets and a Socket.IO session on one connection, each its
+    // own stream.
+    for path in [
+        "/api/ws?after=0",
+        "/api/ws/plain?after=0",
+        "/socket.io/?EIO=4&transport=websocket",
+    ] {
+        let response = sender
+            .send_request(connect_websocket(&server, path))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}: a 200, not a 101");
+        let headers = response.headers();
+        assert!(headers.get("sec-websocket-accept").is_none(), "{path}");
+        assert!(headers.get("upgrade").is_none(), "{path}");
+        if path.starts_with("/api/ws") {
+            assert_eq!(headers["sec-websocket-protocol"], "notify.v1", "{path}");
+        }
+        let stream = hyper::upgrade::on(response).await.unwrap();
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(stream), Role::Client, None).await;
+        sockets.push((path, ws));
+    }
+    let first = |text: String| text.chars().take(20).collect::<String>();
+    for (path, ws) in &mut sockets {
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let text = message.into_text().unwrap().to_string();
+        let expected = if path.starts_with("/socket.io") {
+            "0{\"sid\""
+        } else {
+            "{\"type\":\"hello\""
+        };
+        assert!(text.starts_with(expected), "{path}: {}", first(text));
+    }
+    let id = server
+        .hub()
+        .publish("over an HTTP/2 stream")
+        .await
+        .unwrap()
+        .id();
+    for (path, ws) in sockets.iter_mut().take(2) {
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let text = message.into_text().unwrap().to_string();
+        assert!(text.contains(&format!("\"id\":{id}")), "{path}: {text}");
+    }
+}

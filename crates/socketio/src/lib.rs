@@ -27,6 +27,7 @@
 //! router is.
 
 pub mod demo;
+mod h2;
 pub mod notifications;
 mod v1;
 
@@ -178,6 +179,12 @@ impl SocketIo {
             // every other request's future has no room for it.
             let (sessions, max_payload) = (&self.base64_sessions, self.config.max_payload);
             return Box::pin(v1::serve(&built.serve, req, client, sessions, max_payload)).await;
+        }
+        if notify_http::is_extended_connect(&req) {
+            // A WebSocket on an HTTP/2 stream (`h2.rs`).
+            let req = h2::as_upgrade(req);
+            let answer = (built.serve)(req.map(http_body_util::Either::Left)).await;
+            return h2::as_connect_answer(answer);
         }
         (built.serve)(req.map(http_body_util::Either::Left)).await
     }

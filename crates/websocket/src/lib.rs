@@ -184,8 +184,7 @@ impl WebSocket {
 
     pub fn handle(&self, mut req: Request) -> Result<Response, ApiError> {
         let shared = &self.shared;
-        allow(&req, &Method::GET, "GET")?;
-        let mut response = accept_handshake(req.headers())?;
+        let mut response = accept(&req)?;
         let deflate = shared.config.deflate && accepts_deflate(req.headers());
         if deflate {
             response.headers_mut().insert(
@@ -233,6 +232,40 @@ fn accepts_deflate(headers: &HeaderMap) -> bool {
 /// (RFC 6455 §4.1), as it should: the server does not speak them. A client
 /// that offers none is answered as always.
 pub const SUBPROTOCOL: &str = "notify.v1";
+
+/// Validates a request that opens a WebSocket, either way, and builds its
+/// answer: over HTTP/1.1 a `GET` with `Upgrade: websocket`, answered `101`
+/// ([`accept_handshake`]); over HTTP/2 an extended CONNECT, answered `200`
+/// ([`accept_connect`]).
+pub fn accept(req: &Request) -> Result<Response, ApiError> {
+    if notify_http::is_extended_connect(req) {
+        return accept_connect(req.headers());
+    }
+    allow(req, &Method::GET, "GET")?;
+    accept_handshake(req.headers())
+}
+
+/// Validates an extended CONNECT and builds its `200` (RFC 8441 §5): no
+/// `Upgrade`, no `Connection`, no key and no accept key, since the stream
+/// is already the client's and the server's alone; the version, the
+/// subprotocol and the extensions are as over HTTP/1.1.
+pub fn accept_connect(headers: &HeaderMap) -> Result<Response, ApiError> {
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(ApiError::BadUpgrade("expected `Sec-WebSocket-Version: 13`"));
+    }
+    let mut response = hyper::Response::new(reply::full(""));
+    if offers_subprotocol(headers) {
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(SUBPROTOCOL),
+        );
+    }
+    Ok(response)
+}
 
 /// Validates an upgrade request and builds the `101` answer (RFC 6455 §4.2).
 pub fn accept_handshake(headers: &HeaderMap) -> Result<Response, ApiError> {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use notify_http::{ApiError, Query, Request, Response, Shutdown, allow, messages};
+use notify_http::{ApiError, Query, Request, Response, Shutdown, messages};
 use notify_hub::{Delivery, Hub, Subscription};
 use tokio::time::{Instant, interval_at, sleep, timeout};
 use tokio_tungstenite::WebSocketStream;
@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error, Message, Utf8Bytes};
 
-use crate::{MAX_CLIENT_MESSAGE_BYTES, WsConfig, accept_handshake};
+use crate::{MAX_CLIENT_MESSAGE_BYTES, WsConfig, accept};
 
 /// The path the plain version serves, beside the tuned one's.
 pub const PLAIN_PATH: &str = "/api/ws/plain";
@@ -47,8 +47,7 @@ impl PlainWebSocket {
     /// published during the upgrade is missed) and hands the connection to
     /// its own task once hyper lets go of it.
     pub fn handle(&self, mut req: Request) -> Result<Response, ApiError> {
-        allow(&req, &http::Method::GET, "GET")?;
-        let response = accept_handshake(req.headers())?;
+        let response = accept(&req)?;
         let query = Query::from_uri(req.uri());
         let cursor = query.cursor()?;
         let heartbeat = query.heartbeat()?;
