@@ -63,7 +63,9 @@ pub use server::{
     ClientAddr, ConnectionKill, MAX_BUF_SIZE, MAX_STREAMS_PER_CONNECTION, ServeConfig, serve,
 };
 pub use shutdown::{Shutdown, ShutdownWatch};
-pub use standalone::{AppContext, CommonArgs, HEALTHZ, allow, healthz, run, single_transport};
+pub use standalone::{
+    AppContext, CommonArgs, HEALTHZ, Switch, allow, healthz, run, single_transport,
+};
 pub use tallies::{DropReason, Tallies};
 pub use tap::{Cut, PaneBytes, Tap, Tapped};
 pub use tls::Tls;

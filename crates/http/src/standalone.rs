@@ -96,16 +96,22 @@ pub struct CommonArgs {
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// Compress whole answers (polls, the API, pages) with Brotli or gzip
-    /// for clients that accept it: `on` or `off`.
-    #[arg(
-        long,
-        value_name = "on|off",
-        default_value = "on",
-        value_parser = clap::builder::BoolishValueParser::new(),
-        action = clap::ArgAction::Set,
-        hide_possible_values = true,
-    )]
-    pub http_compression: bool,
+    /// for clients that accept it.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub http_compression: Switch,
+}
+
+/// A feature a flag turns `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn is_on(self) -> bool {
+        self == Switch::On
+    }
 }
 
 impl CommonArgs {
@@ -156,7 +162,7 @@ impl AppContext {
             max_streams_per_connection: args.max_streams_per_connection.max(1),
             trusted_proxies: args.trusted_proxy.clone(),
             origins: crate::Origins::new(&args.allow_origin),
-            compression: args.http_compression,
+            compression: args.http_compression.is_on(),
             ..ServeConfig::default()
         };
         Ok(AppContext::new(hub, token, limits, serve))

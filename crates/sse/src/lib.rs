@@ -93,23 +93,16 @@ impl Default for SseConfig {
 #[derive(Debug, Clone, clap::Args)]
 pub struct SseArgs {
     /// Send event streams in gzip to clients that accept it, each event
-    /// flushed at once: `on` or `off`.
-    #[arg(
-        long,
-        value_name = "on|off",
-        default_value = "on",
-        value_parser = clap::builder::BoolishValueParser::new(),
-        action = clap::ArgAction::Set,
-        hide_possible_values = true,
-    )]
-    pub sse_gzip: bool,
+    /// flushed at once.
+    #[arg(long, value_enum, default_value_t = notify_http::Switch::On)]
+    pub sse_gzip: notify_http::Switch,
 }
 
 impl SseArgs {
     /// `config` with these flags applied.
     pub fn apply(&self, config: SseConfig) -> SseConfig {
         SseConfig {
-            gzip: self.sse_gzip,
+            gzip: self.sse_gzip.is_on(),
             ..config
         }
     }

@@ -81,24 +81,16 @@ impl Default for WsConfig {
 /// The WebSocket transport's own flags, for the binaries that serve it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WsArgs {
-    /// permessage-deflate for clients that offer it (every browser does):
-    /// `on` or `off`.
-    #[arg(
-        long,
-        value_name = "on|off",
-        default_value = "on",
-        value_parser = clap::builder::BoolishValueParser::new(),
-        action = clap::ArgAction::Set,
-        hide_possible_values = true,
-    )]
-    pub ws_deflate: bool,
+    /// permessage-deflate for clients that offer it (every browser does).
+    #[arg(long, value_enum, default_value_t = notify_http::Switch::On)]
+    pub ws_deflate: notify_http::Switch,
 }
 
 impl WsArgs {
     /// `config` with these flags applied.
     pub fn apply(&self, config: WsConfig) -> WsConfig {
         WsConfig {
-            deflate: self.ws_deflate,
+            deflate: self.ws_deflate.is_on(),
             ..config
         }
     }

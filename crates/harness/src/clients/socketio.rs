@@ -10,7 +10,7 @@
 
 use std::sync::atomic::Ordering;
 
-use notify_client::socketio;
+use notify_client::{Cursor, socketio};
 use notify_http::messages::Push;
 use notify_http::messages::socketio::Packet;
 
@@ -61,23 +61,7 @@ pub async fn run(ctx: ClientContext, transport: Transport) -> ClientOutcome {
                 ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
                 break; // lost or unreadable: reconnect from the cursor
             };
-            let Packet::Event { name, push } = packet else {
-                continue; // the namespace's 40, a noop (6)
-            };
-            match (name.as_str(), push) {
-                ("hello", Push::Hello { epoch, .. }) => {
-                    recorder.ready();
-                    cursor.epoch = epoch;
-                }
-                ("reset", Push::Reset { .. }) => recorder.reset(),
-                ("notification", Push::Notification(n)) => {
-                    cursor.after = n.id;
-                    recorder.notification(&n.text);
-                }
-                _ => {
-                    ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            received(packet, &ctx, &mut recorder, &mut cursor);
         }
         tokio::time::sleep(RECONNECT_DELAY).await;
     }
@@ -119,25 +103,32 @@ pub async fn run_polling(ctx: ClientContext, transport: Transport) -> ClientOutc
                 ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
                 break;
             };
-            let Packet::Event { name, push } = packet else {
-                continue; // the namespace's 40
-            };
-            match (name.as_str(), push) {
-                ("hello", Push::Hello { epoch, .. }) => {
-                    recorder.ready();
-                    cursor.epoch = epoch;
-                }
-                ("reset", Push::Reset { .. }) => recorder.reset(),
-                ("notification", Push::Notification(n)) => {
-                    cursor.after = n.id;
-                    recorder.notification(&n.text);
-                }
-                _ => {
-                    ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            received(packet, &ctx, &mut recorder, &mut cursor);
         }
         tokio::time::sleep(RECONNECT_DELAY).await;
     }
     recorder.finish()
+}
+
+/// What one packet means to the recorder and the cursor: `hello`, `reset`
+/// and `notification` events on `/`; the namespace's `40` and a noop mean
+/// nothing, and any other event is an error.
+fn received(packet: Packet, ctx: &ClientContext, recorder: &mut Recorder, cursor: &mut Cursor) {
+    let Packet::Event { name, push } = packet else {
+        return;
+    };
+    match (name.as_str(), push) {
+        ("hello", Push::Hello { epoch, .. }) => {
+            recorder.ready();
+            cursor.epoch = epoch;
+        }
+        ("reset", Push::Reset { .. }) => recorder.reset(),
+        ("notification", Push::Notification(n)) => {
+            cursor.after = n.id;
+            recorder.notification(&n.text);
+        }
+        _ => {
+            ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
