@@ -111,6 +111,17 @@ impl Streams {
         (stream, admitted)
     }
 
+    /// A WebSocket was opened on one of the connection's streams (RFC
+    /// 8441). Its answer, the `200`, ends at once, while the WebSocket goes
+    /// on in a task this layer cannot see end (Socket.IO's is
+    /// socketioxide's own). So the connection counts one stream open for
+    /// the rest of its life and is no longer closed as idle: the client
+    /// closes it, a keep-alive `PING` it does not answer does, or shutdown.
+    /// Its WebSockets stay bounded by the streams one connection may have.
+    fn carries_websocket(&self) {
+        self.open.send_modify(|n| *n += 1);
+    }
+
     /// Resolves once the connection has had no open stream for `spell`.
     async fn idle(&self, spell: Duration) {
         let mut open = self.open.subscribe();
@@ -167,6 +178,7 @@ impl Streams {
         let streams = self;
         service_fn(move |req: Request| {
             let (stream, admitted) = streams.open();
+            let websocket = crate::is_extended_connect(&req);
             let answer = admitted.then(|| service.call(req));
             async move {
                 let response = match answer {
@@ -176,6 +188,9 @@ impl Streams {
                         ApiError::TooManyConnections.into_response()
                     }
                 };
+                if websocket && response.status().is_success() {
+                    stream.streams.carries_websocket();
+                }
                 Ok(response.map(|body| Counted {
                     body,
                     _stream: stream,

@@ -471,3 +471,39 @@ async fn websockets_open_on_http2_streams_with_an_extended_connect() {
         assert!(text.contains(&format!("\"id\":{id}")), "{path}: {text}");
     }
 }
+
+#[tokio::test]
+async fn a_connection_that_carries_a_websocket_is_not_closed_as_idle() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let mut config = TestConfig::default();
+    config.serve.header_read_timeout = std::time::Duration::from_secs(1);
+    let (server, cert, _) = server_with(config).await;
+    let (mut sender, driving) = h2(&server, &cert).await;
+    let response = sender
+        .send_request(connect_websocket(&server, "/api/ws?after=0"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let stream = hyper::upgrade::on(response).await.unwrap();
+    let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(stream), Role::Client, None).await;
+    ws.next().await.unwrap().unwrap(); // the hello
+    // No other stream is open, for three idle timeouts: the WebSocket's
+    // stream is open, so the connection is not idle.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(!driving.is_finished(), "the connection is still open");
+    let id = server.hub().publish("still here").await.unwrap().id();
+    let message = tokio::time::timeout(PATIENCE, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        message
+            .into_text()
+            .unwrap()
+            .contains(&format!("\"id\":{id}"))
+    );
+}
