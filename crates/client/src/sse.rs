@@ -166,18 +166,23 @@ impl Gunzip {
         }
         let mut out = Vec::with_capacity(bytes.len() * 4 + 64);
         let start = self.inflate.total_in();
+        // Until a call with everything in makes nothing more, or the
+        // stream's last block (the trailer follows, and is read past).
         loop {
+            if out.capacity() - out.len() < 4096 {
+                out.reserve(4096);
+            }
             let read = (self.inflate.total_in() - start) as usize;
+            let written = out.len();
             let status = self.inflate.decompress_vec(
                 &bytes[read..],
                 &mut out,
                 flate2::FlushDecompress::Sync,
             )?;
-            let done = (self.inflate.total_in() - start) as usize == bytes.len();
-            if status == flate2::Status::StreamEnd || (done && out.len() < out.capacity()) {
+            let moved = out.len() != written || (self.inflate.total_in() - start) as usize != read;
+            if status == flate2::Status::StreamEnd || !moved {
                 return Ok(out);
             }
-            out.reserve(out.capacity().max(256));
         }
     }
 }

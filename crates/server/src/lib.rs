@@ -365,6 +365,7 @@ fn route(shared: &Arc<Shared>, req: Request) -> Route {
             }));
         }
         notify_websocket::PLAIN_PATH => t.plain.websocket.handle(req),
+        notify_websocket::ECHO_PATH => t.websocket.echo(req),
         notify_sse::PLAIN_PATH => t.plain.sse.handle(&req),
         // The pages, and what the lab and operators ask.
         "/" => pages::lab(&req, &ctx.hub),

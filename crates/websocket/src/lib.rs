@@ -34,6 +34,7 @@ use notify_http::{
 use notify_hub::Hub;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+pub use echo::{ECHO_PATH, MAX_ECHO_MESSAGE};
 pub use plain::{PLAIN_PATH, PlainWebSocket};
 
 use batch::Batch;
@@ -41,6 +42,7 @@ use batch::Batch;
 mod batch;
 mod connection;
 pub mod deflate;
+mod echo;
 mod frames;
 mod plain;
 
@@ -66,6 +68,9 @@ pub struct WsConfig {
     /// each notification compressed once and shared, no per-connection
     /// state. The plain version never does.
     pub deflate: bool,
+    /// Serve the conformance mode at [`ECHO_PATH`], which echoes every
+    /// message, for the Autobahn|Testsuite. Off unless asked for.
+    pub conformance_echo: bool,
 }
 
 impl Default for WsConfig {
@@ -74,6 +79,7 @@ impl Default for WsConfig {
             ping_interval: Duration::from_secs(20),
             send_timeout: Duration::from_secs(10),
             deflate: true,
+            conformance_echo: false,
         }
     }
 }
@@ -84,6 +90,10 @@ pub struct WsArgs {
     /// permessage-deflate for clients that offer it (every browser does).
     #[arg(long, value_enum, default_value_t = notify_http::Switch::On)]
     pub ws_deflate: notify_http::Switch,
+    /// Serve `/api/ws/echo`, which echoes every message back, for the
+    /// Autobahn|Testsuite (`scripts/autobahn`). Not for production.
+    #[arg(long, value_enum, default_value_t = notify_http::Switch::Off)]
+    pub ws_conformance_echo: notify_http::Switch,
 }
 
 impl WsArgs {
@@ -91,6 +101,7 @@ impl WsArgs {
     pub fn apply(&self, config: WsConfig) -> WsConfig {
         WsConfig {
             deflate: self.ws_deflate.is_on(),
+            conformance_echo: self.ws_conformance_echo.is_on(),
             ..config
         }
     }
@@ -205,7 +216,7 @@ impl WebSocket {
 /// Whether the handshake offers permessage-deflate in a form the server
 /// accepts; a declined offer is told in the log, and the connection goes
 /// on uncompressed.
-fn accepts_deflate(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_deflate(headers: &HeaderMap) -> bool {
     match deflate::negotiate(headers) {
         Ok(()) => true,
         Err(declined) => {
@@ -214,6 +225,17 @@ fn accepts_deflate(headers: &HeaderMap) -> bool {
             }
             false
         }
+    }
+}
+
+impl WebSocket {
+    /// The conformance mode ([`ECHO_PATH`]): 404 unless it is on.
+    pub fn echo(&self, req: Request) -> Result<Response, ApiError> {
+        let config = &self.shared.config;
+        if !config.conformance_echo {
+            return Err(ApiError::NotFound);
+        }
+        echo::handle(req, config.deflate)
     }
 }
 
@@ -347,11 +369,12 @@ pub fn standalone(
     };
     let ws = WebSocket::new(ctx.hub.clone(), ctx.shutdown.clone(), config);
     let handle = ws.clone();
-    let route = single_transport(ctx, &[PATH, PLAIN_PATH], move |req: Request| {
+    let route = single_transport(ctx, &[PATH, PLAIN_PATH, ECHO_PATH], move |req: Request| {
         let (ws, plain) = (handle.clone(), plain.clone());
         async move {
             match req.uri().path() {
                 PLAIN_PATH => plain.handle(req),
+                ECHO_PATH => ws.echo(req),
                 _ => ws.handle(req),
             }
         }

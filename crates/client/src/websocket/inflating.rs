@@ -13,8 +13,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{BufMut, BytesMut};
-use flate2::{Decompress, FlushDecompress};
-use notify_http::messages::ws::DEFLATE_TAIL;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The largest message it inflates: far above any notification.
@@ -96,36 +94,11 @@ fn frame_header(raw: &[u8]) -> Option<(usize, usize)> {
     Some((head, usize::try_from(len).ok()?))
 }
 
-/// One message, inflated alone: the sync flush's tail put back (RFC 7692
-/// §7.2.2), at most [`MAX_MESSAGE`] bytes out.
+/// One message, inflated alone, at most [`MAX_MESSAGE`] bytes.
 pub fn inflate(compressed: &[u8]) -> io::Result<Vec<u8>> {
-    let mut input = Vec::with_capacity(compressed.len() + DEFLATE_TAIL.len());
-    input.extend_from_slice(compressed);
-    input.extend_from_slice(&DEFLATE_TAIL);
-    let mut inflater = Decompress::new(false);
-    let mut out = Vec::with_capacity(compressed.len() * 4);
-    loop {
-        let read = inflater.total_in() as usize;
-        let before = out.len();
-        inflater
-            .decompress_vec(&input[read..], &mut out, FlushDecompress::Sync)
-            .map_err(io::Error::other)?;
-        // Done when all of it went in and what it held came out.
-        if inflater.total_in() as usize == input.len() && out.len() < out.capacity() {
-            break;
-        }
-        if out.len() < out.capacity() && out.len() == before && inflater.total_in() as usize == read
-        {
-            return Err(io::Error::other(
-                "a compressed message that does not inflate",
-            ));
-        }
-        if out.len() as u64 > MAX_MESSAGE {
-            return Err(io::Error::other("a compressed message inflates past 1 MiB"));
-        }
-        out.reserve(out.capacity().max(256));
-    }
-    Ok(out)
+    notify_http::messages::ws::inflate_message(compressed, MAX_MESSAGE as usize).map_err(|err| {
+        io::Error::other(format!("a compressed message that cannot be read: {err:?}"))
+    })
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {

@@ -22,7 +22,7 @@
 //! stream keeps is the running CRC-32 and length: [`Running`], 16 bytes.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use flate2::{Compress, Compression, FlushCompress};
+use flate2::Compression;
 
 /// A gzip member's header: magic, DEFLATE, no flags, no time, no extra
 /// flags, an unknown OS.
@@ -35,23 +35,11 @@ const MAX_STORED: usize = 0xFFFF;
 /// on a byte boundary (with the flush's empty stored block, `00 00 ff ff`),
 /// none of them the last.
 pub fn segment(data: &[u8]) -> Bytes {
-    let mut compress = Compress::new(Compression::new(6), false);
-    let mut out = Vec::with_capacity(data.len() / 2 + 64);
-    loop {
-        let read = compress.total_in() as usize;
-        if compress
-            .compress_vec(&data[read..], &mut out, FlushCompress::Sync)
-            .is_err()
-        {
-            // A fresh compressor does not refuse; if one did, the bytes go
-            // as they are.
-            return stored(data);
-        }
-        if compress.total_in() as usize == data.len() && out.len() < out.capacity() {
-            break;
-        }
-        out.reserve(out.capacity().max(64));
-    }
+    // A fresh compressor does not refuse; if one did, the bytes go as they
+    // are.
+    let Some(out) = super::ws::sync_flushed(data, Compression::new(6)) else {
+        return stored(data);
+    };
     Bytes::from(out)
 }
 
