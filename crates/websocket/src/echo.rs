@@ -29,7 +29,11 @@ pub const ECHO_PATH: &str = "/api/ws/echo";
 pub const MAX_ECHO_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// Accepts a WebSocket at [`ECHO_PATH`] and echoes on it.
-pub(crate) fn handle(mut req: Request, deflate_on: bool) -> Result<Response, ApiError> {
+pub(crate) fn handle(
+    mut req: Request,
+    deflate_on: bool,
+    shutdown: &notify_http::Shutdown,
+) -> Result<Response, ApiError> {
     let mut response = crate::accept(&req)?;
     let deflate = deflate_on && crate::accepts_deflate(req.headers());
     if deflate {
@@ -39,7 +43,8 @@ pub(crate) fn handle(mut req: Request, deflate_on: bool) -> Result<Response, Api
         );
     }
     let on_upgrade: OnUpgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
+    // Tracked like every connection's task: shutdown waits for it.
+    shutdown.spawn(async move {
         if let Ok(upgraded) = on_upgrade.await {
             let _ = echo(TokioIo::new(upgraded), deflate).await;
         }

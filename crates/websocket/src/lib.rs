@@ -235,7 +235,7 @@ impl WebSocket {
         if !config.conformance_echo {
             return Err(ApiError::NotFound);
         }
-        echo::handle(req, config.deflate)
+        echo::handle(req, config.deflate, &self.shared.shutdown)
     }
 }
 
