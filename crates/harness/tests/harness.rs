@@ -395,12 +395,7 @@ async fn clients_that_offer_compression_get_long_texts_in_fewer_bytes() {
             compress,
             ..small("compression")
         };
-        let report = notify_harness::run(&config, &Target::InProcess { redis: None }, false)
-            .await
-            .unwrap();
-        report
-            .verify()
-            .expect("every notification exactly once, in order");
+        let report = run_checked(&config).await;
         for transport in transports {
             let t = figures(&report, transport);
             down.push((transport, compress, t.bytes_down));

@@ -409,12 +409,41 @@ fn connect_websocket(server: &TestServer, path: &str) -> http::Request<Empty<Byt
         .unwrap()
 }
 
+type H2WebSocket = tokio_tungstenite::WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Opens a WebSocket at `path` as a new stream of `sender`'s connection;
+/// the answer must be a `200`, whose headers come back with the socket.
+async fn open_websocket(
+    sender: &mut hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    server: &TestServer,
+    path: &str,
+) -> (http::HeaderMap, H2WebSocket) {
+    let response = sender
+        .send_request(connect_websocket(server, path))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}: a 200, not a 101");
+    let headers = response.headers().clone();
+    let stream = hyper::upgrade::on(response).await.unwrap();
+    let role = tokio_tungstenite::tungstenite::protocol::Role::Client;
+    let ws =
+        tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(stream), role, None).await;
+    (headers, ws)
+}
+
+/// The next message on `ws`, as text.
+async fn next_text(ws: &mut H2WebSocket) -> String {
+    use futures_util::StreamExt;
+    let message = tokio::time::timeout(PATIENCE, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    message.into_text().unwrap().to_string()
+}
+
 #[tokio::test]
 async fn websockets_open_on_http2_streams_with_an_extended_connect() {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::WebSocketStream;
-    use tokio_tungstenite::tungstenite::protocol::Role;
-
     let (server, cert) = server().await;
     let (mut sender, _driving) = h2(&server, &cert).await;
     let mut sockets = Vec::new();
@@ -425,29 +454,17 @@ async fn websockets_open_on_http2_streams_with_an_extended_connect() {
         "/api/ws/plain?after=0",
         "/socket.io/?EIO=4&transport=websocket",
     ] {
-        let response = sender
-            .send_request(connect_websocket(&server, path))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "{path}: a 200, not a 101");
-        let headers = response.headers();
+        let (headers, ws) = open_websocket(&mut sender, &server, path).await;
         assert!(headers.get("sec-websocket-accept").is_none(), "{path}");
         assert!(headers.get("upgrade").is_none(), "{path}");
         if path.starts_with("/api/ws") {
             assert_eq!(headers["sec-websocket-protocol"], "notify.v1", "{path}");
         }
-        let stream = hyper::upgrade::on(response).await.unwrap();
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(stream), Role::Client, None).await;
         sockets.push((path, ws));
     }
     let first = |text: String| text.chars().take(20).collect::<String>();
     for (path, ws) in &mut sockets {
-        let message = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let text = message.into_text().unwrap().to_string();
+        let text = next_text(ws).await;
         let expected = if path.starts_with("/socket.io") {
             "0{\"sid\""
         } else {
@@ -462,48 +479,23 @@ async fn websockets_open_on_http2_streams_with_an_extended_connect() {
         .unwrap()
         .id();
     for (path, ws) in sockets.iter_mut().take(2) {
-        let message = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let text = message.into_text().unwrap().to_string();
+        let text = next_text(ws).await;
         assert!(text.contains(&format!("\"id\":{id}")), "{path}: {text}");
     }
 }
 
 #[tokio::test]
 async fn a_connection_that_carries_a_websocket_is_not_closed_as_idle() {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::WebSocketStream;
-    use tokio_tungstenite::tungstenite::protocol::Role;
-
     let mut config = TestConfig::default();
     config.serve.header_read_timeout = std::time::Duration::from_secs(1);
     let (server, cert, _) = server_with(config).await;
     let (mut sender, driving) = h2(&server, &cert).await;
-    let response = sender
-        .send_request(connect_websocket(&server, "/api/ws?after=0"))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let stream = hyper::upgrade::on(response).await.unwrap();
-    let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(stream), Role::Client, None).await;
-    ws.next().await.unwrap().unwrap(); // the hello
+    let (_, mut ws) = open_websocket(&mut sender, &server, "/api/ws?after=0").await;
+    next_text(&mut ws).await; // the hello
     // No other stream is open, for three idle timeouts: the WebSocket's
     // stream is open, so the connection is not idle.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert!(!driving.is_finished(), "the connection is still open");
     let id = server.hub().publish("still here").await.unwrap().id();
-    let message = tokio::time::timeout(PATIENCE, ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(
-        message
-            .into_text()
-            .unwrap()
-            .contains(&format!("\"id\":{id}"))
-    );
+    assert!(next_text(&mut ws).await.contains(&format!("\"id\":{id}")));
 }

@@ -16,6 +16,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
+mod common;
+use common::read_frame_whole;
+
 async fn server(echo: bool) -> TestServer {
     let config = WsConfig {
         conformance_echo: echo,
@@ -97,24 +100,10 @@ fn frame(opcode: OpCode, is_final: bool, rsv1: bool, payload: &[u8]) -> Vec<u8> 
     wire
 }
 
-/// The next server frame: its first byte and payload.
-async fn read_frame(socket: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
-    let mut header = [0u8; 2];
-    socket.read_exact(&mut header).await.unwrap();
-    let len = match header[1] & 0x7f {
-        126 => socket.read_u16().await.unwrap() as usize,
-        127 => socket.read_u64().await.unwrap() as usize,
-        short => short as usize,
-    };
-    let mut payload = vec![0u8; len];
-    socket.read_exact(&mut payload).await.unwrap();
-    (header[0], payload)
-}
-
 /// The close code the server ends with.
 async fn close_code(socket: &mut tokio::net::TcpStream) -> u16 {
     loop {
-        let (first, payload) = tokio::time::timeout(PATIENCE, read_frame(socket))
+        let (first, payload) = tokio::time::timeout(PATIENCE, read_frame_whole(socket))
             .await
             .unwrap();
         if first & 0x0f == 0x8 {
@@ -139,7 +128,7 @@ async fn a_compressed_message_is_inflated_and_comes_back_compressed() {
         .write_all(&frame(OpCode::Data(Data::Continue), true, false, b))
         .await
         .unwrap();
-    let (first, payload) = read_frame(&mut socket).await;
+    let (first, payload) = read_frame_whole(&mut socket).await;
     assert_eq!(first, 0xC1, "FIN, RSV1, text");
     let back = notify_http::messages::ws::inflate_message(&payload, 1 << 20).unwrap();
     assert!(back == text.as_bytes());

@@ -16,6 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+mod common;
+use common::read_frame_whole;
+
 async fn server_with(config: TestConfig, ws: WsConfig) -> (TestServer, WebSocket) {
     let mut handle = None;
     let server = TestServer::start_with(config, |ctx| {
@@ -538,23 +541,6 @@ async fn text_that_is_not_utf8_is_closed_with_1007() {
 async fn read_frame(socket: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
     let (first, payload) = read_frame_whole(socket).await;
     (first & 0x0f, payload)
-}
-
-/// Reads one server frame (unmasked): (its first byte, flags and opcode;
-/// its payload).
-async fn read_frame_whole(socket: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
-    let mut header = [0u8; 2];
-    socket.read_exact(&mut header).await.unwrap();
-    assert_eq!(header[1] & 0x80, 0, "server frames are not masked");
-    assert_eq!(header[0] & 0x80, 0x80, "every server frame is whole (FIN)");
-    let len = match header[1] & 0x7f {
-        126 => socket.read_u16().await.unwrap() as usize,
-        127 => socket.read_u64().await.unwrap() as usize,
-        short => short as usize,
-    };
-    let mut payload = vec![0u8; len];
-    socket.read_exact(&mut payload).await.unwrap();
-    (header[0], payload)
 }
 
 #[tokio::test]

@@ -45,7 +45,7 @@ pub fn segment(data: &[u8]) -> Bytes {
 
 /// `data` as stored (uncompressed) blocks, none of them the last.
 pub fn stored(data: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(data.len() + 5 * (data.len() / MAX_STORED + 1));
+    let mut out = BytesMut::with_capacity(stored_len(data.len()));
     for block in data.chunks(MAX_STORED) {
         put_stored(&mut out, block, false);
     }
@@ -53,6 +53,11 @@ pub fn stored(data: &[u8]) -> Bytes {
         put_stored(&mut out, &[], false);
     }
     out.freeze()
+}
+
+/// How long [`stored`] makes `len` bytes: five bytes of header per block.
+pub fn stored_len(len: usize) -> usize {
+    len + 5 * len.div_ceil(MAX_STORED).max(1)
 }
 
 /// One stored block: BFINAL and BTYPE 00 in the first byte (the rest of it
@@ -138,5 +143,7 @@ mod tests {
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out).unwrap();
         assert!(out == data);
+        assert_eq!(stored(&data).len(), stored_len(data.len()));
+        assert_eq!(stored(&[]).len(), stored_len(0));
     }
 }

@@ -55,11 +55,10 @@ pub fn notification_gzip(epoch: &Epoch, n: &Notification) -> Bytes {
     n.encoded(Encoding::SseEventGzip, |n| {
         let event = notification(epoch, n);
         let compressed = super::gzip::segment(&event);
-        let stored = super::gzip::stored(&event);
-        if compressed.len() < stored.len() {
+        if compressed.len() < super::gzip::stored_len(event.len()) {
             compressed
         } else {
-            stored
+            super::gzip::stored(&event)
         }
     })
 }

@@ -22,9 +22,9 @@ use notify_hub::{Encoding, Notification};
 
 /// FIN set, opcode 1: one whole text message in one frame.
 const FIN_TEXT: u8 = 0x81;
-/// The same with RSV1, which permessage-deflate uses to mark a message as
-/// compressed (RFC 7692 §6).
-const FIN_RSV1_TEXT: u8 = 0xC1;
+/// RSV1, which permessage-deflate uses to mark a message as compressed
+/// (RFC 7692 §6).
+const RSV1: u8 = 0x40;
 
 /// What a sync flush ends with, and permessage-deflate leaves off the wire
 /// (RFC 7692 §7.2.1); the receiver puts it back before inflating.
@@ -72,10 +72,7 @@ pub(crate) fn sync_flushed(data: &[u8], level: Compression) -> Option<Vec<u8>> {
 /// with RSV1, or as a plain frame where compressing would not make it
 /// smaller (RFC 7692 lets every message choose).
 pub fn deflated_text(payload: &[u8]) -> Bytes {
-    match deflate_message(payload) {
-        Some(compressed) if compressed.len() < payload.len() => frame(FIN_RSV1_TEXT, &compressed),
-        _ => text(payload),
-    }
+    frame_with(0x1, payload, true)
 }
 
 /// One whole message of `opcode` (1 text, 2 binary), compressed where
@@ -86,7 +83,7 @@ pub fn frame_with(opcode: u8, payload: &[u8], deflate: bool) -> Bytes {
         && let Some(compressed) = deflate_message(payload)
         && compressed.len() < payload.len()
     {
-        return frame(fin | 0x40, &compressed);
+        return frame(fin | RSV1, &compressed);
     }
     frame(fin, payload)
 }
