@@ -29,7 +29,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
@@ -222,6 +222,13 @@ impl Tap {
 }
 
 /// A TCP stream that counts and can be cut through its [`Tap`].
+///
+/// Its reads and writes need only `&Tapped` (`AsyncRead` and `AsyncWrite`
+/// are implemented for `&Tapped` too, on the socket's readiness, as
+/// tokio's own `TcpStream` does inside), so a socket can be read by its
+/// connection's task while another task writes to it: the WebSocket's
+/// fan-out writes a notification straight to the sockets of connections
+/// with nothing else to send ([`Tapped::try_write_vectored`]).
 #[derive(Debug)]
 pub struct Tapped {
     io: TcpStream,
@@ -237,42 +244,21 @@ impl Tapped {
         &self.tap
     }
 
-    /// In a frozen connection, reads what arrives and throws it away; ends
-    /// the connection when the peer has gone or the freeze has lasted long
-    /// enough.
-    fn drain_frozen(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.tap.frozen_too_long() {
-            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+    /// Writes what the socket takes now, without waiting, and counts it:
+    /// `WouldBlock` when it takes nothing, and also while the lab has the
+    /// connection cut or frozen, which only the connection's own task
+    /// handles.
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        if self.tap.state.load(Ordering::Acquire) != OPEN {
+            return Err(io::ErrorKind::WouldBlock.into());
         }
-        let mut scratch = [0u8; 512];
-        loop {
-            let mut buf = ReadBuf::new(&mut scratch);
-            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
-                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
-                Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => {
-                    // A drop after the freeze must still wake this read.
-                    self.tap.waker.register(cx.waker());
-                    return Poll::Pending;
-                }
-            }
-        }
+        let n = self.io.try_write_vectored(bufs)?;
+        self.tap.count_written(n);
+        Ok(n)
     }
 
     fn dropped() -> io::Error {
         io::Error::new(io::ErrorKind::ConnectionReset, "cut by the lab")
-    }
-
-    /// Counts `n` bytes written to the browser into the pane the connection
-    /// carries now (none over HTTP/2, where it carries every pane at once).
-    fn count_written(&self, n: usize) {
-        if self.tap.is_multiplexed() {
-            return;
-        }
-        if let Some(pane) = self.tap.pane() {
-            pane.to_browser.fetch_add(n as u64, Ordering::Relaxed);
-        }
     }
 }
 
@@ -285,30 +271,82 @@ impl Drop for Tapped {
     }
 }
 
-impl AsyncRead for Tapped {
+/// The socket's own reads and writes, beneath the tap: an owned
+/// `TcpStream` through tokio's `AsyncRead`/`AsyncWrite`, or a shared
+/// `&TcpStream` through its readiness (which is all tokio's do inside, and
+/// what lets another task write to the same socket).
+trait Raw {
+    fn read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>>;
+    fn write(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>>;
+}
+
+impl Raw for TcpStream {
+    fn read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self).poll_read(cx, buf)
+    }
+
+    fn write(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        Pin::new(self).poll_write_vectored(cx, bufs)
+    }
+}
+
+impl Raw for &TcpStream {
+    fn read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.poll_read_ready(cx))?;
+            // Reads here are small (a WebSocket's scratch array), so
+            // zeroing the room first costs nothing worth unsafe code.
+            match self.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // The readiness was stale, and `try_read` cleared it.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+
+    fn write(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.poll_write_ready(cx))?;
+            match self.try_write_vectored(bufs) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+}
+
+impl Tap {
+    /// A read through the tap: refused once cut, drained while frozen,
+    /// counted after an upgrade.
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        &self,
+        io: &mut impl Raw,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.tap.state.load(Ordering::Acquire) {
-            DROPPED => Poll::Ready(Err(Self::dropped())),
+        match self.state.load(Ordering::Acquire) {
+            DROPPED => Poll::Ready(Err(Tapped::dropped())),
             // Ready with nothing read, once the peer left (or the freeze ran
             // out): the end of the stream.
-            FROZEN => self.drain_frozen(cx),
+            FROZEN => self.drain_frozen(io, cx),
             _ => {
                 let before = buf.filled().len();
-                let result = Pin::new(&mut self.io).poll_read(cx, buf);
+                let result = io.read(cx, buf);
                 if result.is_pending() {
                     // A cut must wake a read that waits: register, then look
                     // again in case the cut came in between.
-                    self.tap.waker.register(cx.waker());
-                    if self.tap.state.load(Ordering::Acquire) != OPEN {
-                        return self.poll_read(cx, buf);
+                    self.waker.register(cx.waker());
+                    if self.state.load(Ordering::Acquire) != OPEN {
+                        return self.poll_read(io, cx, buf);
                     }
                 }
-                if self.tap.upgraded.load(Ordering::Relaxed)
-                    && let Some(pane) = self.tap.pane()
+                if self.upgraded.load(Ordering::Relaxed)
+                    && let Some(pane) = self.pane()
                 {
                     let read = (buf.filled().len() - before) as u64;
                     pane.from_browser.fetch_add(read, Ordering::Relaxed);
@@ -317,24 +355,25 @@ impl AsyncRead for Tapped {
             }
         }
     }
-}
 
-impl AsyncWrite for Tapped {
+    /// A write through the tap: refused once cut, swallowed while frozen,
+    /// counted.
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        &self,
+        io: &mut impl Raw,
         cx: &mut Context<'_>,
-        data: &[u8],
+        bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.tap.state.load(Ordering::Acquire) {
-            DROPPED => Poll::Ready(Err(Self::dropped())),
-            FROZEN => match self.drain_frozen(cx) {
+        match self.state.load(Ordering::Acquire) {
+            DROPPED => Poll::Ready(Err(Tapped::dropped())),
+            FROZEN => match self.drain_frozen(io, cx) {
                 Poll::Ready(Ok(())) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
                 Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
                 // Silence: the bytes vanish, as into a dead network.
-                Poll::Pending => Poll::Ready(Ok(data.len())),
+                Poll::Pending => Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum())),
             },
             _ => {
-                let result = Pin::new(&mut self.io).poll_write(cx, data);
+                let result = io.write(cx, bufs);
                 if let Poll::Ready(Ok(n)) = result {
                     self.count_written(n);
                 }
@@ -343,24 +382,77 @@ impl AsyncWrite for Tapped {
         }
     }
 
+    /// In a frozen connection, reads what arrives and throws it away; ends
+    /// (`Ready(Ok)`) when the peer leaves, with an error once frozen too long.
+    fn drain_frozen(&self, io: &mut impl Raw, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.frozen_too_long() {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        let mut scratch = [0u8; 512];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match io.read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => {
+                    self.waker.register(cx.waker());
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// Counts `n` bytes written to the browser into the pane the connection
+    /// carries now (none over HTTP/2, where it carries every pane at once).
+    fn count_written(&self, n: usize) {
+        if self.is_multiplexed() {
+            return;
+        }
+        if let Some(pane) = self.pane() {
+            pane.to_browser.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+impl AsyncRead for Tapped {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let Tapped { io, tap } = self.get_mut();
+        tap.poll_read(io, cx, buf)
+    }
+}
+
+impl AsyncRead for &Tapped {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.tap.poll_read(&mut &self.io, cx, buf)
+    }
+}
+
+impl AsyncWrite for Tapped {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let Tapped { io, tap } = self.get_mut();
+        tap.poll_write(io, cx, &[io::IoSlice::new(data)])
+    }
+
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.tap.state.load(Ordering::Acquire) {
-            OPEN => {
-                let result = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-                if let Poll::Ready(Ok(n)) = result {
-                    self.count_written(n);
-                }
-                result
-            }
-            _ => {
-                let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
-                self.poll_write(cx, first)
-            }
-        }
+        let Tapped { io, tap } = self.get_mut();
+        tap.poll_write(io, cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -379,6 +471,48 @@ impl AsyncWrite for Tapped {
         match self.tap.state.load(Ordering::Acquire) {
             DROPPED => Poll::Ready(Err(Self::dropped())),
             _ => Pin::new(&mut self.io).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The same stream through a shared reference: what a WebSocket
+/// connection's task reads and writes with while the fan-out may write to
+/// the same socket ([`Tapped::try_write_vectored`]; the two take turns, by
+/// the connection's own rule). A TCP stream has nothing to flush; shutting
+/// it down is left to dropping it.
+impl AsyncWrite for &Tapped {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.tap
+            .poll_write(&mut &self.io, cx, &[io::IoSlice::new(data)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.tap.poll_write(&mut &self.io, cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.tap.state.load(Ordering::Acquire) {
+            DROPPED => Poll::Ready(Err(Tapped::dropped())),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.tap.state.load(Ordering::Acquire) {
+            DROPPED => Poll::Ready(Err(Tapped::dropped())),
+            _ => Poll::Ready(Ok(())),
         }
     }
 }

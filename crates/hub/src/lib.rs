@@ -370,6 +370,20 @@ impl Subscription {
         self.delivered
     }
 
+    /// Counts every id up to `id` as delivered: someone else handed those
+    /// notifications to the client (a WebSocket's fan-out writes to parked
+    /// connections for them). They are skipped when they come; what is
+    /// newer comes as always. An `id` at or behind the cursor changes
+    /// nothing. Call it only with nothing pending (after
+    /// [`Subscription::next_ready`] said `None`), as the replay queue is
+    /// not skipped.
+    pub fn skip_to(&mut self, id: NotificationId) {
+        if id > self.delivered {
+            debug_assert!(self.pending.is_empty(), "skip_to with a replay pending");
+            self.delivered = id;
+        }
+    }
+
     /// The next delivery, or `None` once the hub is gone.
     pub async fn next(&mut self) -> Option<Delivery> {
         loop {

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
 use notify_http::{Tallies, messages};
-use notify_hub::{Delivery, Subscription};
+use notify_hub::{Delivery, Notification, Subscription};
 use tokio::io::AsyncWrite;
 
 /// Frames gathered into one write at most: a bound on the slices handed to
@@ -21,6 +21,16 @@ use tokio::io::AsyncWrite;
 pub const MAX_FRAMES: usize = 64;
 /// Bytes gathered into one write at most.
 pub const MAX_BYTES: usize = 64 * 1024;
+
+/// A notification's frame, built once for every connection and shared:
+/// compressed for connections that negotiated permessage-deflate.
+pub(crate) fn notification_frame(n: &Notification, deflate: bool) -> Bytes {
+    if deflate {
+        messages::ws::deflated_notification(n)
+    } else {
+        messages::ws::notification(n)
+    }
+}
 
 /// What one wake-up of a connection sends: whole frames, in order, each a
 /// shared buffer. It holds no allocation once everything has left, so an
@@ -65,11 +75,7 @@ impl Batch {
             let frame = match delivery {
                 Delivery::Notification(n) => {
                     notifications += 1;
-                    if deflate {
-                        messages::ws::deflated_notification(&n)
-                    } else {
-                        messages::ws::notification(&n)
-                    }
+                    notification_frame(&n, deflate)
                 }
                 Delivery::Reset { epoch, reason } => {
                     tallies.resets.inc();

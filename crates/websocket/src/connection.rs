@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::fanout::{Direct, Take};
 use crate::frames::{self, Replies, Verdict};
 use crate::{Batch, PushEnd, Shared, WsConfig};
 
@@ -81,8 +82,11 @@ pub(crate) async fn serve(
     match upgraded.downcast::<TokioIo<Tapped>>() {
         Ok(parts) => {
             shared.unwrapped.inc();
+            let direct = shared
+                .fanout
+                .register(&shared, parts.io.into_inner(), deflate);
             let conn = Connection::new(
-                parts.io.into_inner(),
+                direct,
                 &parts.read_buf,
                 hello,
                 heartbeat,
@@ -90,7 +94,7 @@ pub(crate) async fn serve(
                 config,
                 open,
             );
-            shutdown.spawn(run(shared.clone(), conn, subscription));
+            shutdown.spawn(run_direct(shared.clone(), conn, subscription));
         }
         Err(upgraded) => {
             let io = TokioIo::new(upgraded);
@@ -100,14 +104,16 @@ pub(crate) async fn serve(
     }
 }
 
-/// The connection's task: it owns the [`Connection`] and the subscription,
-/// and pins the three things it waits on beside them.
+/// The connection's task over TLS: it owns the [`Connection`] and the
+/// subscription, and pins the three things it waits on beside them (the
+/// subscription's next delivery, shutdown, and one timer), woken for every
+/// notification.
 ///
 /// A function returning an `async move` block rather than an `async fn`:
 /// the block works on what it captured where it lies, while an `async fn`
 /// would keep a second copy of its arguments in the task.
 #[allow(clippy::manual_async_fn)]
-fn run<S: AsyncRead + AsyncWrite + Unpin>(
+fn run<S: Socket>(
     shared: Arc<Shared>,
     mut conn: Connection<S>,
     mut subscription: Subscription,
@@ -118,35 +124,116 @@ fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let end = loop {
             let step = {
                 let mut next = pin!(subscription.next());
-                poll_fn(|cx| {
-                    conn.poll_step(cx, &shared, next.as_mut(), stop.as_mut(), timer.as_mut())
-                })
-                .await
+                let mut take =
+                    |cx: &mut Context<'_>, _: &S| next.as_mut().poll(cx).map(Take::Delivered);
+                poll_fn(|cx| conn.poll_step(cx, &shared, &mut take, stop.as_mut(), timer.as_mut()))
+                    .await
             };
-            let now = Instant::now();
-            let config = &shared.config;
-            match step {
-                Step::Delivered(Some(first)) => {
-                    let tallies = &shared.tallies;
-                    let batch = Batch::gather(first, &mut subscription, tallies, conn.deflate);
-                    conn.send_batch(batch, config, now);
-                }
-                Step::Delivered(None) => {
-                    conn.close(config, CloseCode::Away, "hub closed", PushEnd::HubClosed)
-                }
-                Step::Stop => conn.close(
-                    config,
-                    CloseCode::Away,
-                    "server shutting down",
-                    PushEnd::Shutdown,
-                ),
-                Step::End(end) => break end,
+            if let Some(end) = conn.on_step(step, &shared, &mut subscription) {
+                break end;
             }
         };
-        if let Some(reason) = end.drop_reason() {
-            shared.tallies.dropped(reason).inc();
-        }
-        tracing::debug!(?end, "websocket closed");
+        ended(&shared, end);
+    }
+}
+
+/// The connection's task over plain TCP: the same, but while it has
+/// nothing to write its socket is parked at a desk of the fan-out, which
+/// writes each notification to it, and the task sleeps on until it is
+/// handed the desk back or something else wakes it ([`fanout`](crate::fanout)).
+#[allow(clippy::manual_async_fn)]
+fn run_direct(
+    shared: Arc<Shared>,
+    mut conn: Connection<Direct>,
+    mut subscription: Subscription,
+) -> impl Future<Output = ()> {
+    async move {
+        let mut stop = pin!(shared.shutdown.started());
+        let mut timer = pin!(tokio::time::sleep_until(conn.deadline()));
+        let end = loop {
+            let step = poll_fn(|cx| {
+                let mut take =
+                    |cx: &mut Context<'_>, io: &Direct| io.take_or_park(cx, &mut subscription);
+                conn.poll_step(cx, &shared, &mut take, stop.as_mut(), timer.as_mut())
+            })
+            .await;
+            if let Some(end) = conn.on_step(step, &shared, &mut subscription) {
+                break end;
+            }
+        };
+        ended(&shared, end);
+    }
+}
+
+fn ended(shared: &Shared, end: PushEnd) {
+    if let Some(reason) = end.drop_reason() {
+        shared.tallies.dropped(reason).inc();
+    }
+    tracing::debug!(?end, "websocket closed");
+}
+
+/// The socket a [`Connection`] runs on.
+pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin {
+    /// The task is about to write: nobody else may until it is done.
+    fn unpark(&self) {}
+
+    /// When someone else last wrote a notification to the socket.
+    fn written_at(&self) -> Option<Instant> {
+        None
+    }
+}
+
+/// Over TLS the task alone writes.
+impl Socket for TokioIo<hyper::upgrade::Upgraded> {}
+
+/// Over plain TCP the fan-out writes while the task is parked.
+impl Socket for Direct {
+    fn unpark(&self) {
+        Direct::unpark(self)
+    }
+
+    fn written_at(&self) -> Option<Instant> {
+        Direct::written_at(self)
+    }
+}
+
+impl AsyncRead for Direct {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.socket()).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Direct {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.socket()).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.socket()).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.socket()).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.socket()).poll_shutdown(cx)
     }
 }
 
@@ -188,7 +275,11 @@ struct Heartbeat {
 
 impl Heartbeat {
     fn restart(&mut self, now: Instant) {
-        self.due = now + Duration::from_millis(self.quiet_ms.into());
+        self.due = now + self.quiet();
+    }
+
+    fn quiet(&self) -> Duration {
+        Duration::from_millis(self.quiet_ms.into())
     }
 }
 
@@ -201,7 +292,7 @@ struct Closing {
     wait: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+impl<S: Socket> Connection<S> {
     /// A connection with its hello queued. `early` is what the client sent
     /// right behind its handshake, read by hyper along with it.
     fn new(
@@ -240,6 +331,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Queues a frame behind whatever waits.
     fn send(&mut self, frame: Bytes, config: &WsConfig, now: Instant) {
+        self.io.unpark();
         self.out.push(frame);
         self.write_by.get_or_insert(now + config.send_timeout);
     }
@@ -247,6 +339,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn send_batch(&mut self, batch: Batch, config: &WsConfig, now: Instant) {
         debug_assert!(self.out.is_empty(), "deliveries are taken only when idle");
         self.out = batch;
+        self.write_by = Some(now + config.send_timeout);
+        if let Some(heartbeat) = &mut self.heartbeat {
+            heartbeat.restart(now);
+        }
+    }
+
+    /// Acts on what woke the connection; `Some` when it has ended.
+    fn on_step(
+        &mut self,
+        step: Step,
+        shared: &Shared,
+        subscription: &mut Subscription,
+    ) -> Option<PushEnd> {
+        let config = &shared.config;
+        match step {
+            Step::Delivered(Some(first)) => {
+                let batch = Batch::gather(first, subscription, &shared.tallies, self.deflate);
+                self.send_batch(batch, config, Instant::now());
+            }
+            Step::Delivered(None) => {
+                self.close(config, CloseCode::Away, "hub closed", PushEnd::HubClosed)
+            }
+            Step::Stop => self.close(
+                config,
+                CloseCode::Away,
+                "server shutting down",
+                PushEnd::Shutdown,
+            ),
+            Step::End(end) => return Some(end),
+        }
+        None
+    }
+
+    /// Takes over what the fan-out could not write whole.
+    fn take_rest(&mut self, rest: Batch, config: &WsConfig, now: Instant) {
+        debug_assert!(self.out.is_empty(), "a rest is taken only when idle");
+        self.out = rest;
         self.write_by = Some(now + config.send_timeout);
         if let Some(heartbeat) = &mut self.heartbeat {
             heartbeat.restart(now);
@@ -289,7 +418,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         &mut self,
         cx: &mut Context<'_>,
         shared: &Shared,
-        mut next: Pin<&mut impl Future<Output = Option<Delivery>>>,
+        take: &mut impl FnMut(&mut Context<'_>, &S) -> Poll<Take>,
         mut stop: Pin<&mut impl Future<Output = ()>>,
         mut timer: Pin<&mut Sleep>,
     ) -> Poll<Step> {
@@ -318,8 +447,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         Poll::Pending => {}
                     }
                 } else {
-                    if let Poll::Ready(delivery) = next.as_mut().poll(cx) {
-                        return Poll::Ready(Step::Delivered(delivery));
+                    match take(cx, &self.io) {
+                        Poll::Ready(Take::Delivered(delivery)) => {
+                            return Poll::Ready(Step::Delivered(delivery));
+                        }
+                        Poll::Ready(Take::Rest(rest)) => {
+                            self.take_rest(rest, config, Instant::now());
+                            continue;
+                        }
+                        Poll::Pending => {}
                     }
                     if self
                         .stop_watch
@@ -389,8 +525,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if let Some(heartbeat) = &mut self.heartbeat
             && now >= heartbeat.due
         {
-            heartbeat.restart(now);
-            self.send(messages::ws::text(messages::HEARTBEAT), config, now);
+            // The fan-out's writes end a quiet spell too.
+            match self.io.written_at().map(|at| at + heartbeat.quiet()) {
+                Some(due) if due > now => heartbeat.due = due,
+                _ => {
+                    heartbeat.restart(now);
+                    self.send(messages::ws::text(messages::HEARTBEAT), config, now);
+                }
+            }
         }
         None
     }

@@ -43,6 +43,7 @@ mod batch;
 mod connection;
 pub mod deflate;
 mod echo;
+mod fanout;
 mod frames;
 mod plain;
 
@@ -158,6 +159,11 @@ pub(crate) struct Shared {
     /// not means the connection loop wraps its sockets in a type the
     /// downcast does not name, which a test catches.
     unwrapped: notify_http::Counter,
+    /// The walkers that write each notification to every parked
+    /// connection's socket (`fanout.rs`).
+    fanout: fanout::Fanout,
+    /// Notifications the walkers wrote (or left for a task to finish).
+    fanned_out: notify_http::Counter,
 }
 
 impl WebSocket {
@@ -169,6 +175,8 @@ impl WebSocket {
                 config,
                 tallies: Tallies::new(),
                 unwrapped: notify_http::Counter::default(),
+                fanout: fanout::Fanout::default(),
+                fanned_out: notify_http::Counter::default(),
             }),
         }
     }
@@ -183,6 +191,20 @@ impl WebSocket {
     /// and served directly: every one over plain TCP, none over TLS.
     pub fn unwrapped_connections(&self) -> u64 {
         self.shared.unwrapped.get()
+    }
+
+    /// The fan-out's walkers running now (`fanout.rs`): one per shard of
+    /// connections over plain TCP that has any, each holding a hub
+    /// subscription; none once every such connection has gone.
+    pub fn fanout_walkers(&self) -> usize {
+        self.shared.fanout.walkers()
+    }
+
+    /// Deliveries so far that the fan-out's walkers made, writing to a
+    /// parked connection's socket; the rest were the connections' own.
+    /// Both count in [`WebSocket::tallies`]' deliveries, each once.
+    pub fn fanned_out(&self) -> u64 {
+        self.shared.fanned_out.get()
     }
 
     pub fn handle(&self, mut req: Request) -> Result<Response, ApiError> {
