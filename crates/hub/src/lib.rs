@@ -311,7 +311,12 @@ pub enum Delivery {
 pub struct Subscription {
     hub: Hub,
     replay_from: NotificationId,
-    pending: VecDeque<Delivery>,
+    /// What to hand out before the live feed: the replay, or what a resync
+    /// re-read. None nearly always, so an idle subscription keeps one
+    /// pointer for it where an empty queue takes four words (thousands of
+    /// idle connections each hold a subscription).
+    #[allow(clippy::box_collection)]
+    pending: Option<Box<VecDeque<Delivery>>>,
     live: broadcast::Receiver<Arc<Notification>>,
     /// Every id up to this one was delivered (or lies before a reset).
     delivered: NotificationId,
@@ -325,10 +330,7 @@ impl Subscription {
         newest: NotificationId,
     ) -> Self {
         let replay_from = since.notifications.first().map_or(newest, |n| n.id() - 1);
-        // Sized for what there is: a subscription with nothing to replay,
-        // the usual case, holds no allocation for it.
-        let mut pending =
-            VecDeque::with_capacity(since.notifications.len() + usize::from(since.reset.is_some()));
+        let mut pending = VecDeque::new();
         if let Some(reason) = since.reset {
             pending.push_back(Delivery::Reset {
                 epoch: since.epoch,
@@ -336,6 +338,7 @@ impl Subscription {
             });
         }
         pending.extend(since.notifications.into_iter().map(Delivery::Notification));
+        let pending = (!pending.is_empty()).then(|| Box::new(pending));
         Subscription {
             hub,
             replay_from,
@@ -356,7 +359,10 @@ impl Subscription {
     /// Whether the first delivery will be a reset: the cursor it was opened
     /// with could not be honoured.
     pub fn starts_with_reset(&self) -> bool {
-        matches!(self.pending.front(), Some(Delivery::Reset { .. }))
+        matches!(
+            self.pending.as_ref().and_then(|p| p.front()),
+            Some(Delivery::Reset { .. })
+        )
     }
 
     /// The epoch this subscription reads.
@@ -379,7 +385,7 @@ impl Subscription {
     /// not skipped.
     pub fn skip_to(&mut self, id: NotificationId) {
         if id > self.delivered {
-            debug_assert!(self.pending.is_empty(), "skip_to with a replay pending");
+            debug_assert!(self.pending.is_none(), "skip_to with a replay pending");
             self.delivered = id;
         }
     }
@@ -387,7 +393,7 @@ impl Subscription {
     /// The next delivery, or `None` once the hub is gone.
     pub async fn next(&mut self) -> Option<Delivery> {
         loop {
-            if let Some(delivery) = self.pending.pop_front() {
+            if let Some(delivery) = self.pop_pending() {
                 return Some(delivery);
             }
             let received = self.live.recv().await;
@@ -403,7 +409,7 @@ impl Subscription {
     /// hub is gone, which the next `next` reports).
     pub fn next_ready(&mut self) -> Option<Delivery> {
         loop {
-            if let Some(delivery) = self.pending.pop_front() {
+            if let Some(delivery) = self.pop_pending() {
                 return Some(delivery);
             }
             let received = match self.live.try_recv() {
@@ -442,6 +448,15 @@ impl Subscription {
         }
     }
 
+    fn pop_pending(&mut self) -> Option<Delivery> {
+        let pending = self.pending.as_mut()?;
+        let delivery = pending.pop_front();
+        if pending.is_empty() {
+            self.pending = None;
+        }
+        delivery
+    }
+
     fn resync(&mut self) {
         let hub = self.hub.clone();
         let local = hub.lock();
@@ -450,14 +465,17 @@ impl Subscription {
         let since = hub.since_locked(&local, Some(&cursor));
         let newest = local.newest;
         drop(local);
+        let pending = self.pending.get_or_insert_default();
         if since.reset.is_some() {
-            self.pending.push_back(Delivery::Reset {
+            pending.push_back(Delivery::Reset {
                 epoch: since.epoch,
                 reason: ResetReason::FellBehind,
             });
         }
-        self.pending
-            .extend(since.notifications.into_iter().map(Delivery::Notification));
+        pending.extend(since.notifications.into_iter().map(Delivery::Notification));
+        if pending.is_empty() {
+            self.pending = None;
+        }
         self.delivered = newest;
     }
 }

@@ -148,12 +148,15 @@ fn run_direct(
     mut subscription: Subscription,
 ) -> impl Future<Output = ()> {
     async move {
-        let mut stop = pin!(shared.shutdown.started());
+        // Shutdown comes through the desk: the walkers hand every desk back
+        // when it begins, and a task that would park sees it instead.
+        let mut stop = pin!(std::future::pending::<()>());
         let mut timer = pin!(tokio::time::sleep_until(conn.deadline()));
         let end = loop {
             let step = poll_fn(|cx| {
-                let mut take =
-                    |cx: &mut Context<'_>, io: &Direct| io.take_or_park(cx, &mut subscription);
+                let mut take = |cx: &mut Context<'_>, io: &Direct| {
+                    io.take_or_park(cx, &mut subscription, &shared.shutdown)
+                };
                 conn.poll_step(cx, &shared, &mut take, stop.as_mut(), timer.as_mut())
             })
             .await;
@@ -252,8 +255,8 @@ struct Connection<S> {
     out: Batch,
     /// While `out` holds frames: when they must have left by.
     write_by: Option<Instant>,
-    /// The start of a client frame still arriving; empty nearly always.
-    partial: Vec<u8>,
+    /// The start of a client frame still arriving; none nearly always.
+    partial: Option<Box<[u8]>>,
     next_ping: Instant,
     unanswered_pings: u8,
     /// Polls the shutdown signal only when it can have changed.
@@ -309,7 +312,7 @@ impl<S: Socket> Connection<S> {
             io,
             out: Batch::default(),
             write_by: None,
-            partial: Vec::new(),
+            partial: None,
             next_ping: now + config.ping_interval,
             unanswered_pings: 0,
             stop_watch: ShutdownWatch::default(),
@@ -451,8 +454,9 @@ impl<S: Socket> Connection<S> {
                         Poll::Ready(Take::Delivered(delivery)) => {
                             return Poll::Ready(Step::Delivered(delivery));
                         }
+                        Poll::Ready(Take::Stop) => return Poll::Ready(Step::Stop),
                         Poll::Ready(Take::Rest(rest)) => {
-                            self.take_rest(rest, config, Instant::now());
+                            self.take_rest(*rest, config, Instant::now());
                             continue;
                         }
                         Poll::Pending => {}
@@ -560,21 +564,26 @@ impl<S: Socket> Connection<S> {
     /// keeps the start of a frame still arriving.
     fn take(&mut self, bytes: &[u8]) -> (Replies, Option<Verdict>) {
         let mut replies = Replies::default();
-        let verdict = if self.partial.is_empty() {
-            let (used, verdict) = frames::read(bytes, self.deflate, &mut replies);
-            if verdict.is_none() {
-                self.partial.extend_from_slice(&bytes[used..]);
+        let verdict = match self.partial.take() {
+            None => {
+                let (used, verdict) = frames::read(bytes, self.deflate, &mut replies);
+                if verdict.is_none() && used < bytes.len() {
+                    self.partial = Some(bytes[used..].into());
+                }
+                verdict
             }
-            verdict
-        } else {
-            self.partial.extend_from_slice(bytes);
-            let (used, verdict) = frames::read(&self.partial, self.deflate, &mut replies);
-            self.partial.drain(..used);
-            if self.partial.is_empty() {
-                // Give the memory back: most connections never need it again.
-                self.partial = Vec::new();
+            Some(partial) => {
+                let mut buffered = partial.into_vec();
+                buffered.extend_from_slice(bytes);
+                let (used, verdict) = frames::read(&buffered, self.deflate, &mut replies);
+                buffered.drain(..used);
+                // Nothing is kept once the frame is whole: most connections
+                // never need the memory again.
+                if verdict.is_none() && !buffered.is_empty() {
+                    self.partial = Some(buffered.into_boxed_slice());
+                }
+                verdict
             }
-            verdict
         };
         (replies, verdict)
     }

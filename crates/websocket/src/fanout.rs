@@ -33,12 +33,12 @@
 //! own path, woken per notification.
 
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes};
-use notify_http::Tapped;
+use notify_http::{Shutdown, Tapped};
 use notify_hub::{Delivery, Notification, NotificationId, Subscription};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -78,7 +78,7 @@ pub(crate) struct Desk {
     /// permessage-deflate: the walker writes the compressed frame.
     deflate: bool,
     /// Where the desk is in its shard's list (changed under that lock).
-    index: AtomicUsize,
+    index: AtomicU32,
     state: Mutex<DeskState>,
 }
 
@@ -90,10 +90,11 @@ struct DeskState {
     /// since the task last took deliveries.
     cursor: NotificationId,
     /// What the walker could not write; the task writes it before
-    /// anything else. Empty, and unallocated, nearly always.
-    rest: Batch,
-    /// When the walker last wrote, so a heartbeat waits for a quiet spell.
-    written_at: Option<Instant>,
+    /// anything else. None nearly always.
+    rest: Option<Box<Batch>>,
+    /// When the walker last wrote (milliseconds on [`clock`], 0 for
+    /// never), so a heartbeat waits for a quiet spell.
+    written_ms: u32,
     /// The parked task's, woken when the walker hands the desk back.
     waker: Option<Waker>,
 }
@@ -103,7 +104,22 @@ pub(crate) enum Take {
     /// From its subscription (`None`: the hub is gone).
     Delivered(Option<Delivery>),
     /// The walker's frames it could not write whole.
-    Rest(Batch),
+    Rest(Box<Batch>),
+    /// Shutdown has begun.
+    Stop,
+}
+
+/// The clock a desk's last write is kept on: milliseconds since the first
+/// desk, four bytes where an `Instant` takes sixteen.
+fn clock() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+fn millis(at: Instant) -> u32 {
+    // Never 0, which means "never"; wraps after 49 days, which only
+    // misplaces one heartbeat.
+    (at.duration_since(clock()).as_millis() as u32).max(1)
 }
 
 impl Fanout {
@@ -118,11 +134,11 @@ impl Fanout {
         let desk = Arc::new(Desk {
             socket,
             deflate,
-            index: AtomicUsize::new(0),
+            index: AtomicU32::new(0),
             state: Mutex::new(DeskState::default()),
         });
         let mut desks = shard.lock();
-        desk.index.store(desks.list.len(), Ordering::Relaxed);
+        desk.index.store(desks.list.len() as u32, Ordering::Relaxed);
         desks.list.push(desk.clone());
         if !desks.walking {
             desks.walking = true;
@@ -168,7 +184,7 @@ impl Desk {
     /// Gives `frames` (the frames of `notes`, in order) to the socket if
     /// the desk is parked, from the first its cursor lacks. Returns how
     /// many notifications it took on.
-    fn offer(&self, notes: &[Arc<Notification>], frames: &[Bytes], now: Instant) -> u64 {
+    fn offer(&self, notes: &[Arc<Notification>], frames: &[Bytes], now: u32) -> u64 {
         let mut state = self.lock();
         if !state.parked {
             // Its task is at work, and takes these from its subscription.
@@ -192,9 +208,9 @@ impl Desk {
         match self.socket.try_write_vectored(&slices[..frames.len()]) {
             Ok(written) => {
                 state.cursor = last;
-                state.written_at = Some(now);
+                state.written_ms = now;
                 if written < total {
-                    state.rest = rest_of(frames, written);
+                    state.rest = Some(Box::new(rest_of(frames, written)));
                     state.hand_back();
                 }
                 frames.len() as u64
@@ -239,76 +255,132 @@ fn rest_of(frames: &[Bytes], mut written: usize) -> Batch {
     rest
 }
 
+/// Desks a walker writes to between two looks at what else has arrived.
+/// Between them it lets the runtime run other tasks (the publisher among
+/// them), so in a burst the notifications published meanwhile join the
+/// same walk, and a desk further on gets several frames in one `writev`.
+const CHUNK: usize = 32;
+
 /// A shard's walker: follows the hub, and gives each notification (with
-/// every other one already waiting, up to a batch's bounds) to each parked
-/// desk of its shard. It ends when the shard has no desk left, or at
-/// shutdown.
+/// every other one that arrives while it walks, up to a batch's bounds) to
+/// each parked desk of its shard. It ends when the shard has no desk left,
+/// or at shutdown.
 async fn walk(shard: Arc<Shard>, shared: Arc<Shared>, mut subscription: Subscription) {
     let mut desks: Vec<Arc<Desk>> = Vec::new();
-    let mut notes: Vec<Arc<Notification>> = Vec::new();
+    let mut window = Window::default();
     loop {
-        let first = tokio::select! {
-            biased;
-            _ = shared.shutdown.started() => break,
-            _ = shard.emptied.notified() => {
-                if shard.stop_walking_if_empty() {
-                    return;
+        if window.notes.is_empty() {
+            let first = tokio::select! {
+                biased;
+                _ = shared.shutdown.started() => break,
+                _ = shard.emptied.notified() => {
+                    if shard.stop_walking_if_empty() {
+                        return;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            first = subscription.next() => first,
-        };
-        let Some(first) = first else { break };
-        let mut reset = false;
-        let mut bytes = 0;
-        let mut next = Some(first);
-        while let Some(delivery) = next {
-            match delivery {
-                Delivery::Notification(n) => {
-                    bytes += n.json().len();
-                    notes.push(n);
-                }
-                // The walker's own view jumped: every parked task catches
-                // up on its own, resetting if it must.
-                Delivery::Reset { .. } => reset = true,
-            }
-            if notes.len() >= MAX_FRAMES || bytes >= MAX_BYTES {
+                first = subscription.next() => first,
+            };
+            let Some(first) = first else { break };
+            window.take(first);
+        }
+        window.take_ready(&mut subscription);
+        desks.extend(shard.lock().list.iter().cloned());
+        // Every desk is offered at least this far.
+        let given_to_all = window.notes.last().map_or(0, |n| n.id());
+        let now = millis(Instant::now());
+        let mut taken = 0;
+        for (i, desk) in desks.drain(..).enumerate() {
+            if window.reset {
                 break;
             }
-            next = subscription.next_ready();
-        }
-        desks.extend(shard.lock().list.iter().cloned());
-        if reset || notes.is_empty() {
-            for desk in desks.drain(..) {
-                desk.hand_back_now();
+            if i > 0 && i % CHUNK == 0 {
+                tokio::task::yield_now().await;
+                window.take_ready(&mut subscription);
             }
-            notes.clear();
-            continue;
-        }
-        let now = Instant::now();
-        let mut plain: Vec<Bytes> = Vec::new();
-        let mut deflated: Vec<Bytes> = Vec::new();
-        let mut taken = 0;
-        for desk in desks.drain(..) {
-            let frames = if desk.deflate {
-                &mut deflated
-            } else {
-                &mut plain
-            };
-            if frames.is_empty() {
-                frames.extend(notes.iter().map(|n| notification_frame(n, desk.deflate)));
+            let (notes, frames) = window.frames(desk.deflate);
+            if !notes.is_empty() {
+                taken += desk.offer(notes, frames, now);
             }
-            taken += desk.offer(&notes, frames, now);
         }
         shared.tallies.deliveries.inc_by(taken);
         shared.fanned_out.inc_by(taken);
-        notes.clear();
+        if window.reset {
+            // The walker's own view jumped: every parked task catches up
+            // on its own, resetting if it must.
+            for desk in &shard.lock().list {
+                desk.hand_back_now();
+            }
+            window = Window::default();
+            continue;
+        }
+        // What arrived during the walk reached only the desks after it:
+        // the next walk gives it to the rest, at once.
+        window.drop_through(given_to_all);
     }
     // Shutdown: hand every desk back, and let the tasks close themselves.
     let mut desks = shard.lock();
     desks.walking = false;
     for desk in &desks.list {
         desk.hand_back_now();
+    }
+}
+
+/// The notifications a walk gives out, oldest first, and their frames,
+/// each built once (plain, and compressed for permessage-deflate).
+#[derive(Default)]
+struct Window {
+    notes: Vec<Arc<Notification>>,
+    plain: Vec<Bytes>,
+    deflated: Vec<Bytes>,
+    bytes: usize,
+    /// The walker's subscription was reset.
+    reset: bool,
+}
+
+impl Window {
+    fn take(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::Notification(n) => {
+                self.bytes += n.json().len();
+                self.notes.push(n);
+            }
+            Delivery::Reset { .. } => self.reset = true,
+        }
+    }
+
+    /// Takes what has arrived, within a batch's bounds.
+    fn take_ready(&mut self, subscription: &mut Subscription) {
+        while !self.reset && self.notes.len() < MAX_FRAMES && self.bytes < MAX_BYTES {
+            match subscription.next_ready() {
+                Some(delivery) => self.take(delivery),
+                None => break,
+            }
+        }
+    }
+
+    /// The notifications and their frames, compressed or not.
+    fn frames(&mut self, deflate: bool) -> (&[Arc<Notification>], &[Bytes]) {
+        let built = if deflate {
+            &mut self.deflated
+        } else {
+            &mut self.plain
+        };
+        while built.len() < self.notes.len() {
+            built.push(notification_frame(&self.notes[built.len()], deflate));
+        }
+        (&self.notes, built)
+    }
+
+    /// Forgets the notifications up to `id`, which every desk has been
+    /// offered.
+    fn drop_through(&mut self, id: NotificationId) {
+        let n = self.notes.iter().take_while(|n| n.id() <= id).count();
+        self.notes.drain(..n);
+        for built in [&mut self.plain, &mut self.deflated] {
+            built.drain(..n.min(built.len()));
+        }
+        self.bytes = self.notes.iter().map(|n| n.json().len()).sum();
     }
 }
 
@@ -332,7 +404,8 @@ impl Direct {
 
     /// When the walker last wrote to the socket.
     pub(crate) fn written_at(&self) -> Option<Instant> {
-        self.desk.lock().written_at
+        let ms = self.desk.lock().written_ms;
+        (ms != 0).then(|| clock() + std::time::Duration::from_millis(ms.into()))
     }
 
     /// For a task with nothing queued: the walker's unwritten rest, or the
@@ -342,6 +415,7 @@ impl Direct {
         &self,
         cx: &mut Context<'_>,
         subscription: &mut Subscription,
+        shutdown: &Shutdown,
     ) -> Poll<Take> {
         let mut state = self.desk.lock();
         if state.parked {
@@ -354,8 +428,14 @@ impl Direct {
             }
             return Poll::Pending;
         }
-        if !state.rest.is_empty() {
-            return Poll::Ready(Take::Rest(std::mem::take(&mut state.rest)));
+        if let Some(rest) = state.rest.take() {
+            return Poll::Ready(Take::Rest(rest));
+        }
+        // Looked at under the desk's lock: a walker that saw shutdown and
+        // handed the desks back either found this one parked, or this
+        // task sees shutdown here.
+        if shutdown.is_shutting_down() {
+            return Poll::Ready(Take::Stop);
         }
         subscription.skip_to(state.cursor);
         match subscription.next_ready() {
@@ -375,8 +455,8 @@ impl Drop for Direct {
         self.unpark();
         let mut desks = self.shard.lock();
         let index = self.desk.index.load(Ordering::Relaxed);
-        desks.list.swap_remove(index);
-        if let Some(moved) = desks.list.get(index) {
+        desks.list.swap_remove(index as usize);
+        if let Some(moved) = desks.list.get(index as usize) {
             moved.index.store(index, Ordering::Relaxed);
         }
         if desks.list.is_empty() {
