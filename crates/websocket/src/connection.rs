@@ -3,10 +3,13 @@
 //!
 //! Tens of thousands of these sit idle at once, so what an idle one holds
 //! is the point. Its task is a [`Connection`] — the socket, a few
-//! deadlines, an empty [`Batch`] — and its subscription, plus three futures
-//! pinned beside them: the subscription's next delivery, the shutdown
-//! signal and one timer that serves pings, heartbeats and every deadline.
-//! No read buffer (the client's frames are read through a scratch array on
+//! deadlines, an empty [`Batch`] — and its subscription, plus one timer
+//! pinned beside them that serves pings, heartbeats and every deadline.
+//! Over plain TCP the socket is parked at a desk of the fan-out while the
+//! connection has nothing to write, and the walker that writes to it there
+//! wakes the task for what it must do itself (`fanout.rs`); over TLS the
+//! task also pins its waits on the subscription's next delivery and on
+//! shutdown, and is woken for every notification. No read buffer (the client's frames are read through a scratch array on
 //! the stack, [`frames`]), no write buffer (frames are shared [`Bytes`],
 //! written with one `writev`), no reader task beside the writer.
 
@@ -375,16 +378,6 @@ impl<S: Socket> Connection<S> {
         None
     }
 
-    /// Takes over what the fan-out could not write whole.
-    fn take_rest(&mut self, rest: Batch, config: &WsConfig, now: Instant) {
-        debug_assert!(self.out.is_empty(), "a rest is taken only when idle");
-        self.out = rest;
-        self.write_by = Some(now + config.send_timeout);
-        if let Some(heartbeat) = &mut self.heartbeat {
-            heartbeat.restart(now);
-        }
-    }
-
     /// Starts the closing handshake with `code` (best effort: a client
     /// whose buffers are full may never read it).
     fn close(&mut self, config: &WsConfig, code: CloseCode, reason: &'static str, end: PushEnd) {
@@ -456,7 +449,8 @@ impl<S: Socket> Connection<S> {
                         }
                         Poll::Ready(Take::Stop) => return Poll::Ready(Step::Stop),
                         Poll::Ready(Take::Rest(rest)) => {
-                            self.take_rest(*rest, config, Instant::now());
+                            // What the fan-out could not write whole.
+                            self.send_batch(*rest, config, Instant::now());
                             continue;
                         }
                         Poll::Pending => {}

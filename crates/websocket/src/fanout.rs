@@ -16,7 +16,13 @@
 //! - the connection is behind the notification (it parked before an id the
 //!   walker missed, or the walker was reset): the task catches up from its
 //!   own subscription, replay and reset included;
-//! - the lab has the connection cut or frozen.
+//! - the lab has the connection cut or frozen;
+//! - shutdown has begun: the walkers hand every desk back, and a task
+//!   that would park sees it instead.
+//!
+//! In a burst the walker lets other tasks run (the publisher among them)
+//! between every [`CHUNK`] desks and takes what they published, so a desk
+//! further on gets several frames in one `writev`, as a woken task would.
 //!
 //! **Exactly once, in order: the cursor decides, whoever writes.** A desk's
 //! cursor is the last id its socket was given. Only a parked desk is

@@ -10,22 +10,10 @@ use notify_test_support::{
     Pushed, TestConfig, TestServer, WsClient, assert_exactly_once_in_order, eventually, ws_next,
     ws_notifications,
 };
-use notify_websocket::{WebSocket, WsConfig};
+use notify_websocket::WsConfig;
 
-async fn server_with(ws: WsConfig) -> (TestServer, WebSocket) {
-    server_with_config(TestConfig::default(), ws).await
-}
-
-async fn server_with_config(config: TestConfig, ws: WsConfig) -> (TestServer, WebSocket) {
-    let mut handle = None;
-    let server = TestServer::start_with(config, |ctx| {
-        let (socket, route) = notify_websocket::standalone(ctx, ws);
-        handle = Some(socket);
-        route
-    })
-    .await;
-    (server, handle.expect("router built"))
-}
+mod common;
+use common::server_with;
 
 /// A client whose socket takes `recv_buffer` bytes at most before the
 /// server's writes would block.
@@ -56,10 +44,13 @@ fn ids(got: &[notify_test_support::WireNotification]) -> Vec<u64> {
 async fn every_client_gets_every_notification_once_in_order_whoever_writes_it() {
     // Pings every 20 ms: the server's pings and the clients' pongs cross
     // the walkers' writes all the time.
-    let (server, ws_handle) = server_with(WsConfig {
-        ping_interval: Duration::from_millis(20),
-        ..WsConfig::default()
-    })
+    let (server, ws_handle) = server_with(
+        TestConfig::default(),
+        WsConfig {
+            ping_interval: Duration::from_millis(20),
+            ..WsConfig::default()
+        },
+    )
     .await;
     let clients = 40;
     let total = 300u64;
@@ -102,7 +93,7 @@ async fn every_client_gets_every_notification_once_in_order_whoever_writes_it() 
 async fn a_slow_reader_gets_what_the_fan_out_could_not_write_from_its_own_task() {
     let mut config = TestConfig::default();
     config.hub.max_text_bytes = 64 * 1024;
-    let (server, ws_handle) = server_with_config(config, WsConfig::default()).await;
+    let (server, ws_handle) = server_with(config, WsConfig::default()).await;
     let mut ws = connect_with_buffer(&server, "", 4096).await;
     hello(&mut ws).await;
     eventually("the connection is open", || {
@@ -127,7 +118,7 @@ async fn a_slow_reader_gets_what_the_fan_out_could_not_write_from_its_own_task()
 
 #[tokio::test]
 async fn the_fan_out_s_writes_keep_a_heartbeat_quiet() {
-    let (server, ws_handle) = server_with(WsConfig::default()).await;
+    let (server, ws_handle) = server_with(TestConfig::default(), WsConfig::default()).await;
     let mut ws = connect_with_buffer(&server, "?heartbeat=1", 64 * 1024).await;
     hello(&mut ws).await;
     // A notification every 300 ms for two seconds: never a second's quiet.

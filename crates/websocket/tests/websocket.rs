@@ -17,18 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 mod common;
-use common::read_frame_whole;
-
-async fn server_with(config: TestConfig, ws: WsConfig) -> (TestServer, WebSocket) {
-    let mut handle = None;
-    let server = TestServer::start_with(config, |ctx| {
-        let (socket, route) = notify_websocket::standalone(ctx, ws);
-        handle = Some(socket);
-        route
-    })
-    .await;
-    (server, handle.expect("router built"))
-}
+use common::{read_frame_whole, server_with};
 
 async fn server() -> (TestServer, WebSocket) {
     server_with(TestConfig::default(), WsConfig::default()).await

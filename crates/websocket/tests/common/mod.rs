@@ -1,6 +1,23 @@
 //! What the WebSocket transport's integration tests share.
+//!
+//! Each test file compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
 
+use notify_test_support::{TestConfig, TestServer};
+use notify_websocket::{WebSocket, WsConfig};
 use tokio::io::AsyncReadExt;
+
+/// A test server running the WebSocket transport alone, and its handle.
+pub async fn server_with(config: TestConfig, ws: WsConfig) -> (TestServer, WebSocket) {
+    let mut handle = None;
+    let server = TestServer::start_with(config, |ctx| {
+        let (socket, route) = notify_websocket::standalone(ctx, ws);
+        handle = Some(socket);
+        route
+    })
+    .await;
+    (server, handle.expect("router built"))
+}
 
 /// Reads one server frame (unmasked): (its first byte, flags and opcode;
 /// its payload).
