@@ -25,12 +25,13 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use notify_http::{GaugeGuard, ShutdownWatch, Tapped, messages};
 use notify_hub::{Delivery, Subscription};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::ReadBuf;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::fanout::{Direct, Take};
 use crate::frames::{self, Replies, Verdict};
+use crate::socket::Socket;
 use crate::{Batch, PushEnd, Shared, WsConfig};
 
 /// Bytes read from the client at a time, into a stack array: room for
@@ -176,71 +177,6 @@ fn ended(shared: &Shared, end: PushEnd) {
         shared.tallies.dropped(reason).inc();
     }
     tracing::debug!(?end, "websocket closed");
-}
-
-/// The socket a [`Connection`] runs on.
-pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin {
-    /// The task is about to write: nobody else may until it is done.
-    fn unpark(&self) {}
-
-    /// When someone else last wrote a notification to the socket.
-    fn written_at(&self) -> Option<Instant> {
-        None
-    }
-}
-
-/// Over TLS the task alone writes.
-impl Socket for TokioIo<hyper::upgrade::Upgraded> {}
-
-/// Over plain TCP the fan-out writes while the task is parked.
-impl Socket for Direct {
-    fn unpark(&self) {
-        Direct::unpark(self)
-    }
-
-    fn written_at(&self) -> Option<Instant> {
-        Direct::written_at(self)
-    }
-}
-
-impl AsyncRead for Direct {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.socket()).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Direct {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.socket()).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.socket()).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.socket()).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.socket()).poll_shutdown(cx)
-    }
 }
 
 /// What woke the connection that it cannot handle alone.

@@ -46,6 +46,7 @@ mod echo;
 mod fanout;
 mod frames;
 mod plain;
+mod socket;
 
 /// The transport's name in `/metrics`, the lab and the harness.
 pub const NAME: &str = "websocket";
