@@ -3,15 +3,16 @@
 //!
 //! Tens of thousands of these sit idle at once, so what an idle one holds
 //! is the point. Its task is a [`Connection`] — the socket, a few
-//! deadlines, an empty [`Batch`] — and its subscription, plus one timer
-//! pinned beside them that serves pings, heartbeats and every deadline.
-//! Over plain TCP the socket is parked at a desk of the fan-out while the
-//! connection has nothing to write, and the walker that writes to it there
-//! wakes the task for what it must do itself (`fanout.rs`); over TLS the
-//! task also pins its waits on the subscription's next delivery and on
-//! shutdown, and is woken for every notification. No read buffer (the client's frames are read through a scratch array on
-//! the stack, [`frames`]), no write buffer (frames are shared [`Bytes`],
-//! written with one `writev`), no reader task beside the writer.
+//! deadlines, an empty [`Batch`] — and its subscription. Over plain TCP
+//! the socket is parked at a desk of the fan-out while the connection has
+//! nothing to write, and the walker that writes to it there wakes the task
+//! for what it must do itself, and when its next deadline comes
+//! (`fanout.rs`). Over TLS the task also pins beside them a timer of its
+//! own and its waits on the subscription's next delivery and on shutdown,
+//! and is woken for every notification. No read buffer (the client's
+//! frames are read through a scratch array on the stack, [`frames`]), no
+//! write buffer (frames are shared [`Bytes`], written with one `writev`),
+//! no reader task beside the writer.
 
 use std::future::{Future, poll_fn};
 use std::mem::MaybeUninit;
@@ -26,7 +27,7 @@ use hyper_util::rt::TokioIo;
 use notify_http::{GaugeGuard, ShutdownWatch, Tapped, messages};
 use notify_hub::{Delivery, Subscription};
 use tokio::io::ReadBuf;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::fanout::{Direct, Take};
@@ -130,7 +131,13 @@ fn run<S: Socket>(
                 let mut next = pin!(subscription.next());
                 let mut take =
                     |cx: &mut Context<'_>, _: &S| next.as_mut().poll(cx).map(Take::Delivered);
-                poll_fn(|cx| conn.poll_step(cx, &shared, &mut take, stop.as_mut(), timer.as_mut()))
+                let mut alarm = |cx: &mut Context<'_>, _: &S, at: Instant| {
+                    if timer.deadline() != at {
+                        timer.as_mut().reset(at);
+                    }
+                    timer.as_mut().poll(cx)
+                };
+                poll_fn(|cx| conn.poll_step(cx, &shared, &mut take, &mut alarm, stop.as_mut()))
                     .await
             };
             if let Some(end) = conn.on_step(step, &shared, &mut subscription) {
@@ -144,7 +151,8 @@ fn run<S: Socket>(
 /// The connection's task over plain TCP: the same, but while it has
 /// nothing to write its socket is parked at a desk of the fan-out, which
 /// writes each notification to it, and the task sleeps on until it is
-/// handed the desk back or something else wakes it ([`fanout`](crate::fanout)).
+/// handed the desk back, its deadline comes (the walker keeps the time for
+/// it) or the client sends something ([`fanout`](crate::fanout)).
 #[allow(clippy::manual_async_fn)]
 fn run_direct(
     shared: Arc<Shared>,
@@ -155,13 +163,13 @@ fn run_direct(
         // Shutdown comes through the desk: the walkers hand every desk back
         // when it begins, and a task that would park sees it instead.
         let mut stop = pin!(std::future::pending::<()>());
-        let mut timer = pin!(tokio::time::sleep_until(conn.deadline()));
         let end = loop {
             let step = poll_fn(|cx| {
                 let mut take = |cx: &mut Context<'_>, io: &Direct| {
                     io.take_or_park(cx, &mut subscription, &shared.shutdown)
                 };
-                conn.poll_step(cx, &shared, &mut take, stop.as_mut(), timer.as_mut())
+                let mut alarm = |cx: &mut Context<'_>, io: &Direct, at| io.poll_alarm(cx, at);
+                conn.poll_step(cx, &shared, &mut take, &mut alarm, stop.as_mut())
             })
             .await;
             if let Some(end) = conn.on_step(step, &shared, &mut subscription) {
@@ -343,16 +351,19 @@ impl<S: Socket> Connection<S> {
 
     /// Drives the connection until something needs its caller: a delivery
     /// to gather, shutdown, or the end. Biased: waiting frames leave first,
-    /// then deliveries are taken, then the client's frames and the timer
+    /// then deliveries are taken, then the client's frames and the time
     /// are looked at — so a connection woken for a notification does its
     /// work and goes back to sleep without a system call to spare.
+    ///
+    /// `take` gives the next delivery; `alarm` is ready once the instant it
+    /// is given has passed (a timer of the task's own, or its desk's).
     fn poll_step(
         &mut self,
         cx: &mut Context<'_>,
         shared: &Shared,
         take: &mut impl FnMut(&mut Context<'_>, &S) -> Poll<Take>,
+        alarm: &mut impl FnMut(&mut Context<'_>, &S, Instant) -> Poll<()>,
         mut stop: Pin<&mut impl Future<Output = ()>>,
-        mut timer: Pin<&mut Sleep>,
     ) -> Poll<Step> {
         let config = &shared.config;
         loop {
@@ -408,11 +419,7 @@ impl<S: Socket> Connection<S> {
                     }
                 }
             }
-            let deadline = self.deadline();
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
-            }
-            if timer.as_mut().poll(cx).is_pending() {
+            if alarm(cx, &self.io, self.deadline()).is_pending() {
                 return Poll::Pending;
             }
             if let Some(end) = self.on_time(config, Instant::now()) {

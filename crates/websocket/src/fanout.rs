@@ -34,24 +34,37 @@
 //! so a notification is either in the task's subscription already or not
 //! yet sent to the walker, which will then find the desk parked.
 //!
+//! **One alarm clock per shard.** A connection's deadlines (its next ping,
+//! heartbeat, send timeout, the end of its closing handshake) stay its
+//! task's to decide, but a task at a desk keeps no timer of its own: it
+//! leaves the time it wants to be woken at its desk, and the walker, which
+//! keeps one timer for the whole shard, wakes every task whose time has
+//! come. The walker's timer rings at the earliest such time rounded up to
+//! a tick (a twentieth of the shorter of the ping interval and the send
+//! timeout, at most 100 ms), so the desks due close together are woken by
+//! one look through the shard — the coarse sweep uWebSockets runs for its
+//! sockets' timeouts. A timer in the runtime is 112 bytes a connection;
+//! a time at the desk is four.
+//!
 //! Connections over TLS (and over HTTP/2 streams) are not at a desk: their
 //! bytes go through a TLS session the task owns, so they take the task's
-//! own path, woken per notification.
+//! own path, woken per notification, with a timer of their own.
 
 use std::io::IoSlice;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use notify_http::{Shutdown, Tapped};
 use notify_hub::{Delivery, Notification, NotificationId, Subscription};
 use tokio::sync::Notify;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
-use crate::Shared;
 use crate::batch::{Batch, MAX_BYTES, MAX_FRAMES, notification_frame};
-
+use crate::{Shared, WsConfig};
 /// The shards of one WebSocket transport's desks: one per core the process
 /// may run on, each with a walker while it has desks.
 #[derive(Debug, Default)]
@@ -62,11 +75,27 @@ pub(crate) struct Fanout {
 }
 
 /// One walker's desks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Shard {
     desks: Mutex<Desks>,
     /// Told when the last desk leaves, so the walker ends with it.
     emptied: Notify,
+    /// The earliest time (on [`clock`]) a desk has asked to be woken at
+    /// since the walker last looked; `u32::MAX` for none.
+    alarm: AtomicU32,
+    /// Told when a desk asks for a time earlier than `alarm`.
+    alarm_moved: Notify,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            desks: Mutex::default(),
+            emptied: Notify::new(),
+            alarm: AtomicU32::new(u32::MAX),
+            alarm_moved: Notify::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +114,11 @@ pub(crate) struct Desk {
     deflate: bool,
     /// Where the desk is in its shard's list (changed under that lock).
     index: AtomicU32,
+    /// When the task wants to be woken (on [`clock`], 0 for never): its
+    /// next deadline, or an earlier one it has not taken back. Changed
+    /// under `state`'s lock; read without it by the task, to see that it
+    /// need not ask again.
+    due_ms: AtomicU32,
     state: Mutex<DeskState>,
 }
 
@@ -101,7 +135,8 @@ struct DeskState {
     /// When the walker last wrote (milliseconds on [`clock`], 0 for
     /// never), so a heartbeat waits for a quiet spell.
     written_ms: u32,
-    /// The parked task's, woken when the walker hands the desk back.
+    /// The task's, woken when the walker hands the desk back or its time
+    /// has come; kept once given.
     waker: Option<Waker>,
 }
 
@@ -128,6 +163,31 @@ fn millis(at: Instant) -> u32 {
     (at.duration_since(clock()).as_millis() as u32).max(1)
 }
 
+/// The first millisecond on [`clock`] not before `at`.
+fn millis_ceil(at: Instant) -> u32 {
+    let since = at.duration_since(clock());
+    let ms = since.as_millis() as u32;
+    let ms = if since > Duration::from_millis(ms.into()) {
+        ms.wrapping_add(1)
+    } else {
+        ms
+    };
+    ms.max(1)
+}
+
+fn instant(ms: u32) -> Instant {
+    clock() + Duration::from_millis(ms.into())
+}
+
+/// How far the walker's timer rounds a desk's time up, so that the desks
+/// due close together are woken by one look through the shard: a
+/// twentieth of the shorter of the two intervals the deadlines follow,
+/// between 1 and 100 milliseconds.
+fn tick_ms(config: &WsConfig) -> u32 {
+    let shortest = config.ping_interval.min(config.send_timeout);
+    (shortest.as_millis() / 20).clamp(1, 100) as u32
+}
+
 impl Fanout {
     /// Puts `socket` at a desk of its own, in the next shard, and starts
     /// the shard's walker if it has none. Must be called on the runtime.
@@ -141,6 +201,7 @@ impl Fanout {
             socket,
             deflate,
             index: AtomicU32::new(0),
+            due_ms: AtomicU32::new(0),
             state: Mutex::new(DeskState::default()),
         });
         let mut desks = shard.lock();
@@ -233,14 +294,38 @@ impl Desk {
     fn hand_back_now(&self) {
         self.lock().hand_back();
     }
+
+    /// Wakes the task if its time has come (by `now`); returns the time it
+    /// still waits for, `u32::MAX` for none.
+    fn ring(&self, now: u32) -> u32 {
+        let state = self.lock();
+        match self.due_ms.load(Ordering::Relaxed) {
+            0 => u32::MAX,
+            due if due <= now => {
+                self.due_ms.store(0, Ordering::Relaxed);
+                if let Some(waker) = &state.waker {
+                    waker.wake_by_ref();
+                }
+                u32::MAX
+            }
+            due => due,
+        }
+    }
 }
 
 impl DeskState {
+    /// Keeps the task's waker, unless the one kept already wakes it.
+    fn keep_waker(&mut self, cx: &Context<'_>) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.waker = Some(cx.waker().clone());
+        }
+    }
+
     /// Unparks the desk and wakes its task.
     fn hand_back(&mut self) {
         self.parked = false;
-        if let Some(waker) = self.waker.take() {
-            waker.wake();
+        if let Some(waker) = &self.waker {
+            waker.wake_by_ref();
         }
     }
 }
@@ -269,25 +354,48 @@ const CHUNK: usize = 32;
 
 /// A shard's walker: follows the hub, and gives each notification (with
 /// every other one that arrives while it walks, up to a batch's bounds) to
-/// each parked desk of its shard. It ends when the shard has no desk left,
-/// or at shutdown.
+/// each parked desk of its shard; and keeps the shard's alarm clock. At
+/// shutdown (or if the hub closes) it hands every desk back and goes on
+/// keeping the clock — the tasks still time their closing handshakes by
+/// it — until the shard has no desk left.
 async fn walk(shard: Arc<Shard>, shared: Arc<Shared>, mut subscription: Subscription) {
+    let tick = tick_ms(&shared.config);
+    // Rings at once: the first look finds the times asked for so far.
+    let mut alarm = pin!(tokio::time::sleep_until(Instant::now()));
+    let mut feeding = true;
     let mut desks: Vec<Arc<Desk>> = Vec::new();
     let mut window = Window::default();
     loop {
+        // Looked at between walks too, so a long burst delays no ping.
+        if alarm.deadline() <= Instant::now() {
+            shard.ring(alarm.as_mut(), tick);
+        }
         if window.notes.is_empty() {
             let first = tokio::select! {
                 biased;
-                _ = shared.shutdown.started() => break,
+                _ = shared.shutdown.started(), if feeding => None,
                 _ = shard.emptied.notified() => {
                     if shard.stop_walking_if_empty() {
                         return;
                     }
                     continue;
                 }
-                first = subscription.next() => first,
+                _ = &mut alarm => continue,
+                _ = shard.alarm_moved.notified() => {
+                    shard.move_alarm(alarm.as_mut(), tick);
+                    continue;
+                }
+                first = subscription.next(), if feeding => first,
             };
-            let Some(first) = first else { break };
+            let Some(first) = first else {
+                // Shutdown, or the hub is gone: every task takes over its
+                // socket and ends itself.
+                feeding = false;
+                for desk in &shard.lock().list {
+                    desk.hand_back_now();
+                }
+                continue;
+            };
             window.take(first);
         }
         window.take_ready(&mut subscription);
@@ -324,11 +432,40 @@ async fn walk(shard: Arc<Shard>, shared: Arc<Shared>, mut subscription: Subscrip
         // the next walk gives it to the rest, at once.
         window.drop_through(given_to_all);
     }
-    // Shutdown: hand every desk back, and let the tasks close themselves.
-    let mut desks = shard.lock();
-    desks.walking = false;
-    for desk in &desks.list {
-        desk.hand_back_now();
+}
+
+impl Shard {
+    /// Wakes every task whose time has come, and sets `alarm` for the
+    /// earliest time still asked for, rounded up to a `tick`.
+    fn ring(&self, alarm: Pin<&mut Sleep>, tick: u32) {
+        // Forgotten first: a desk that asks for a time while the others
+        // are looked at moves the alarm (and tells the walker) itself.
+        self.alarm.store(u32::MAX, Ordering::Relaxed);
+        let now = millis(Instant::now());
+        let next = self
+            .lock()
+            .list
+            .iter()
+            .map(|desk| desk.ring(now))
+            .min()
+            .unwrap_or(u32::MAX);
+        self.alarm.fetch_min(next, Ordering::Relaxed);
+        self.move_alarm(alarm, tick);
+    }
+
+    /// Sets `alarm` for the earliest time asked for, if it is earlier
+    /// than the one set.
+    fn move_alarm(&self, mut alarm: Pin<&mut Sleep>, tick: u32) {
+        let due = self.alarm.load(Ordering::Relaxed);
+        // With no time asked for, the timer is set a day on and forgotten.
+        let at = if due == u32::MAX {
+            Instant::now() + Duration::from_secs(86_400)
+        } else {
+            instant(due.div_ceil(tick).saturating_mul(tick))
+        };
+        if at < alarm.deadline() || alarm.deadline() <= Instant::now() {
+            alarm.as_mut().reset(at);
+        }
     }
 }
 
@@ -414,6 +551,32 @@ impl Direct {
         (ms != 0).then(|| clock() + std::time::Duration::from_millis(ms.into()))
     }
 
+    /// Ready once `at` has passed; until then the desk keeps the time, and
+    /// the walker wakes the task when it comes (rounded up to its tick).
+    pub(crate) fn poll_alarm(&self, cx: &mut Context<'_>, at: Instant) -> Poll<()> {
+        let due = millis_ceil(at);
+        let asked = self.desk.due_ms.load(Ordering::Relaxed);
+        if asked != 0 && asked <= due {
+            // Woken at that time already (the waker stays at the desk once
+            // given): if it is early, the task asks again then. Most polls
+            // end here, in a burst, without a lock or a clock read.
+            return Poll::Pending;
+        }
+        if Instant::now() >= at {
+            return Poll::Ready(());
+        }
+        {
+            let mut state = self.desk.lock();
+            self.desk.due_ms.store(due, Ordering::Relaxed);
+            state.keep_waker(cx);
+        }
+        if due < self.shard.alarm.load(Ordering::Relaxed) {
+            self.shard.alarm.fetch_min(due, Ordering::Relaxed);
+            self.shard.alarm_moved.notify_one();
+        }
+        Poll::Pending
+    }
+
     /// For a task with nothing queued: the walker's unwritten rest, or the
     /// next delivery past what the walker wrote; or, with nothing ready,
     /// parks the desk (`Pending`, woken when the walker hands it back).
@@ -425,13 +588,7 @@ impl Direct {
     ) -> Poll<Take> {
         let mut state = self.desk.lock();
         if state.parked {
-            if !state
-                .waker
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                state.waker = Some(cx.waker().clone());
-            }
+            state.keep_waker(cx);
             return Poll::Pending;
         }
         if let Some(rest) = state.rest.take() {
@@ -449,7 +606,7 @@ impl Direct {
             None => {
                 state.parked = true;
                 state.cursor = subscription.cursor();
-                state.waker = Some(cx.waker().clone());
+                state.keep_waker(cx);
                 Poll::Pending
             }
         }

@@ -2,9 +2,12 @@
 //! parked connection by the walkers, and by a connection's own task
 //! whenever the walker cannot. Whoever writes, each client gets every
 //! notification once and in order, pings and pongs in between, slow
-//! readers and heartbeats included.
+//! readers and heartbeats included. And the walkers' one clock per shard,
+//! which wakes each parked connection when its own deadline comes.
 
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use notify_test_support::{
     Pushed, TestConfig, TestServer, WsClient, assert_exactly_once_in_order, eventually, ws_next,
@@ -143,4 +146,100 @@ async fn the_fan_out_s_writes_keep_a_heartbeat_quiet() {
     assert!(ws_handle.fanned_out() > 0, "the walker wrote them");
     // Then a quiet second brings the heartbeat.
     assert_eq!(ws_next(&mut ws).await.unwrap(), Some(Pushed::Heartbeat));
+}
+
+/// A client that upgrades and then neither reads nor writes: it answers
+/// no ping and no close.
+async fn silent(server: &TestServer) -> tokio::net::TcpStream {
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /api/ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    socket
+}
+
+/// The close code and reason at the end of what the server sent, once it
+/// has ended the connection.
+async fn last_close(socket: &mut tokio::net::TcpStream) -> (u16, String) {
+    let mut raw = Vec::new();
+    socket.read_to_end(&mut raw).await.unwrap();
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut frames = &raw[head_end..];
+    let mut close = None;
+    while frames.len() >= 2 {
+        let len = (frames[1] & 0x7f) as usize;
+        assert!(len < 126, "only short frames here");
+        if frames[0] & 0x0f == 0x8 {
+            close = Some(frames[2..2 + len].to_vec());
+        }
+        frames = &frames[2 + len..];
+    }
+    let close = close.expect("a close frame");
+    (
+        u16::from_be_bytes([close[0], close[1]]),
+        String::from_utf8(close[2..].to_vec()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn parked_connections_are_woken_by_the_shard_s_clock_each_at_its_own_deadline() {
+    let (server, ws_handle) = server_with(
+        TestConfig::default(),
+        WsConfig {
+            ping_interval: Duration::from_millis(100),
+            ..WsConfig::default()
+        },
+    )
+    .await;
+    // Twenty clients that answer pings and twenty that never do, opened
+    // at staggered moments, so their deadlines all differ.
+    let mut answering = Vec::new();
+    let mut silent_ones = Vec::new();
+    for _ in 0..20 {
+        let mut ws = connect_with_buffer(&server, "", 64 * 1024).await;
+        hello(&mut ws).await;
+        answering.push(tokio::spawn(async move {
+            ids(&ws_notifications(&mut ws, 1).await.unwrap())
+        }));
+        silent_ones.push(silent(&server).await);
+        tokio::time::sleep(Duration::from_millis(7)).await;
+    }
+    // Each silent one misses two pings and is closed, at its own time.
+    for socket in &mut silent_ones {
+        assert_eq!(
+            last_close(socket).await,
+            (1008, "missed two pings".to_string())
+        );
+    }
+    // Ten ping intervals on, those that answer are all still there, parked
+    // (the walkers write to them), and keep getting notifications.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(ws_handle.tallies().open.get(), 20);
+    let id = server.publish("still here").await.unwrap();
+    for reader in answering {
+        assert_eq!(reader.await.unwrap(), vec![id]);
+    }
+    assert!(ws_handle.fanned_out() > 0, "the walkers wrote to them");
+}
+
+#[tokio::test]
+async fn at_shutdown_a_client_that_never_answers_the_close_is_let_go() {
+    let (server, ws_handle) = server_with(TestConfig::default(), WsConfig::default()).await;
+    let mut socket = silent(&server).await;
+    eventually("the connection is open", || {
+        ws_handle.tallies().open.get() == 1
+    })
+    .await;
+    // The walkers stop writing at shutdown but keep the clock: the task
+    // waits for the client's close only as long as the close wait.
+    assert!(server.shutdown().await, "every task finished in time");
+    assert_eq!(ws_handle.tallies().open.get(), 0);
+    assert_eq!(ws_handle.fanout_walkers(), 0);
+    assert_eq!(
+        last_close(&mut socket).await,
+        (1001, "server shutting down".to_string())
+    );
 }
