@@ -115,9 +115,11 @@ pub(crate) struct Desk {
     /// Where the desk is in its shard's list (changed under that lock).
     index: AtomicU32,
     /// When the task wants to be woken (on [`clock`], 0 for never): its
-    /// next deadline, or an earlier one it has not taken back. Changed
-    /// under `state`'s lock; read without it by the task, to see that it
-    /// need not ask again.
+    /// next deadline. Set under `state`'s lock, and the walker told, when
+    /// it comes earlier; moved later by the task alone, without either:
+    /// the walker, woken for the earlier time, finds the later one and
+    /// sets its timer again without waking the task (tokio's timers do
+    /// the same when a deadline moves later).
     due_ms: AtomicU32,
     state: Mutex<DeskState>,
 }
@@ -302,11 +304,19 @@ impl Desk {
         match self.due_ms.load(Ordering::Relaxed) {
             0 => u32::MAX,
             due if due <= now => {
-                self.due_ms.store(0, Ordering::Relaxed);
-                if let Some(waker) = &state.waker {
-                    waker.wake_by_ref();
+                match self
+                    .due_ms
+                    .compare_exchange(due, 0, Ordering::Relaxed, Ordering::Relaxed)
+                {
+                    Ok(_) => {
+                        if let Some(waker) = &state.waker {
+                            waker.wake_by_ref();
+                        }
+                        u32::MAX
+                    }
+                    // Moved later meanwhile: looked at again then.
+                    Err(later) => later,
                 }
-                u32::MAX
             }
             due => due,
         }
@@ -556,10 +566,14 @@ impl Direct {
     pub(crate) fn poll_alarm(&self, cx: &mut Context<'_>, at: Instant) -> Poll<()> {
         let due = millis_ceil(at);
         let asked = self.desk.due_ms.load(Ordering::Relaxed);
-        if asked != 0 && asked <= due {
-            // Woken at that time already (the waker stays at the desk once
-            // given): if it is early, the task asks again then. Most polls
-            // end here, in a burst, without a lock or a clock read.
+        if asked == due {
+            // Most polls, in a burst, end here: no lock, no clock read.
+            return Poll::Pending;
+        }
+        if asked != 0 && asked < due {
+            // Later than the walker was told: it finds this one when it
+            // looks for that (the waker stays at the desk once given).
+            self.desk.due_ms.store(due, Ordering::Relaxed);
             return Poll::Pending;
         }
         if Instant::now() >= at {
