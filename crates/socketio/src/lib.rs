@@ -169,6 +169,7 @@ impl SocketIo {
     /// Answers a request under [`PATH`]: Engine.IO polling, a WebSocket
     /// upgrade, or the protocol's error for a bad one.
     pub async fn handle(&self, req: Request) -> Response {
+        let req = owned_head(req);
         let built = match self.built().await {
             Ok(built) => built,
             Err(err) => return ApiError::BackendUnavailable(err.to_string()).into_response(),
@@ -316,4 +317,67 @@ pub fn standalone(
 pub struct ClientError {
     pub error: &'static str,
     pub message: String,
+}
+
+/// `req` with a head of its own. hyper parses a request's URI and header
+/// values in place, as slices of the connection's read buffer (8 KiB), and
+/// Engine.IO keeps the head of the request that opened a session for the
+/// session's life (`Socket::req_parts`): so every session would keep its
+/// connection's whole read buffer. The URI and values are copied out,
+/// a few hundred bytes; extensions (the upgrade among them) and the body
+/// move as they are.
+fn owned_head<B>(req: http::Request<B>) -> http::Request<B> {
+    let (mut parts, body) = req.into_parts();
+    if let Ok(uri) = http::Uri::from_maybe_shared(bytes::Bytes::copy_from_slice(
+        parts.uri.to_string().as_bytes(),
+    )) {
+        parts.uri = uri;
+    }
+    for value in parts.headers.values_mut() {
+        // Always valid (hyper checked it as strictly); kept as it was if not.
+        if let Ok(mut copied) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            copied.set_sensitive(value.is_sensitive());
+            *value = copied;
+        }
+    }
+    http::Request::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::owned_head;
+
+    #[test]
+    fn the_head_kept_with_a_session_points_into_no_read_buffer() {
+        // A read buffer, and a head parsed in place as hyper does.
+        let buffer = Bytes::from_static(
+            b"/socket.io/?EIO=4&transport=websocket&after=7 keep-alive Mozilla/5.0",
+        );
+        let range = buffer.as_ptr_range();
+        let uri = http::Uri::from_maybe_shared(buffer.slice(0..45)).unwrap();
+        let mut req = http::Request::builder().uri(uri).body(()).unwrap();
+        let headers = req.headers_mut();
+        let connection = http::HeaderValue::from_maybe_shared(buffer.slice(46..56)).unwrap();
+        let mut agent = http::HeaderValue::from_maybe_shared(buffer.slice(57..)).unwrap();
+        agent.set_sensitive(true);
+        headers.insert(http::header::CONNECTION, connection);
+        headers.insert(http::header::USER_AGENT, agent);
+        assert!(range.contains(&req.uri().path().as_ptr()));
+
+        let owned = owned_head(req);
+        assert_eq!(
+            owned.uri().to_string(),
+            "/socket.io/?EIO=4&transport=websocket&after=7"
+        );
+        assert!(!range.contains(&owned.uri().path().as_ptr()));
+        assert!(!range.contains(&owned.uri().query().unwrap().as_ptr()));
+        assert_eq!(owned.headers()[http::header::CONNECTION], "keep-alive");
+        assert_eq!(owned.headers()[http::header::USER_AGENT], "Mozilla/5.0");
+        assert!(owned.headers()[http::header::USER_AGENT].is_sensitive());
+        for value in owned.headers().values() {
+            assert!(!range.contains(&value.as_bytes().as_ptr()));
+        }
+    }
 }
