@@ -350,6 +350,15 @@ mod tests {
     use super::owned_head;
 
     #[test]
+    fn a_slot_of_a_session_s_queue_is_small() {
+        // Engine.IO's queue allocates 32 slots per session up front; the
+        // vendored patch makes each one packet of 40 bytes, 48 in all,
+        // where the published crate's were 168 (`vendor/README.md`).
+        assert_eq!(std::mem::size_of::<engineioxide_core::Packet>(), 40);
+        assert_eq!(std::mem::size_of::<engineioxide_core::PacketBuf>(), 48);
+    }
+
+    #[test]
     fn the_head_kept_with_a_session_points_into_no_read_buffer() {
         // A read buffer, and a head parsed in place as hyper does.
         let buffer = Bytes::from_static(
