@@ -65,6 +65,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::batch::{Batch, MAX_BYTES, MAX_FRAMES, notification_frame};
 use crate::{Shared, WsConfig};
+
 /// The shards of one WebSocket transport's desks: one per core the process
 /// may run on, each with a walker while it has desks.
 #[derive(Debug, Default)]
@@ -570,10 +571,18 @@ impl Direct {
             // Most polls, in a burst, end here: no lock, no clock read.
             return Poll::Pending;
         }
-        if asked != 0 && asked < due {
-            // Later than the walker was told: it finds this one when it
-            // looks for that (the waker stays at the desk once given).
-            self.desk.due_ms.store(due, Ordering::Relaxed);
+        // Later than the walker was told: it finds this one when it looks
+        // for that (the waker stays at the desk once given). Unless it has
+        // just rung for that one and forgotten it (0), which the exchange
+        // sees: then the walker is told, below.
+        if asked != 0
+            && asked < due
+            && self
+                .desk
+                .due_ms
+                .compare_exchange(asked, due, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
             return Poll::Pending;
         }
         if Instant::now() >= at {
