@@ -165,7 +165,10 @@ async fn silent(server: &TestServer) -> tokio::net::TcpStream {
 /// has ended the connection.
 async fn last_close(socket: &mut tokio::net::TcpStream) -> (u16, String) {
     let mut raw = Vec::new();
-    socket.read_to_end(&mut raw).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), socket.read_to_end(&mut raw))
+        .await
+        .expect("the server ends the connection")
+        .unwrap();
     let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let mut frames = &raw[head_end..];
     let mut close = None;
