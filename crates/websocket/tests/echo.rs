@@ -11,13 +11,13 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use notify_test_support::{PATIENCE, TestConfig, TestServer};
 use notify_websocket::{ECHO_PATH, MAX_ECHO_MESSAGE, WsConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
 mod common;
-use common::read_frame_whole;
+use common::{raw_upgrade, read_frame_whole};
 
 async fn server(echo: bool) -> TestServer {
     let config = WsConfig {
@@ -69,19 +69,13 @@ async fn messages_come_back_as_they_were_sent_whole_or_in_fragments() {
 
 /// A raw client past the handshake, having offered `extensions`.
 async fn raw(server: &TestServer, extensions: &str) -> tokio::net::TcpStream {
-    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let request = format!(
-        "GET {ECHO_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Extensions: {extensions}\r\n\r\n"
-    );
-    socket.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(socket.read_u8().await.unwrap());
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    socket
+    raw_upgrade(
+        server,
+        ECHO_PATH,
+        &[("Sec-WebSocket-Extensions", extensions)],
+    )
+    .await
+    .0
 }
 
 /// A client frame: masked, with the flags given.

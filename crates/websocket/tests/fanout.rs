@@ -7,16 +7,15 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use notify_test_support::{
-    Pushed, TestConfig, TestServer, WsClient, assert_exactly_once_in_order, eventually, ws_next,
-    ws_notifications,
+    PATIENCE, Pushed, TestConfig, TestServer, WsClient, assert_exactly_once_in_order, eventually,
+    ws_next, ws_notifications,
 };
 use notify_websocket::WsConfig;
 
 mod common;
-use common::server_with;
+use common::{raw_upgrade, read_close, server_with};
+use tokio::io::AsyncReadExt;
 
 /// A client whose socket takes `recv_buffer` bytes at most before the
 /// server's writes would block.
@@ -151,40 +150,20 @@ async fn the_fan_out_s_writes_keep_a_heartbeat_quiet() {
 /// A client that upgrades and then neither reads nor writes: it answers
 /// no ping and no close.
 async fn silent(server: &TestServer) -> tokio::net::TcpStream {
-    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let request = format!(
-        "GET /api/ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        server.addr
-    );
-    socket.write_all(request.as_bytes()).await.unwrap();
-    socket
+    raw_upgrade(server, "/api/ws", &[]).await.0
 }
 
-/// The close code and reason at the end of what the server sent, once it
-/// has ended the connection.
+/// The close code and reason the server ended the connection with, once
+/// it has ended it.
 async fn last_close(socket: &mut tokio::net::TcpStream) -> (u16, String) {
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), socket.read_to_end(&mut raw))
-        .await
-        .expect("the server ends the connection")
-        .unwrap();
-    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    let mut frames = &raw[head_end..];
-    let mut close = None;
-    while frames.len() >= 2 {
-        let len = (frames[1] & 0x7f) as usize;
-        assert!(len < 126, "only short frames here");
-        if frames[0] & 0x0f == 0x8 {
-            close = Some(frames[2..2 + len].to_vec());
-        }
-        frames = &frames[2 + len..];
-    }
-    let close = close.expect("a close frame");
-    (
-        u16::from_be_bytes([close[0], close[1]]),
-        String::from_utf8(close[2..].to_vec()).unwrap(),
-    )
+    tokio::time::timeout(PATIENCE, async {
+        let close = read_close(socket).await.expect("a close frame");
+        let mut rest = Vec::new();
+        socket.read_to_end(&mut rest).await.unwrap();
+        close
+    })
+    .await
+    .expect("the server ends the connection")
 }
 
 #[tokio::test]

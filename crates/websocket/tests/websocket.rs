@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 mod common;
-use common::{read_frame_whole, server_with};
+use common::{raw_upgrade, read_close, read_frame_whole, read_head, server_with, upgrade_request};
 
 async fn server() -> (TestServer, WebSocket) {
     server_with(TestConfig::default(), WsConfig::default()).await
@@ -106,38 +106,15 @@ async fn after_a_reset_the_hello_names_where_the_replay_starts() {
     assert_exactly_once_in_order(&ids(&ws_notifications(&mut ws, 4).await.unwrap()), 7..=10);
 }
 
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-
-/// A valid upgrade request, with `overrides` replacing or adding headers
-/// and the header named `skip` left out.
-fn upgrade_request(overrides: &[(&str, &str)], skip: &str) -> String {
-    let mut headers = vec![
-        ("Host", "127.0.0.1"),
-        ("Connection", "Upgrade"),
-        ("Upgrade", "websocket"),
-        ("Sec-WebSocket-Version", "13"),
-        ("Sec-WebSocket-Key", KEY),
-    ];
-    for (name, value) in overrides {
-        match headers.iter_mut().find(|(n, _)| n == name) {
-            Some(header) => header.1 = value,
-            None => headers.push((name, value)),
-        }
-    }
-    let mut request = String::from("GET /api/ws HTTP/1.1\r\n");
-    for (name, value) in headers.iter().filter(|(n, _)| *n != skip) {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request
-}
-
 #[tokio::test]
 async fn a_handshake_without_key_is_refused_with_400() {
     let (server, ws) = server().await;
-    let answer = raw_http(server.addr, &upgrade_request(&[], "Sec-WebSocket-Key"))
-        .await
-        .unwrap();
+    let answer = raw_http(
+        server.addr,
+        &upgrade_request("/api/ws", &[], "Sec-WebSocket-Key"),
+    )
+    .await
+    .unwrap();
     assert_eq!(answer.status, 400);
     assert_eq!(answer.json()["error"], "bad_upgrade");
     assert!(
@@ -154,7 +131,7 @@ async fn a_handshake_with_the_wrong_version_is_refused_with_400() {
     let (server, _) = server().await;
     let answer = raw_http(
         server.addr,
-        &upgrade_request(&[("Sec-WebSocket-Version", "8")], ""),
+        &upgrade_request("/api/ws", &[("Sec-WebSocket-Version", "8")], ""),
     )
     .await
     .unwrap();
@@ -183,7 +160,7 @@ async fn a_foreign_origin_is_refused_with_403_and_an_allowed_one_accepted() {
     let (server, _) = server_with(config, WsConfig::default()).await;
     let foreign = raw_http(
         server.addr,
-        &upgrade_request(&[("Origin", "http://evil.test")], ""),
+        &upgrade_request("/api/ws", &[("Origin", "http://evil.test")], ""),
     )
     .await
     .unwrap();
@@ -192,7 +169,7 @@ async fn a_foreign_origin_is_refused_with_403_and_an_allowed_one_accepted() {
 
     let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     socket
-        .write_all(upgrade_request(&[("Origin", "http://trusted.test")], "").as_bytes())
+        .write_all(upgrade_request("/api/ws", &[("Origin", "http://trusted.test")], "").as_bytes())
         .await
         .unwrap();
     let head = read_head(&mut socket).await;
@@ -204,15 +181,6 @@ async fn a_foreign_origin_is_refused_with_403_and_an_allowed_one_accepted() {
         head.contains("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
         "{head}"
     );
-}
-
-/// Reads a response head byte by byte, leaving the frames after it unread.
-async fn read_head(socket: &mut tokio::net::TcpStream) -> String {
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(socket.read_u8().await.unwrap());
-    }
-    String::from_utf8(head).unwrap()
 }
 
 #[tokio::test]
@@ -294,7 +262,7 @@ async fn a_subscriber_that_never_reads_is_dropped_never_silently_skipped() {
     socket.set_recv_buffer_size(4096).unwrap();
     let mut socket = socket.connect(server.addr).await.unwrap();
     socket
-        .write_all(upgrade_request(&[], "").as_bytes())
+        .write_all(upgrade_request("/api/ws", &[], "").as_bytes())
         .await
         .unwrap();
     eventually("the connection is up", || {
@@ -376,7 +344,7 @@ async fn a_client_that_misses_two_pings_is_closed_with_1008() {
     // A raw client that reads nothing, so it answers no ping.
     let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     socket
-        .write_all(upgrade_request(&[], "").as_bytes())
+        .write_all(upgrade_request("/api/ws", &[], "").as_bytes())
         .await
         .unwrap();
     eventually("the connection is up", || {
@@ -456,37 +424,14 @@ fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// Reads server frames (unmasked) until a close frame; returns its code,
-/// or `None` if the connection ended without one.
-async fn read_until_close(socket: &mut tokio::net::TcpStream) -> Option<u16> {
-    loop {
-        let mut header = [0u8; 2];
-        if socket.read_exact(&mut header).await.is_err() {
-            return None;
-        }
-        let len = match header[1] & 0x7f {
-            126 => socket.read_u16().await.ok()? as usize,
-            127 => socket.read_u64().await.ok()? as usize,
-            short => short as usize,
-        };
-        let mut payload = vec![0u8; len];
-        socket.read_exact(&mut payload).await.ok()?;
-        if header[0] & 0x0f == 0x8 {
-            return Some(u16::from_be_bytes([payload[0], payload[1]]));
-        }
-    }
-}
-
 /// A raw socket past the 101, with the hello read.
 async fn raw_websocket(server: &TestServer) -> tokio::net::TcpStream {
-    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    socket
-        .write_all(upgrade_request(&[], "").as_bytes())
-        .await
-        .unwrap();
-    let head = read_head(&mut socket).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    socket
+    raw_upgrade(server, "/api/ws", &[]).await.0
+}
+
+/// The close code the server sent, if it sent a close.
+async fn read_until_close(socket: &mut tokio::net::TcpStream) -> Option<u16> {
+    read_close(socket).await.map(|(code, _)| code)
 }
 
 #[tokio::test]
@@ -606,11 +551,12 @@ async fn a_plain_tcp_connection_is_served_on_its_unwrapped_socket() {
 /// A raw socket past the 101, having offered `extensions`; with the head
 /// of the answer.
 async fn offering(server: &TestServer, extensions: &str) -> (tokio::net::TcpStream, String) {
-    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let request = upgrade_request(&[("Sec-WebSocket-Extensions", extensions)], "");
-    socket.write_all(request.as_bytes()).await.unwrap();
-    let head = read_head(&mut socket).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (socket, head) = raw_upgrade(
+        server,
+        "/api/ws",
+        &[("Sec-WebSocket-Extensions", extensions)],
+    )
+    .await;
     (socket, head.to_ascii_lowercase())
 }
 
