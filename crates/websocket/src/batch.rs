@@ -32,6 +32,18 @@ pub(crate) fn notification_frame(n: &Notification, deflate: bool) -> Bytes {
     }
 }
 
+/// The first [`MAX_FRAMES`] of `frames` as the slices of one `writev`, in
+/// `slices`.
+pub(crate) fn io_slices<'a>(
+    frames: &'a [Bytes],
+    slices: &'a mut [IoSlice<'a>; MAX_FRAMES],
+) -> &'a [IoSlice<'a>] {
+    for (slice, frame) in slices.iter_mut().zip(frames) {
+        *slice = IoSlice::new(frame);
+    }
+    &slices[..frames.len().min(MAX_FRAMES)]
+}
+
 /// What one wake-up of a connection sends: whole frames, in order, each a
 /// shared buffer. It holds no allocation once everything has left, so an
 /// idle connection's batch costs nothing but its own few words.
@@ -45,6 +57,31 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// What is left of `frames` once `written` bytes of them (fewer than
+    /// all) have left.
+    pub(crate) fn rest_of(frames: &[Bytes], written: usize) -> Batch {
+        let mut rest = Batch::default();
+        for frame in frames {
+            rest.push(frame.clone());
+        }
+        rest.consume(written);
+        rest
+    }
+
+    /// Drops the `written` bytes the kernel took; a frame taken in part
+    /// keeps its rest.
+    fn consume(&mut self, mut written: usize) {
+        while written > 0 {
+            let frame = &mut self.frames[self.sent as usize];
+            let taken = written.min(frame.len());
+            frame.advance(taken);
+            written -= taken;
+            if frame.is_empty() {
+                self.sent += 1;
+            }
+        }
+    }
+
     /// Nothing left to write (or flush).
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
@@ -101,28 +138,15 @@ impl Batch {
         io: &mut W,
     ) -> Poll<io::Result<()>> {
         while (self.sent as usize) < self.frames.len() {
-            let mut written = {
+            let written = {
                 let mut slices = [IoSlice::new(&[]); MAX_FRAMES];
-                let ready = &self.frames[self.sent as usize..];
-                for (slice, frame) in slices.iter_mut().zip(ready) {
-                    *slice = IoSlice::new(frame);
-                }
-                let slices = &slices[..ready.len().min(MAX_FRAMES)];
+                let slices = io_slices(&self.frames[self.sent as usize..], &mut slices);
                 ready!(Pin::new(&mut *io).poll_write_vectored(cx, slices))?
             };
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            // Drop what the kernel took; a frame taken in part keeps its rest.
-            while written > 0 {
-                let frame = &mut self.frames[self.sent as usize];
-                let taken = written.min(frame.len());
-                frame.advance(taken);
-                written -= taken;
-                if frame.is_empty() {
-                    self.sent += 1;
-                }
-            }
+            self.consume(written);
         }
         ready!(Pin::new(io).poll_flush(cx))?;
         *self = Batch::default();

@@ -38,11 +38,8 @@
 //! heartbeat, send timeout, the end of its closing handshake) stay its
 //! task's to decide, but a task at a desk keeps no timer of its own: it
 //! leaves the time it wants to be woken at its desk, and the walker, which
-//! keeps one timer for the whole shard, wakes every task whose time has
-//! come. The walker's timer rings at the earliest such time rounded up to
-//! a tick (a twentieth of the shorter of the ping interval and the send
-//! timeout, at most 100 ms), so the desks due close together are woken by
-//! one look through the shard — the coarse sweep uWebSockets runs for its
+//! keeps one timer for the whole shard (`clock.rs`), wakes every task
+//! whose time has come — the coarse sweep uWebSockets runs for its
 //! sockets' timeouts. A timer in the runtime is 112 bytes a connection;
 //! a time at the desk is four.
 //!
@@ -51,20 +48,21 @@
 //! own path, woken per notification, with a timer of their own.
 
 use std::io::IoSlice;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use notify_http::{Shutdown, Tapped};
 use notify_hub::{Delivery, Notification, NotificationId, Subscription};
 use tokio::sync::Notify;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
-use crate::batch::{Batch, MAX_BYTES, MAX_FRAMES, notification_frame};
-use crate::{Shared, WsConfig};
+use crate::Shared;
+use crate::batch::{Batch, MAX_FRAMES, io_slices};
+use crate::clock::{Alarm, instant, millis, millis_ceil, tick_ms};
+use crate::window::Window;
 
 /// The shards of one WebSocket transport's desks: one per core the process
 /// may run on, each with a walker while it has desks.
@@ -76,27 +74,13 @@ pub(crate) struct Fanout {
 }
 
 /// One walker's desks.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Shard {
     desks: Mutex<Desks>,
     /// Told when the last desk leaves, so the walker ends with it.
     emptied: Notify,
-    /// The earliest time (on [`clock`]) a desk has asked to be woken at
-    /// since the walker last looked; `u32::MAX` for none.
-    alarm: AtomicU32,
-    /// Told when a desk asks for a time earlier than `alarm`.
-    alarm_moved: Notify,
-}
-
-impl Default for Shard {
-    fn default() -> Self {
-        Shard {
-            desks: Mutex::default(),
-            emptied: Notify::new(),
-            alarm: AtomicU32::new(u32::MAX),
-            alarm_moved: Notify::new(),
-        }
-    }
+    /// When the walker must next look for tasks whose time has come.
+    alarm: Alarm,
 }
 
 #[derive(Debug, Default)]
@@ -115,8 +99,8 @@ pub(crate) struct Desk {
     deflate: bool,
     /// Where the desk is in its shard's list (changed under that lock).
     index: AtomicU32,
-    /// When the task wants to be woken (on [`clock`], 0 for never): its
-    /// next deadline. Set under `state`'s lock, and the walker told, when
+    /// When the task wants to be woken (on the [`clock`](crate::clock), 0
+    /// for never): its next deadline. Set under `state`'s lock, and the walker told, when
     /// it comes earlier; moved later by the task alone, without either:
     /// the walker, woken for the earlier time, finds the later one and
     /// sets its timer again without waking the task (tokio's timers do
@@ -135,7 +119,7 @@ struct DeskState {
     /// What the walker could not write; the task writes it before
     /// anything else. None nearly always.
     rest: Option<Box<Batch>>,
-    /// When the walker last wrote (milliseconds on [`clock`], 0 for
+    /// When the walker last wrote (on the [`clock`](crate::clock), 0 for
     /// never), so a heartbeat waits for a quiet spell.
     written_ms: u32,
     /// The task's, woken when the walker hands the desk back or its time
@@ -151,44 +135,6 @@ pub(crate) enum Take {
     Rest(Box<Batch>),
     /// Shutdown has begun.
     Stop,
-}
-
-/// The clock a desk's last write is kept on: milliseconds since the first
-/// desk, four bytes where an `Instant` takes sixteen.
-fn clock() -> Instant {
-    static START: OnceLock<Instant> = OnceLock::new();
-    *START.get_or_init(Instant::now)
-}
-
-fn millis(at: Instant) -> u32 {
-    // Never 0, which means "never"; wraps after 49 days, which only
-    // misplaces one heartbeat.
-    (at.duration_since(clock()).as_millis() as u32).max(1)
-}
-
-/// The first millisecond on [`clock`] not before `at`.
-fn millis_ceil(at: Instant) -> u32 {
-    let since = at.duration_since(clock());
-    let ms = since.as_millis() as u32;
-    let ms = if since > Duration::from_millis(ms.into()) {
-        ms.wrapping_add(1)
-    } else {
-        ms
-    };
-    ms.max(1)
-}
-
-fn instant(ms: u32) -> Instant {
-    clock() + Duration::from_millis(ms.into())
-}
-
-/// How far the walker's timer rounds a desk's time up, so that the desks
-/// due close together are woken by one look through the shard: a
-/// twentieth of the shorter of the two intervals the deadlines follow,
-/// between 1 and 100 milliseconds.
-fn tick_ms(config: &WsConfig) -> u32 {
-    let shortest = config.ping_interval.min(config.send_timeout);
-    (shortest.as_millis() / 20).clamp(1, 100) as u32
 }
 
 impl Fanout {
@@ -271,16 +217,16 @@ impl Desk {
         }
         let frames = &frames[(state.cursor + 1 - first) as usize..];
         let mut slices = [IoSlice::new(&[]); MAX_FRAMES];
-        for (slice, frame) in slices.iter_mut().zip(frames) {
-            *slice = IoSlice::new(frame);
-        }
         let total: usize = frames.iter().map(Bytes::len).sum();
-        match self.socket.try_write_vectored(&slices[..frames.len()]) {
+        match self
+            .socket
+            .try_write_vectored(io_slices(frames, &mut slices))
+        {
             Ok(written) => {
                 state.cursor = last;
                 state.written_ms = now;
                 if written < total {
-                    state.rest = Some(Box::new(rest_of(frames, written)));
+                    state.rest = Some(Box::new(Batch::rest_of(frames, written)));
                     state.hand_back();
                 }
                 frames.len() as u64
@@ -341,22 +287,6 @@ impl DeskState {
     }
 }
 
-/// What is left of `frames` once `written` bytes of them have left.
-fn rest_of(frames: &[Bytes], mut written: usize) -> Batch {
-    let mut rest = Batch::default();
-    for frame in frames {
-        if written >= frame.len() {
-            written -= frame.len();
-            continue;
-        }
-        let mut frame = frame.clone();
-        frame.advance(written);
-        written = 0;
-        rest.push(frame);
-    }
-    rest
-}
-
 /// Desks a walker writes to between two looks at what else has arrived.
 /// Between them it lets the runtime run other tasks (the publisher among
 /// them), so in a burst the notifications published meanwhile join the
@@ -379,7 +309,15 @@ async fn walk(shard: Arc<Shard>, shared: Arc<Shared>, mut subscription: Subscrip
     loop {
         // Looked at between walks too, so a long burst delays no ping.
         if alarm.deadline() <= Instant::now() {
-            shard.ring(alarm.as_mut(), tick);
+            shard.alarm.ring(alarm.as_mut(), tick, |now| {
+                let desks = shard.lock();
+                desks
+                    .list
+                    .iter()
+                    .map(|d| d.ring(now))
+                    .min()
+                    .unwrap_or(u32::MAX)
+            });
         }
         if window.notes.is_empty() {
             let first = tokio::select! {
@@ -392,8 +330,8 @@ async fn walk(shard: Arc<Shard>, shared: Arc<Shared>, mut subscription: Subscrip
                     continue;
                 }
                 _ = &mut alarm => continue,
-                _ = shard.alarm_moved.notified() => {
-                    shard.move_alarm(alarm.as_mut(), tick);
+                _ = shard.alarm.moved() => {
+                    shard.alarm.set(alarm.as_mut(), tick);
                     continue;
                 }
                 first = subscription.next(), if feeding => first,
@@ -445,99 +383,6 @@ async fn walk(shard: Arc<Shard>, shared: Arc<Shared>, mut subscription: Subscrip
     }
 }
 
-impl Shard {
-    /// Wakes every task whose time has come, and sets `alarm` for the
-    /// earliest time still asked for, rounded up to a `tick`.
-    fn ring(&self, alarm: Pin<&mut Sleep>, tick: u32) {
-        // Forgotten first: a desk that asks for a time while the others
-        // are looked at moves the alarm (and tells the walker) itself.
-        self.alarm.store(u32::MAX, Ordering::Relaxed);
-        let now = millis(Instant::now());
-        let next = self
-            .lock()
-            .list
-            .iter()
-            .map(|desk| desk.ring(now))
-            .min()
-            .unwrap_or(u32::MAX);
-        self.alarm.fetch_min(next, Ordering::Relaxed);
-        self.move_alarm(alarm, tick);
-    }
-
-    /// Sets `alarm` for the earliest time asked for, if it is earlier
-    /// than the one set.
-    fn move_alarm(&self, mut alarm: Pin<&mut Sleep>, tick: u32) {
-        let due = self.alarm.load(Ordering::Relaxed);
-        // With no time asked for, the timer is set a day on and forgotten.
-        let at = if due == u32::MAX {
-            Instant::now() + Duration::from_secs(86_400)
-        } else {
-            instant(due.div_ceil(tick).saturating_mul(tick))
-        };
-        if at < alarm.deadline() || alarm.deadline() <= Instant::now() {
-            alarm.as_mut().reset(at);
-        }
-    }
-}
-
-/// The notifications a walk gives out, oldest first, and their frames,
-/// each built once (plain, and compressed for permessage-deflate).
-#[derive(Default)]
-struct Window {
-    notes: Vec<Arc<Notification>>,
-    plain: Vec<Bytes>,
-    deflated: Vec<Bytes>,
-    bytes: usize,
-    /// The walker's subscription was reset.
-    reset: bool,
-}
-
-impl Window {
-    fn take(&mut self, delivery: Delivery) {
-        match delivery {
-            Delivery::Notification(n) => {
-                self.bytes += n.json().len();
-                self.notes.push(n);
-            }
-            Delivery::Reset { .. } => self.reset = true,
-        }
-    }
-
-    /// Takes what has arrived, within a batch's bounds.
-    fn take_ready(&mut self, subscription: &mut Subscription) {
-        while !self.reset && self.notes.len() < MAX_FRAMES && self.bytes < MAX_BYTES {
-            match subscription.next_ready() {
-                Some(delivery) => self.take(delivery),
-                None => break,
-            }
-        }
-    }
-
-    /// The notifications and their frames, compressed or not.
-    fn frames(&mut self, deflate: bool) -> (&[Arc<Notification>], &[Bytes]) {
-        let built = if deflate {
-            &mut self.deflated
-        } else {
-            &mut self.plain
-        };
-        while built.len() < self.notes.len() {
-            built.push(notification_frame(&self.notes[built.len()], deflate));
-        }
-        (&self.notes, built)
-    }
-
-    /// Forgets the notifications up to `id`, which every desk has been
-    /// offered.
-    fn drop_through(&mut self, id: NotificationId) {
-        let n = self.notes.iter().take_while(|n| n.id() <= id).count();
-        self.notes.drain(..n);
-        for built in [&mut self.plain, &mut self.deflated] {
-            built.drain(..n.min(built.len()));
-        }
-        self.bytes = self.notes.iter().map(|n| n.json().len()).sum();
-    }
-}
-
 /// The task's side of its desk: the socket it reads and writes through,
 /// and its place in the shard, given up when the task ends.
 #[derive(Debug)]
@@ -559,7 +404,7 @@ impl Direct {
     /// When the walker last wrote to the socket.
     pub(crate) fn written_at(&self) -> Option<Instant> {
         let ms = self.desk.lock().written_ms;
-        (ms != 0).then(|| clock() + std::time::Duration::from_millis(ms.into()))
+        (ms != 0).then(|| instant(ms))
     }
 
     /// Ready once `at` has passed; until then the desk keeps the time, and
@@ -593,10 +438,7 @@ impl Direct {
             self.desk.due_ms.store(due, Ordering::Relaxed);
             state.keep_waker(cx);
         }
-        if due < self.shard.alarm.load(Ordering::Relaxed) {
-            self.shard.alarm.fetch_min(due, Ordering::Relaxed);
-            self.shard.alarm_moved.notify_one();
-        }
+        self.shard.alarm.ask(due);
         Poll::Pending
     }
 

@@ -40,6 +40,7 @@ pub use plain::{PLAIN_PATH, PlainWebSocket};
 use batch::Batch;
 
 mod batch;
+mod clock;
 mod connection;
 pub mod deflate;
 mod echo;
@@ -47,6 +48,7 @@ mod fanout;
 mod frames;
 mod plain;
 mod socket;
+mod window;
 
 /// The transport's name in `/metrics`, the lab and the harness.
 pub const NAME: &str = "websocket";
