@@ -48,6 +48,7 @@ mod fanout;
 mod frames;
 mod plain;
 mod socket;
+mod task;
 mod window;
 
 /// The transport's name in `/metrics`, the lab and the harness.
@@ -158,7 +159,7 @@ pub(crate) struct Shared {
     config: WsConfig,
     tallies: Tallies,
     /// Connections served on the socket unwrapped from hyper's stream (the
-    /// fast path of `connection::serve`); a plain TCP connection that is
+    /// fast path of `task::serve`); a plain TCP connection that is
     /// not means the connection loop wraps its sockets in a type the
     /// downcast does not name, which a test catches.
     unwrapped: notify_http::Counter,
@@ -227,7 +228,7 @@ impl WebSocket {
         // on can be missed, however long the upgrade takes.
         let subscription = shared.hub.subscribe(cursor.as_ref());
         let on_upgrade = hyper::upgrade::on(&mut req);
-        shared.shutdown.spawn(connection::serve(
+        shared.shutdown.spawn(task::serve(
             shared.clone(),
             on_upgrade,
             subscription,

@@ -534,7 +534,7 @@ async fn a_burst_arrives_as_whole_frames_in_order_with_pongs_between_not_inside(
     assert_eq!(pongs, expected, "each ping answered once, in order");
 }
 
-/// The fast path (`connection::serve` unwraps the socket from hyper's
+/// The fast path (`task::serve` unwraps the socket from hyper's
 /// stream by its concrete type) must not miss silently: over plain TCP,
 /// every connection is served unwrapped.
 #[tokio::test]
