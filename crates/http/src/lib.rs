@@ -38,6 +38,7 @@ mod standalone;
 mod streams;
 mod tallies;
 mod tap;
+mod tapped;
 mod tls;
 
 use std::convert::Infallible;
@@ -67,7 +68,8 @@ pub use standalone::{
     AppContext, CommonArgs, HEALTHZ, Switch, allow, healthz, run, single_transport,
 };
 pub use tallies::{DropReason, Tallies};
-pub use tap::{Cut, PaneBytes, Tap, Tapped};
+pub use tap::{Cut, PaneBytes, Tap};
+pub use tapped::Tapped;
 pub use tls::Tls;
 
 /// The body of every answer: a whole buffer, or a stream for SSE whose

@@ -36,7 +36,8 @@ use crate::admission::{Admission, Admitted, forwarded_for};
 use crate::error::ApiError;
 use crate::shutdown::{Shutdown, ShutdownWatch};
 use crate::streams::{Streams, http2_builder};
-use crate::tap::{Tap, Tapped};
+use crate::tap::Tap;
+use crate::tapped::Tapped;
 use crate::tls::Tls;
 use crate::{Request, Response};
 

@@ -1,13 +1,14 @@
 //! Connection taps: what the lab needs to see of, and do to, the connections
 //! of one browser pane.
 //!
-//! Every accepted socket is wrapped in a [`Tapped`] stream with a [`Tap`]
-//! beside it (in each request's extensions). The tap does two things, both
-//! at the socket, beneath hyper and the WebSocket library:
+//! Every accepted socket is wrapped in a [`Tapped`](crate::Tapped) stream
+//! (`tapped.rs`) with a [`Tap`] beside it (in each request's extensions).
+//! The tap does two things, both at the socket, beneath hyper and the
+//! WebSocket library:
 //!
 //! - **Counts bytes** (over HTTP/1.1: an HTTP/2 connection carries every
-//!   pane of a tab at once, so its bytes are no one pane's) written to the browser — status lines, headers, chunk
-//!   framing, WebSocket frames, everything — into the [`PaneBytes`] of the
+//!   pane of a tab at once, so its bytes are no one pane's) written to the
+//!   browser — status lines, headers, chunk framing, WebSocket frames, everything — into the [`PaneBytes`] of the
 //!   pane whose request the connection carries now. (Bytes from the browser
 //!   are the request heads the router sees, plus everything read after an
 //!   upgrade, when the socket carries only that pane's frames.)
@@ -26,18 +27,17 @@
 //! freed exactly when the socket is: one allocation for the three.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::io::ReadBuf;
 
 use crate::admission::ConnectionSlot;
 use crate::error::ApiError;
+use crate::tapped::Raw;
 
 /// The longest a frozen connection lives.
 pub(crate) const FREEZE_LIMIT: Duration = Duration::from_secs(90);
@@ -62,6 +62,11 @@ impl Cut {
             }),
         }
     }
+}
+
+/// The error a read or write through a dropped connection gets.
+pub(crate) fn dropped() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, "cut by the lab")
 }
 
 const OPEN: u8 = 0;
@@ -221,116 +226,26 @@ impl Tap {
     }
 }
 
-/// A TCP stream that counts and can be cut through its [`Tap`].
-///
-/// Its reads and writes need only `&Tapped` (`AsyncRead` and `AsyncWrite`
-/// are implemented for `&Tapped` too, on the socket's readiness, as
-/// tokio's own `TcpStream` does inside), so a socket can be read by its
-/// connection's task while another task writes to it: the WebSocket's
-/// fan-out writes a notification straight to the sockets of connections
-/// with nothing else to send ([`Tapped::try_write_vectored`]).
-#[derive(Debug)]
-pub struct Tapped {
-    io: TcpStream,
-    tap: Arc<Tap>,
-}
-
-impl Tapped {
-    pub fn new(io: TcpStream, tap: Arc<Tap>) -> Self {
-        Tapped { io, tap }
-    }
-
-    pub fn tap(&self) -> &Tap {
-        &self.tap
-    }
-
-    /// Writes what the socket takes now, without waiting, and counts it:
-    /// `WouldBlock` when it takes nothing, and also while the lab has the
-    /// connection cut or frozen, which only the connection's own task
-    /// handles.
-    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        if self.tap.state.load(Ordering::Acquire) != OPEN {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = self.io.try_write_vectored(bufs)?;
-        self.tap.count_written(n);
-        Ok(n)
-    }
-
-    fn dropped() -> io::Error {
-        io::Error::new(io::ErrorKind::ConnectionReset, "cut by the lab")
-    }
-}
-
-impl Drop for Tapped {
-    fn drop(&mut self) {
-        if self.tap.state.load(Ordering::Acquire) == DROPPED {
-            // A reset, not an orderly close: what a lost network looks like.
-            let _ = self.io.set_zero_linger();
-        }
-    }
-}
-
-/// The socket's own reads and writes, beneath the tap: an owned
-/// `TcpStream` through tokio's `AsyncRead`/`AsyncWrite`, or a shared
-/// `&TcpStream` through its readiness (which is all tokio's do inside, and
-/// what lets another task write to the same socket).
-trait Raw {
-    fn read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>>;
-    fn write(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>>;
-}
-
-impl Raw for TcpStream {
-    fn read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self).poll_read(cx, buf)
-    }
-
-    fn write(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        Pin::new(self).poll_write_vectored(cx, bufs)
-    }
-}
-
-impl Raw for &TcpStream {
-    fn read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        loop {
-            ready!(self.poll_read_ready(cx))?;
-            // Reads here are small (a WebSocket's scratch array), so
-            // zeroing the room first costs nothing worth unsafe code.
-            match self.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                // The readiness was stale, and `try_read` cleared it.
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(err) => return Poll::Ready(Err(err)),
-            }
-        }
-    }
-
-    fn write(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.poll_write_ready(cx))?;
-            match self.try_write_vectored(bufs) {
-                Ok(n) => return Poll::Ready(Ok(n)),
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(err) => return Poll::Ready(Err(err)),
-            }
-        }
-    }
-}
-
 impl Tap {
+    /// How the connection is cut now, if it is.
+    pub(crate) fn cut_now(&self) -> Option<Cut> {
+        match self.state.load(Ordering::Acquire) {
+            DROPPED => Some(Cut::Drop),
+            FROZEN => Some(Cut::Freeze),
+            _ => None,
+        }
+    }
+
     /// A read through the tap: refused once cut, drained while frozen,
     /// counted after an upgrade.
-    fn poll_read(
+    pub(crate) fn poll_read(
         &self,
         io: &mut impl Raw,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.state.load(Ordering::Acquire) {
-            DROPPED => Poll::Ready(Err(Tapped::dropped())),
+            DROPPED => Poll::Ready(Err(dropped())),
             // Ready with nothing read, once the peer left (or the freeze ran
             // out): the end of the stream.
             FROZEN => self.drain_frozen(io, cx),
@@ -358,14 +273,14 @@ impl Tap {
 
     /// A write through the tap: refused once cut, swallowed while frozen,
     /// counted.
-    fn poll_write(
+    pub(crate) fn poll_write(
         &self,
         io: &mut impl Raw,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.state.load(Ordering::Acquire) {
-            DROPPED => Poll::Ready(Err(Tapped::dropped())),
+            DROPPED => Poll::Ready(Err(dropped())),
             FROZEN => match self.drain_frozen(io, cx) {
                 Poll::Ready(Ok(())) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
                 Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
@@ -405,114 +320,12 @@ impl Tap {
 
     /// Counts `n` bytes written to the browser into the pane the connection
     /// carries now (none over HTTP/2, where it carries every pane at once).
-    fn count_written(&self, n: usize) {
+    pub(crate) fn count_written(&self, n: usize) {
         if self.is_multiplexed() {
             return;
         }
         if let Some(pane) = self.pane() {
             pane.to_browser.fetch_add(n as u64, Ordering::Relaxed);
-        }
-    }
-}
-
-impl AsyncRead for Tapped {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let Tapped { io, tap } = self.get_mut();
-        tap.poll_read(io, cx, buf)
-    }
-}
-
-impl AsyncRead for &Tapped {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.tap.poll_read(&mut &self.io, cx, buf)
-    }
-}
-
-impl AsyncWrite for Tapped {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let Tapped { io, tap } = self.get_mut();
-        tap.poll_write(io, cx, &[io::IoSlice::new(data)])
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let Tapped { io, tap } = self.get_mut();
-        tap.poll_write(io, cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.tap.state.load(Ordering::Acquire) {
-            DROPPED => Poll::Ready(Err(Self::dropped())),
-            FROZEN => Poll::Ready(Ok(())),
-            _ => Pin::new(&mut self.io).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.tap.state.load(Ordering::Acquire) {
-            DROPPED => Poll::Ready(Err(Self::dropped())),
-            _ => Pin::new(&mut self.io).poll_shutdown(cx),
-        }
-    }
-}
-
-/// The same stream through a shared reference: what a WebSocket
-/// connection's task reads and writes with while the fan-out may write to
-/// the same socket ([`Tapped::try_write_vectored`]; the two take turns, by
-/// the connection's own rule). A TCP stream has nothing to flush; shutting
-/// it down is left to dropping it.
-impl AsyncWrite for &Tapped {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.tap
-            .poll_write(&mut &self.io, cx, &[io::IoSlice::new(data)])
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.tap.poll_write(&mut &self.io, cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.tap.state.load(Ordering::Acquire) {
-            DROPPED => Poll::Ready(Err(Tapped::dropped())),
-            _ => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.tap.state.load(Ordering::Acquire) {
-            DROPPED => Poll::Ready(Err(Tapped::dropped())),
-            _ => Poll::Ready(Ok(())),
         }
     }
 }
