@@ -328,9 +328,7 @@ pub struct ClientError {
 /// move as they are.
 fn owned_head<B>(req: http::Request<B>) -> http::Request<B> {
     let (mut parts, body) = req.into_parts();
-    if let Ok(uri) = http::Uri::from_maybe_shared(bytes::Bytes::copy_from_slice(
-        parts.uri.to_string().as_bytes(),
-    )) {
+    if let Ok(uri) = http::Uri::from_maybe_shared(bytes::Bytes::from(parts.uri.to_string())) {
         parts.uri = uri;
     }
     for value in parts.headers.values_mut() {
