@@ -10,7 +10,9 @@
 //!   `Last-Event-ID` to resume from;
 //! - [`socketio`]: Engine.IO 4 and Socket.IO packets by hand, over
 //!   WebSocket alone or through the polling handshake and the upgrade, the
-//!   cursor in the connect packet's `auth`, every ping answered.
+//!   cursor in the connect packet's `auth`, every ping answered;
+//! - [`webtransport`]: a session over HTTP/3 with the cursor in its URL,
+//!   then the server's stream read line by line.
 //!
 //! What the server sends is parsed by [`notify_http::messages`], the module
 //! the server builds it with. Reconnecting is left to the caller: the
@@ -23,6 +25,7 @@ mod http;
 pub mod socketio;
 pub mod sse;
 pub mod websocket;
+pub mod webtransport;
 
 pub use counting::{Counters, CountingStream};
 pub use http::{HttpConnection, get_request};

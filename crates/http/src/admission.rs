@@ -62,15 +62,18 @@ impl Drop for IpSlot {
     }
 }
 
-/// The open-connection limits, total and per client address.
-pub(crate) struct Admission {
+/// The open-connection limits, total and per client address. [`crate::serve`]
+/// keeps one for its TCP listener; a transport on a listener of its own
+/// (WebTransport, on UDP) keeps another with the same two numbers.
+#[derive(Debug)]
+pub struct Admission {
     slots: Arc<Semaphore>,
     per_ip: PerIp,
     max_per_ip: usize,
 }
 
 impl Admission {
-    pub(crate) fn new(max_connections: usize, max_per_ip: usize) -> Self {
+    pub fn new(max_connections: usize, max_per_ip: usize) -> Self {
         Admission {
             slots: Arc::new(Semaphore::new(max_connections)),
             per_ip: PerIp::default(),
@@ -81,7 +84,7 @@ impl Admission {
     /// A slot for a connection from `ip`, or `None` when either limit is
     /// reached; such a connection is answered 503 and closed. A trusted
     /// proxy's connection is counted only in the total.
-    pub(crate) fn admit(&self, ip: IpAddr, trusted_proxy: bool) -> Option<ConnectionSlot> {
+    pub fn admit(&self, ip: IpAddr, trusted_proxy: bool) -> Option<ConnectionSlot> {
         let total = self.slots.clone().try_acquire_owned().ok()?;
         let per_ip = if trusted_proxy {
             None

@@ -46,7 +46,7 @@ use std::convert::Infallible;
 use http_body_util::combinators::UnsyncBoxBody;
 
 pub use admin::AdminToken;
-pub use admission::ConnectionSlot;
+pub use admission::{Admission, ConnectionSlot};
 pub use chunks::Chunks;
 pub use compress::{Coding, compress_answer};
 pub use connect::is_extended_connect;
@@ -70,7 +70,7 @@ pub use standalone::{
 pub use tallies::{DropReason, Tallies};
 pub use tap::{Cut, PaneBytes, Tap};
 pub use tapped::Tapped;
-pub use tls::Tls;
+pub use tls::{SELF_SIGNED_DAYS, Tls, TlsError};
 
 /// The body of every answer: a whole buffer, or a stream for SSE whose
 /// frames may each hold several events' buffers ([`Chunks`]).

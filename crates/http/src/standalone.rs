@@ -132,6 +132,10 @@ pub struct AppContext {
     pub publisher: Arc<Publisher>,
     pub shutdown: Shutdown,
     pub serve: ServeConfig,
+    /// The TCP listener's address once it is bound (`None` before): a
+    /// transport with a listener of its own binds beside it, as
+    /// WebTransport binds UDP on the same port.
+    pub local_addr: Option<std::net::SocketAddr>,
 }
 
 impl AppContext {
@@ -174,6 +178,7 @@ impl AppContext {
             hub,
             shutdown: Shutdown::new(),
             serve,
+            local_addr: None,
         }
     }
 
@@ -275,6 +280,7 @@ where
     ctx.serve.tls = tls.clone();
     let listener = TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
+    ctx.local_addr = Some(addr);
     let route = build(&ctx);
     let token = ctx.publisher.token();
     let backend = if ctx.hub.is_shared() {

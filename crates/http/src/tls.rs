@@ -1,12 +1,17 @@
 //! HTTPS: a rustls server configuration from a PEM certificate and key, or
 //! from a certificate generated at start for `127.0.0.1` and `localhost`.
 //!
-//! Browsers speak HTTP/2 only over TLS, and HTTP/2 is what lifts the six
-//! connections per origin that HTTP/1.1 allows (docs/07-operating-and-scaling.md):
+//! Browsers speak HTTP/2 only over TLS, and HTTP/2 is what changes the unit
+//! of HTTP/1.1's six connections per origin (docs/07-operating-and-scaling.md):
 //! ALPN offers `h2` first, then `http/1.1`, and the connection loop
-//! ([`crate::server`]) serves whichever the browser chose. A browser opens
-//! its WebSockets over HTTP/1.1 (this server does not offer RFC 8441's
-//! WebSocket over HTTP/2), on a TLS connection of their own.
+//! ([`crate::server`]) serves whichever the browser chose.
+//!
+//! The same certificate serves QUIC for WebTransport over HTTP/3
+//! ([`Tls::quic_config`]: TLS 1.3 only, ALPN `h3`). A generated certificate
+//! is an ECDSA P-256 one valid for 14 days, which is what a browser accepts
+//! by its hash alone (`serverCertificateHashes`) for WebTransport: the page
+//! is given [`Tls::certificate_hash`], and the lab works on a fresh machine
+//! without installing a certificate.
 
 use std::fmt;
 use std::path::Path;
@@ -23,14 +28,25 @@ pub(crate) const SELF_SIGNED_NAMES: [&str; 2] = ["127.0.0.1", "localhost"];
 /// ALPN protocol ids, most preferred first.
 pub(crate) const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
+/// The longest validity a browser accepts for a certificate it is given by
+/// hash (the WebTransport spec's limit); a generated one stays a day short
+/// of it, for clocks that differ.
+pub const SELF_SIGNED_DAYS: i64 = 13;
+
 /// A TLS acceptor and what to tell the user about its certificate.
 #[derive(Clone)]
 pub struct Tls {
     acceptor: TlsAcceptor,
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<PrivateKeyDer<'static>>,
     /// The certificate's SHA-256 fingerprint, `AB:CD:…`, as browsers show it.
     pub fingerprint: String,
     /// Where the certificate came from, in words.
     pub origin: String,
+    /// The certificate's SHA-256 digest, for a page to hand to
+    /// `new WebTransport(url, {serverCertificateHashes})`; only for a
+    /// generated certificate, which no browser trusts otherwise.
+    pub certificate_hash: Option<[u8; 32]>,
 }
 
 impl fmt::Debug for Tls {
@@ -56,21 +72,30 @@ pub enum TlsError {
 }
 
 impl Tls {
-    /// A certificate generated now, valid for [`SELF_SIGNED_NAMES`]. Browsers
-    /// warn about it until told to trust it: its fingerprint tells them it is
-    /// this one.
+    /// A certificate generated now, valid for [`SELF_SIGNED_NAMES`] and
+    /// [`SELF_SIGNED_DAYS`] days, on an ECDSA P-256 key. Browsers warn about
+    /// it over HTTPS until told to trust it (its fingerprint tells them it
+    /// is this one); WebTransport takes it by [`Tls::certificate_hash`].
     pub fn self_signed() -> Result<Tls, TlsError> {
         let names: Vec<String> = SELF_SIGNED_NAMES.iter().map(|n| (*n).to_owned()).collect();
-        let generated = rcgen::generate_simple_self_signed(names)?;
-        let cert = generated.cert.der().clone();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            generated.signing_key.serialize_der(),
-        ));
-        Tls::new(
+        let mut params = rcgen::CertificateParams::new(names)?;
+        // An hour back, for a client whose clock is a little behind.
+        params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+        params.not_after = params.not_before + time::Duration::days(SELF_SIGNED_DAYS);
+        let signing_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let cert = params.self_signed(&signing_key)?.der().clone();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(signing_key.serialize_der()));
+        let hash = sha256(&cert);
+        let mut tls = Tls::new(
             vec![cert],
             key,
-            format!("self-signed for {}", SELF_SIGNED_NAMES.join(", ")),
-        )
+            format!(
+                "self-signed for {}, valid {SELF_SIGNED_DAYS} days",
+                SELF_SIGNED_NAMES.join(", ")
+            ),
+        )?;
+        tls.certificate_hash = Some(hash);
+        Ok(tls)
     }
 
     /// The certificate chain in `cert` and the private key in `key`, both
@@ -105,25 +130,44 @@ impl Tls {
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
-            .with_single_cert(chain, key)?;
+            .with_single_cert(chain.clone(), key.clone_key())?;
         config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
         Ok(Tls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            chain,
+            key: Arc::new(key),
             fingerprint,
             origin,
+            certificate_hash: None,
         })
     }
 
     pub fn acceptor(&self) -> &TlsAcceptor {
         &self.acceptor
     }
+
+    /// A rustls configuration for QUIC with the same certificate: TLS 1.3
+    /// only, as QUIC requires, and ALPN `h3`, as WebTransport over HTTP/3
+    /// does.
+    pub fn quic_config(&self) -> Result<ServerConfig, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![b"h3".to_vec()];
+        Ok(config)
+    }
+}
+
+fn sha256(cert: &CertificateDer<'_>) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
+    digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
 }
 
 /// SHA-256 of the certificate, as colon-separated hex.
 fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
-    digest
-        .as_ref()
+    sha256(cert)
         .iter()
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
@@ -139,6 +183,13 @@ mod tests {
         let tls = Tls::self_signed().unwrap();
         assert_eq!(tls.fingerprint.len(), 32 * 3 - 1);
         assert!(tls.origin.contains("127.0.0.1"));
+        let hash = tls
+            .certificate_hash
+            .expect("a generated certificate has a hash");
+        let hex: String = hash.iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(hex, tls.fingerprint.replace(':', ""));
+        let quic = tls.quic_config().unwrap();
+        assert_eq!(quic.alpn_protocols, vec![b"h3".to_vec()]);
     }
 
     #[test]

@@ -23,7 +23,10 @@ pub mod wire;
 
 /// The transport crates, for the harness and the benchmarks: their `NAME`s
 /// and `PATH`s.
-pub use {notify_long_poll, notify_short_poll, notify_socketio, notify_sse, notify_websocket};
+pub use {
+    notify_long_poll, notify_short_poll, notify_socketio, notify_sse, notify_websocket,
+    notify_webtransport,
+};
 
 use std::sync::Arc;
 
@@ -41,6 +44,7 @@ use notify_short_poll::ShortPoll;
 use notify_socketio::{SocketIo, SocketIoConfig};
 use notify_sse::{PlainSse, Sse, SseConfig};
 use notify_websocket::{PlainWebSocket, WebSocket, WsConfig};
+use notify_webtransport::{WebTransport, WtConfig};
 
 /// Settings of the transports that have any.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +53,11 @@ pub struct TransportConfig {
     pub long_poll: LongPollTimeout,
     pub sse: SseConfig,
     pub socketio: SocketIoConfig,
+    pub webtransport: WtConfig,
+    /// The certificate WebTransport serves when HTTP has none: QUIC needs
+    /// one whatever TCP speaks. Over `--tls-*` the server's own is used and
+    /// this is ignored; without either, WebTransport is not served.
+    pub webtransport_tls: Option<notify_http::Tls>,
 }
 
 /// The plain versions' paths: transports too, though the lab and the wire
@@ -71,6 +80,11 @@ pub struct Transports {
     pub websocket: WebSocket,
     pub sse: Sse,
     pub socketio: SocketIo,
+    /// Served over TLS only, on UDP beside the TCP listener; `None` without
+    /// a certificate, or when its port could not be bound (logged).
+    pub webtransport: Option<WebTransport>,
+    /// Its counts, kept (at zero) when it is not served.
+    webtransport_tallies: Tallies,
     /// The plain versions of the three tuned transports, each at its
     /// `PLAIN_PATH`: the same wire contract, written to be read first.
     pub plain: Plain,
@@ -92,7 +106,7 @@ impl Transports {
     /// Every transport's name, path and counts, in the order the lab shows
     /// them. `/metrics`, the request counter and the wire view loop over
     /// this: a new transport is one line here.
-    pub fn each(&self) -> [(&'static str, &'static str, &Tallies); 5] {
+    pub fn each(&self) -> [(&'static str, &'static str, &Tallies); 6] {
         [
             (
                 notify_short_poll::NAME,
@@ -114,6 +128,11 @@ impl Transports {
                 notify_socketio::NAME,
                 notify_socketio::PATH,
                 self.socketio.tallies(),
+            ),
+            (
+                notify_webtransport::NAME,
+                notify_webtransport::PATH,
+                &self.webtransport_tallies,
             ),
         ]
     }
@@ -163,7 +182,12 @@ pub fn router(
             config: config.sse.clone(),
         },
     };
+    let webtransport = serve_webtransport(ctx, &config);
     let transports = Transports {
+        webtransport_tallies: webtransport
+            .as_ref()
+            .map_or_else(Tallies::new, |wt| wt.tallies().clone()),
+        webtransport,
         short_poll: ShortPoll::new(ctx.hub.clone()),
         long_poll: LongPoll::new(ctx.hub.clone(), ctx.shutdown.clone(), config.long_poll),
         websocket: WebSocket::new(ctx.hub.clone(), ctx.shutdown.clone(), config.websocket),
@@ -227,6 +251,35 @@ pub fn router(
         }
     };
     (handles, router)
+}
+
+/// Binds WebTransport on UDP at the TCP listener's address when there is
+/// a certificate for it. A port that cannot be bound is logged, not fatal:
+/// every other transport still serves.
+fn serve_webtransport(ctx: &AppContext, config: &TransportConfig) -> Option<WebTransport> {
+    let tls = ctx
+        .serve
+        .tls
+        .as_ref()
+        .or(config.webtransport_tls.as_ref())?;
+    let addr = ctx.local_addr?;
+    match WebTransport::bind(
+        addr,
+        tls,
+        ctx.hub.clone(),
+        ctx.shutdown.clone(),
+        &ctx.serve,
+        config.webtransport.clone(),
+    ) {
+        Ok(wt) => {
+            tracing::info!(addr = %wt.local_addr(), "WebTransport listening on UDP");
+            Some(wt)
+        }
+        Err(err) => {
+            tracing::error!(%err, "WebTransport is not served");
+            None
+        }
+    }
 }
 
 /// What every request's future shares, behind one `Arc`: the context and

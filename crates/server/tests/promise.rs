@@ -4,7 +4,7 @@
 //! a client that resumes from its cursor gets exactly what it missed.
 //!
 //! Each case runs once per transport in [`Subscriber::ALL`] (Socket.IO
-//! included), against the combined server, through [`Feed`]: one client per
+//! and WebTransport included), against the combined server, through [`Feed`]: one client per
 //! transport behind one interface. The transport-specific tests beside each crate cover the rest
 //! (headers, keep-alives, close codes).
 
@@ -22,10 +22,17 @@ async fn server(history: usize) -> TestServer {
         },
         ..TestConfig::default()
     };
-    TestServer::start_with(config, |ctx| {
-        notify_server::router(ctx, TransportConfig::default()).1
-    })
-    .await
+    // WebTransport needs a certificate whatever TCP speaks: a generated
+    // one, trusted by its hash as a page trusts it.
+    let tls = notify_http::Tls::self_signed().unwrap();
+    let transports = TransportConfig {
+        webtransport_tls: Some(tls.clone()),
+        ..TransportConfig::default()
+    };
+    let mut server =
+        TestServer::start_with(config, |ctx| notify_server::router(ctx, transports).1).await;
+    server.webtransport_hash = tls.certificate_hash;
+    server
 }
 
 async fn publish(server: &TestServer, ids: std::ops::RangeInclusive<u64>) {

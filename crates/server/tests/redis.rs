@@ -18,12 +18,18 @@ async fn shared_server(redis: &RedisServer, prefix: &str) -> (TestServer, Transp
         .await
         .unwrap();
     let mut handles = None;
-    let server = TestServer::start_with_hub(hub, TestConfig::default(), |ctx| {
-        let (transports, route) = notify_server::router(ctx, TransportConfig::default());
+    let tls = notify_http::Tls::self_signed().unwrap();
+    let config = TransportConfig {
+        webtransport_tls: Some(tls.clone()),
+        ..TransportConfig::default()
+    };
+    let mut server = TestServer::start_with_hub(hub, TestConfig::default(), |ctx| {
+        let (transports, route) = notify_server::router(ctx, config);
         handles = Some(transports);
         route
     })
     .await;
+    server.webtransport_hash = tls.certificate_hash;
     (server, handles.unwrap())
 }
 

@@ -8,7 +8,8 @@
 //! answer into the same messages a push transport would have sent: a
 //! `Reset` where the answer says `"reset": true`, then its notifications.
 //! Socket.IO is spoken over its WebSocket transport, Engine.IO 4 packets by
-//! hand: the library's own clients are tested in `web/e2e/`.
+//! hand: the library's own clients are tested in `web/e2e/`. WebTransport
+//! is a session over HTTP/3 on UDP at the server's port.
 //!
 //! Each transport is spoken by [`notify_client`], the client the harness
 //! and the benchmarks use.
@@ -21,6 +22,7 @@ use hyper::body::Incoming;
 use notify_client::socketio::{self, SocketIo};
 use notify_client::sse::{self, SseStream};
 use notify_client::websocket::{self, Received};
+use notify_client::webtransport;
 use notify_client::{Cursor, HttpConnection};
 use notify_http::messages::Push;
 use notify_http::messages::socketio::Packet;
@@ -43,12 +45,15 @@ pub enum Subscriber {
     LongPollPlain,
     WebSocketPlain,
     SsePlain,
+    /// WebTransport over HTTP/3, on UDP at the server's port: the server
+    /// must serve it ([`TestServer::webtransport_hash`]).
+    WebTransport,
 }
 
 impl Subscriber {
     /// Every transport the combined server serves, the plain versions
     /// included.
-    pub const ALL: [Subscriber; 8] = [
+    pub const ALL: [Subscriber; 9] = [
         Subscriber::ShortPoll,
         Subscriber::LongPoll,
         Subscriber::WebSocket,
@@ -57,6 +62,7 @@ impl Subscriber {
         Subscriber::LongPollPlain,
         Subscriber::WebSocketPlain,
         Subscriber::SsePlain,
+        Subscriber::WebTransport,
     ];
 
     /// The path it is served at (Socket.IO's is its prefix).
@@ -70,6 +76,7 @@ impl Subscriber {
             Subscriber::LongPollPlain => "/api/long-poll/plain",
             Subscriber::WebSocketPlain => "/api/ws/plain",
             Subscriber::SsePlain => "/api/sse/plain",
+            Subscriber::WebTransport => "/api/webtransport",
         }
     }
 }
@@ -97,6 +104,7 @@ enum Inner {
         _http: HttpConnection,
     },
     SocketIo(Box<SocketIo>),
+    WebTransport(Box<webtransport::WtSession>),
 }
 
 /// How long a test long poll is held: long enough to be held, short
@@ -172,6 +180,17 @@ impl Feed {
                 }
                 Inner::SocketIo(Box::new(io))
             }
+            Subscriber::WebTransport => {
+                let hash = server
+                    .webtransport_hash
+                    .context("this test server serves no WebTransport")?;
+                let mut session = webtransport::connect(addr, &path_and_query, hash).await?;
+                match session.next().await? {
+                    Some(Push::Hello { .. }) => {}
+                    other => bail!("a WebTransport session opens with hello, not {other:?}"),
+                }
+                Inner::WebTransport(Box::new(session))
+            }
         };
         Ok(Feed { transport, inner })
     }
@@ -234,6 +253,10 @@ impl Feed {
                     Ok(push.into())
                 }
                 other => bail!("expected a notification or a reset event, got {other:?}"),
+            },
+            Inner::WebTransport(session) => match session.next().await? {
+                Some(push @ (Push::Reset { .. } | Push::Notification(_))) => Ok(push.into()),
+                other => bail!("expected a reset or a notification, got {other:?}"),
             },
         }
     }

@@ -55,6 +55,9 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub ctx: AppContext,
     pub http: reqwest::Client,
+    /// The SHA-256 of the certificate WebTransport serves on UDP at
+    /// `addr`'s port, set by a test whose router serves it.
+    pub webtransport_hash: Option<[u8; 32]>,
 }
 
 impl TestServer {
@@ -86,11 +89,12 @@ impl TestServer {
     {
         let _ = rlimit::increase_nofile_limit(u64::MAX);
         let token = AdminToken::resolve(None, Some(TEST_TOKEN.into()));
-        let ctx = AppContext::new(hub, token, config.limits, config.serve);
+        let mut ctx = AppContext::new(hub, token, config.limits, config.serve);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("bound address");
+        ctx.local_addr = Some(addr);
         let route = build(&ctx);
         tokio::spawn(notify_http::serve(
             listener,
@@ -102,6 +106,7 @@ impl TestServer {
             addr,
             ctx,
             http: reqwest::Client::new(),
+            webtransport_hash: None,
         }
     }
 

@@ -17,7 +17,8 @@
 //! - **SSE framing** ([`sse`]) wraps the same JSON in `event:`, `id:` and
 //!   `data:` lines; **WebSocket framing** ([`ws`]) in a text frame's header;
 //!   Socket.IO ([`socketio`], read only: socketioxide writes it) in an
-//!   event packet.
+//!   event packet; **WebTransport framing** ([`lines`]) ends each with a
+//!   line feed.
 //!   A notification's event and frame are the same for every connection,
 //!   so each is built once per notification and shared.
 //!
@@ -26,6 +27,7 @@
 //! field with the same values.
 
 pub mod gzip;
+pub mod lines;
 pub mod socketio;
 pub mod sse;
 pub mod ws;
