@@ -6,9 +6,8 @@
 // and the certificate served is the one whose fingerprint the server printed.
 
 import assert from "node:assert/strict";
-import { request } from "node:https";
 import { after, before, test } from "node:test";
-import { TOKEN, TRANSPORTS, launchBrowser, openLab, screenshot, screenshotOf, startServer } from "./support.mjs";
+import { TRANSPORTS, launchBrowser, openLab, publishPinned, screenshot, screenshotOf, startServer } from "./support.mjs";
 
 const shared = { server: null, browser: null };
 before(async () => {
@@ -19,36 +18,6 @@ after(async () => {
   await shared.browser?.close();
   await shared.server?.stop();
 });
-
-/**
- * Publishes over HTTPS to a certificate no authority signed: the chain is
- * not checked, the certificate is, by the fingerprint the server printed.
- */
-function publishPinned(base, fingerprint, text) {
-  return new Promise((resolve, reject) => {
-    const body = JSON.stringify({ text });
-    const req = request(
-      new URL("/api/notifications", base),
-      {
-        method: "POST",
-        rejectUnauthorized: false,
-        headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
-      },
-      (res) => {
-        const served = res.socket.getPeerCertificate().fingerprint256;
-        let data = "";
-        res.on("data", (chunk) => (data += chunk));
-        res.on("end", () => {
-          if (served !== fingerprint) reject(new Error(`served ${served}, printed ${fingerprint}`));
-          else if (res.statusCode !== 201) reject(new Error(`publish answered ${res.statusCode}: ${data}`));
-          else resolve(JSON.parse(data).id);
-        });
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 test("six lab tabs over HTTPS all receive a notification in every pane, over HTTP/2", async () => {
   const { base, fingerprint } = shared.server;

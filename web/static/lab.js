@@ -16,6 +16,7 @@ import { LongPollClient } from "./transports/long-poll.js";
 import { WebSocketClient } from "./transports/websocket.js";
 import { SseClient } from "./transports/sse.js";
 import { SocketIoClient } from "./transports/socketio.js";
+import { WebTransportClient } from "./transports/webtransport.js";
 import { AutoClient } from "./transports/auto.js";
 import { HEARTBEAT_S, LIVE_WITHIN_MS, silenceLimitMs } from "./transports/liveness.js";
 import { formatMs, measureClockOffset } from "./clock.js";
@@ -37,6 +38,7 @@ const CLIENTS = {
   sse: (onEvent, pane, params) => new SseClient({ onEvent, params, heartbeat: HEARTBEAT_S }),
   socketio: (onEvent, pane, params) =>
     new SocketIoClient({ onEvent, params, version: pane.querySelector("[data-control=client]").value }),
+  webtransport: (onEvent, pane, params) => new WebTransportClient({ onEvent, params, heartbeat: HEARTBEAT_S }),
   auto: (onEvent, pane, params) => {
     const breakage = new Breakage(pane);
     const client = new AutoClient({ onEvent, params, setUp: (t, p) => breakage.setUp(t, p) });
@@ -96,6 +98,7 @@ const LIVENESS = {
   websocket: `a hello within ${LIVE_S} s, then a message or heartbeat every ${SILENCE_S} s`,
   sse: `a hello within ${LIVE_S} s, then an event or heartbeat every ${SILENCE_S} s`,
   socketio: "the library's own: a ping every pingInterval, within pingTimeout",
+  webtransport: `a hello within ${LIVE_S} s, then a message or heartbeat every ${SILENCE_S} s`,
   auto: `live within ${LIVE_S} s, or the next transport`,
 };
 
@@ -178,8 +181,9 @@ class Pane {
     if (liveness) liveness.textContent = LIVENESS[element.dataset.transport];
 
     this.pauseButton.addEventListener("click", () => (this.running ? this.stop() : this.start()));
-    element.querySelector("[data-action=drop]").addEventListener("click", () => this.cut("drop"));
-    element.querySelector("[data-action=freeze]").addEventListener("click", () => this.cut("freeze"));
+    // WebTransport's pane has neither: the server cuts TCP connections.
+    element.querySelector("[data-action=drop]")?.addEventListener("click", () => this.cut("drop"));
+    element.querySelector("[data-action=freeze]")?.addEventListener("click", () => this.cut("freeze"));
     element.querySelector("[data-action=reset-counters]").addEventListener("click", () => {
       this.resetCounts();
       this.render();
@@ -311,6 +315,10 @@ class Pane {
         return;
       case "wire":
         this.showPacket(event.direction, event.text);
+        return;
+      case "http-version":
+        // A WebTransport session's, which the server's wire view never sees.
+        this.setHttpVersion(event.text);
         return;
       case "compression":
         // What the connection negotiated, as the browser reports it.

@@ -421,7 +421,7 @@ fn route(shared: &Arc<Shared>, req: Request) -> Route {
         notify_websocket::ECHO_PATH => t.websocket.echo(req),
         notify_sse::PLAIN_PATH => t.plain.sse.handle(&req),
         // The pages, and what the lab and operators ask.
-        "/" => pages::lab(&req, &ctx.hub),
+        "/" => pages::lab(&req, &ctx.hub, t.webtransport.as_ref()),
         "/admin" => pages::admin(&req, &ctx.hub),
         "/seed" => pages::seed(&req, &ctx.hub),
         "/socket.html" => pages::write_up(&req),

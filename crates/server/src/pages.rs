@@ -67,9 +67,16 @@ pub const PANES: &[Pane] = &[
         module: "web/static/transports/socketio.js",
     },
     Pane {
+        id: notify_webtransport::NAME,
+        title: "WebTransport",
+        summary: "A session over HTTP/3 on QUIC (UDP); the server writes a line per notification on one stream. Shown when the server has a certificate (--tls-*). The lab's drop and freeze act on TCP connections, so this pane has neither.",
+        source: "crates/webtransport/src/lib.rs",
+        module: "web/static/transports/webtransport.js",
+    },
+    Pane {
         id: "auto",
         title: "Auto (with fallback)",
-        summary: "Tries WebSocket, then SSE, then long polling, then short polling, keeping one cursor across switches. Refuse transports to watch it fall back.",
+        summary: "Tries WebTransport where the server and the browser have it, then WebSocket, then SSE, then long polling, then short polling, keeping one cursor across switches. Refuse transports to watch it fall back.",
         source: "all of the above",
         module: "web/static/transports/auto.js",
     },
@@ -82,7 +89,16 @@ struct LabPage<'a> {
     epoch: &'a str,
     backend: &'static str,
     process: &'a str,
-    panes: &'static [Pane],
+    panes: Vec<&'static Pane>,
+    webtransport: Option<WtTarget>,
+}
+
+/// Where the page's WebTransport sessions go: the UDP port, and the hex
+/// SHA-256 of a generated certificate (empty for one an authority signed).
+#[derive(Debug)]
+struct WtTarget {
+    port: u16,
+    hash: String,
 }
 
 #[derive(Template)]
@@ -154,6 +170,7 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
     asset!("transports/sse.js", JS),
     asset!("transports/auto.js", JS),
     asset!("transports/socketio.js", JS),
+    asset!("transports/webtransport.js", JS),
     asset!("seed.js", JS),
     asset!("vendor/socket.io.esm.min.js", JS),
     asset!("vendor/socket.io-1.3.5.js", JS),
@@ -167,7 +184,11 @@ const JS: &str = "text/javascript; charset=utf-8";
 /// a notification that sneaks markup into the page still cannot execute.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
-pub fn lab(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
+pub fn lab(
+    req: &Request,
+    hub: &Hub,
+    webtransport: Option<&notify_webtransport::WebTransport>,
+) -> Result<Response, ApiError> {
     allow(req, &Method::GET, "GET")?;
     let process = process(req);
     let page = LabPage {
@@ -175,7 +196,18 @@ pub fn lab(req: &Request, hub: &Hub) -> Result<Response, ApiError> {
         epoch: hub.epoch().as_str(),
         backend: backend(hub),
         process: &process,
-        panes: PANES,
+        // The WebTransport pane only where the server serves it.
+        panes: PANES
+            .iter()
+            .filter(|pane| pane.id != notify_webtransport::NAME || webtransport.is_some())
+            .collect(),
+        webtransport: webtransport.map(|wt| WtTarget {
+            port: wt.local_addr().port(),
+            hash: wt
+                .certificate_hash()
+                .map(|hash| hash.iter().map(|b| format!("{b:02x}")).collect())
+                .unwrap_or_default(),
+        }),
     };
     html(page.render())
 }

@@ -247,17 +247,35 @@ async fn session(incoming: IncomingSession, _slot: ConnectionSlot, state: Arc<St
         return request.forbidden().await;
     }
     let query = Query::from_uri(&uri);
-    let asked = query.cursor().and_then(|c| Ok((c, query.heartbeat()?)));
+    let asked = query
+        .cursor()
+        .and_then(|c| Ok((c, query.heartbeat()?, query.number_in("lab_freeze", 0..=1)?)));
     let Ok(Ok(connection)) = tokio::time::timeout(deadline, request.accept()).await else {
         return;
     };
-    let (cursor, heartbeat) = match asked {
+    let (cursor, heartbeat, freeze) = match asked {
         Ok(asked) => asked,
         Err(err) => return refuse(&connection, &err, deadline).await,
     };
+    if freeze == Some(1) {
+        return frozen(&connection, &state.shutdown).await;
+    }
     let subscription = state.hub.subscribe(cursor.as_ref());
     let _open = state.tallies.open.track();
     feed(&connection, subscription, heartbeat, &state).await;
+}
+
+/// The lab's silenced WebTransport (`lab_freeze=1`, as the Auto pane's
+/// "silence" sends it): a session that opens and never says a word, as a
+/// server hung behind a proxy would, until the client leaves, 90 s pass or
+/// the server shuts down. QUIC still acknowledges its packets.
+async fn frozen(connection: &Connection, shutdown: &Shutdown) {
+    tokio::select! {
+        _ = connection.closed() => {}
+        () = tokio::time::sleep(Duration::from_secs(90)) => {}
+        () = shutdown.started() => {}
+    }
+    connection.close(VarInt::from_u32(close::GOING_AWAY), b"");
 }
 
 /// A session request can be refused only with a status and no body, so a

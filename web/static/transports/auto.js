@@ -1,6 +1,7 @@
 // A client that picks the best transport that works, as SignalR and
-// Centrifugo do: WebSocket, then Server-Sent Events, then long polling, then
-// short polling. (socket.io goes the other way: it starts with long polling
+// Centrifugo do: WebTransport where the server and the browser have it,
+// then WebSocket, then Server-Sent Events, then long polling, then short
+// polling. (socket.io goes the other way: it starts with long polling
 // and upgrades; chapter 8 says why.) All of them share one cursor, so a switch neither
 // loses nor repeats a notification.
 //
@@ -19,15 +20,18 @@
 import { Cursor } from "./cursor.js";
 import { HEARTBEAT_S } from "./liveness.js";
 import { WebSocketClient } from "./websocket.js";
+import { WebTransportClient, webtransportTarget } from "./webtransport.js";
 import { SseClient } from "./sse.js";
 import { LongPollClient } from "./long-poll.js";
 import { ShortPollClient } from "./short-poll.js";
 
-export const ORDER = ["websocket", "sse", "long-poll", "short-poll"];
+/** Every transport, best first; `order()` leaves out what this page cannot use. */
+export const ORDER = ["webtransport", "websocket", "sse", "long-poll", "short-poll"];
 const FIRST_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 15_000;
 
 const FACTORIES = {
+  webtransport: (options) => new WebTransportClient({ ...options, reconnect: false, heartbeat: HEARTBEAT_S }),
   websocket: (options) => new WebSocketClient({ ...options, reconnect: false, heartbeat: HEARTBEAT_S }),
   sse: (options) => new SseClient({ ...options, reconnect: false, heartbeat: HEARTBEAT_S }),
   "long-poll": (options) => new LongPollClient({ ...options, timeout: 25 }),
@@ -45,6 +49,8 @@ export class AutoClient {
     this.running = false;
     this.backoff = FIRST_BACKOFF_MS;
     this.retryTimer = null;
+    // WebTransport only where the server serves it and the browser has it.
+    this.order = ORDER.filter((t) => t !== "webtransport" || webtransportTarget() !== null);
   }
 
   /** The transport in use, or null. */
@@ -82,7 +88,7 @@ export class AutoClient {
 
   #tryFrom(index) {
     if (!this.running) return;
-    if (index >= ORDER.length) {
+    if (index >= this.order.length) {
       // Nothing worked: wait, then start again from the best.
       const wait = jitter(this.backoff);
       this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
@@ -90,7 +96,7 @@ export class AutoClient {
       this.retryTimer = setTimeout(() => this.#tryFrom(0), wait);
       return;
     }
-    const transport = ORDER[index];
+    const transport = this.order[index];
     let live = false;
     const onEvent = (event) => {
       if (this.client !== client) return; // a client we already left
