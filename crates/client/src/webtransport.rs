@@ -165,6 +165,14 @@ impl WtSession {
         }
     }
 
+    /// The UDP bytes this session's connection has sent and received so
+    /// far, QUIC's handshake, acknowledgements and packet headers included:
+    /// `(up, down)`.
+    pub fn wire_bytes(&self) -> (u64, u64) {
+        let stats = self.connection.quic_connection().stats();
+        (stats.udp_tx.bytes, stats.udp_rx.bytes)
+    }
+
     /// Ends the session from the client's side.
     pub fn close(&self) {
         self.connection.close(0u32.into(), b"");

@@ -27,6 +27,7 @@ use std::fmt;
 
 use notify_server::{
     notify_long_poll, notify_short_poll, notify_socketio, notify_sse, notify_websocket,
+    notify_webtransport,
 };
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +69,11 @@ pub enum Transport {
     #[value(name = "socketio-polling-1x")]
     #[serde(rename = "socketio-polling-1x")]
     SocketIoPolling1x,
+    /// WebTransport over HTTP/3, on UDP at the server's port: the server
+    /// serves it with a certificate of its own, trusted by its hash.
+    #[value(name = "webtransport")]
+    #[serde(rename = "webtransport")]
+    WebTransport,
     /// The plain versions of the three tuned transports, served at their
     /// `PLAIN_PATH` by the same server, spoken to by the same clients.
     LongPollPlain,
@@ -78,17 +84,28 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub const ALL: [Transport; 6] = [
+    pub const ALL: [Transport; 7] = [
         Transport::ShortPoll,
         Transport::LongPoll,
         Transport::WebSocket,
         Transport::Sse,
         Transport::SocketIo,
         Transport::SocketIoWebSocket,
+        Transport::WebTransport,
     ];
 }
 
 impl Transport {
+    /// Every transport a run with `rtt` of round trip can delay: all of
+    /// [`Transport::ALL`] without it, and without WebTransport with it (the
+    /// delaying relay carries TCP, and QUIC runs on UDP).
+    pub fn all_for(rtt: std::time::Duration) -> Vec<Transport> {
+        Transport::ALL
+            .into_iter()
+            .filter(|t| rtt.is_zero() || *t != Transport::WebTransport)
+            .collect()
+    }
+
     /// The tuned transports that have a plain version beside them.
     pub const WITH_PLAIN: [Transport; 3] =
         [Transport::LongPoll, Transport::WebSocket, Transport::Sse];
@@ -101,6 +118,7 @@ impl Transport {
             Transport::LongPoll => notify_long_poll::NAME,
             Transport::WebSocket => notify_websocket::NAME,
             Transport::Sse => notify_sse::NAME,
+            Transport::WebTransport => notify_webtransport::NAME,
             _ => notify_socketio::NAME,
         }
     }
@@ -120,6 +138,7 @@ impl Transport {
             Transport::LongPollPlain => notify_long_poll::PLAIN_PATH,
             Transport::WebSocketPlain => notify_websocket::PLAIN_PATH,
             Transport::SsePlain => notify_sse::PLAIN_PATH,
+            Transport::WebTransport => notify_webtransport::PATH,
         }
     }
 

@@ -244,7 +244,7 @@ fn custom(args: &Args) -> anyhow::Result<Scenario> {
             name: "custom".into(),
             clients,
             transports: if args.transports.is_empty() {
-                Transport::ALL.to_vec()
+                Transport::all_for(args.rtt.unwrap_or_default())
             } else {
                 args.transports.clone()
             },

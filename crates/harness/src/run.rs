@@ -31,6 +31,11 @@ pub async fn run(config: &RunConfig, target: &Target, progress: bool) -> anyhow:
     if config.notifications == 0 || config.clients == 0 {
         bail!("a run needs at least one client and one notification");
     }
+    if !config.rtt.is_zero() && config.transports.contains(&Transport::WebTransport) {
+        bail!(
+            "--rtt delays TCP connections only: WebTransport runs on UDP; leave it out of --transports"
+        );
+    }
     let server = Server::start(target, (config.notifications as usize).max(1024)).await?;
     let result = if config.leak_check {
         measure_for_leaks(config, target, &server, progress).await
@@ -153,6 +158,7 @@ async fn measure(
         for index in 0..config.clients {
             let ctx = ClientContext {
                 addr: server.addr,
+                webtransport: server.webtransport,
                 stats: stats.clone(),
                 run: shared.clone(),
                 start: start_cursor.clone(),
@@ -279,6 +285,7 @@ async fn run_client(transport: Transport, ctx: ClientContext, config: RunConfig)
         Transport::SocketIo | Transport::SocketIoWebSocket => {
             clients::socketio::run(ctx, transport).await
         }
+        Transport::WebTransport => clients::webtransport::run(ctx).await,
     }
 }
 

@@ -153,10 +153,12 @@ pub fn named(name: &str) -> Option<Scenario> {
             runs: vec![
                 RunConfig {
                     rtt: Duration::from_millis(200),
+                    transports: Transport::all_for(Duration::from_millis(200)),
                     ..base("rtt, sparse", 50, 20, Publish::Rate(2.0))
                 },
                 RunConfig {
                     rtt: Duration::from_millis(200),
+                    transports: Transport::all_for(Duration::from_millis(200)),
                     ..base("rtt, dense", 50, 60, Publish::Rate(10.0))
                 },
             ],

@@ -86,6 +86,9 @@ pub struct Server {
     pub addr: SocketAddr,
     pub token: String,
     pub pid: Option<u32>,
+    /// Where it accepts WebTransport sessions, and its certificate's
+    /// SHA-256: the harness asks the servers it starts to serve it.
+    pub webtransport: Option<(SocketAddr, [u8; 32])>,
     owned: Owned,
 }
 
@@ -144,8 +147,19 @@ impl Server {
                 );
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let addr = listener.local_addr()?;
-                let route =
-                    notify_server::router(&ctx, notify_server::TransportConfig::default()).1;
+                let mut ctx = ctx;
+                ctx.local_addr = Some(addr);
+                let tls = notify_http::Tls::self_signed()?;
+                let config = notify_server::TransportConfig {
+                    webtransport_tls: Some(tls.clone()),
+                    ..notify_server::TransportConfig::default()
+                };
+                let (transports, route) = notify_server::router(&ctx, config);
+                let webtransport = transports
+                    .webtransport
+                    .as_ref()
+                    .zip(tls.certificate_hash)
+                    .map(|(wt, hash)| (wt.local_addr(), hash));
                 tokio::spawn(notify_http::serve(
                     listener,
                     ctx.serve.clone(),
@@ -156,6 +170,7 @@ impl Server {
                     addr,
                     token: HARNESS_TOKEN.into(),
                     pid: None,
+                    webtransport,
                     owned: Owned::InProcess(ctx.shutdown),
                 })
             }
@@ -183,6 +198,7 @@ impl Server {
                         "100000",
                         "--max-connections-per-ip",
                         "100000",
+                        "--webtransport-self-signed",
                     ])
                     .env("NOTIFY_ADMIN_TOKEN", HARNESS_TOKEN)
                     .env("RUST_LOG", "warn")
@@ -192,12 +208,15 @@ impl Server {
                     .with_context(|| format!("starting {}", binary.display()))?;
                 let stdout = child.stdout.take().context("child stdout")?;
                 let mut lines = BufReader::new(stdout).lines();
+                let mut webtransport = None;
                 let addr = loop {
                     let line = lines
                         .next_line()
                         .await?
                         .context("the server exited before listening")?;
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                    if let Some(found) = webtransport_line(&line) {
+                        webtransport = Some(found);
+                    } else if let Some(rest) = line.split("listening on http://").nth(1) {
                         break rest.trim_end_matches('/').parse()?;
                     }
                 };
@@ -208,6 +227,7 @@ impl Server {
                     addr,
                     token: HARNESS_TOKEN.into(),
                     pid,
+                    webtransport,
                     owned: Owned::Child(child),
                 })
             }
@@ -215,6 +235,7 @@ impl Server {
                 addr: *addr,
                 token: token.clone(),
                 pid: *pid,
+                webtransport: None,
                 owned: Owned::Nothing,
             }),
         }
@@ -236,6 +257,23 @@ impl Server {
             Owned::Nothing => {}
         }
     }
+}
+
+/// The address and certificate hash in the line the combined server prints
+/// when it serves WebTransport:
+/// `webtransport listening on https://<addr>/api/webtransport (UDP); certificate SHA-256 <hex>`.
+fn webtransport_line(line: &str) -> Option<(SocketAddr, [u8; 32])> {
+    let rest = line.strip_prefix("webtransport listening on https://")?;
+    let (addr, rest) = rest.split_once('/')?;
+    let hex = rest.rsplit(' ').next()?;
+    let mut hash = [0; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (i, byte) in hash.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some((addr.parse().ok()?, hash))
 }
 
 /// What `/proc` says of a process.

@@ -189,6 +189,13 @@ impl Theory {
                 mean_latency_ms: one_transit,
                 latency_formula: push_latency.into(),
             },
+            Transport::WebTransport => Theory {
+                requests: n,
+                requests_at_most: false,
+                requests_formula: format!("N = {n} (one session per client)"),
+                mean_latency_ms: one_transit,
+                latency_formula: push_latency.into(),
+            },
             Transport::SocketIo => Theory {
                 requests: 4.0 * n,
                 requests_at_most: false,

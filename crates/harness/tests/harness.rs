@@ -419,3 +419,41 @@ async fn clients_that_offer_compression_get_long_texts_in_fewer_bytes() {
         );
     }
 }
+
+#[test]
+fn the_server_binary_serves_webtransport_to_the_harness() {
+    // The server prints where WebTransport listens and the hash of the
+    // certificate it generated; the harness reads both and opens sessions.
+    let harness = std::path::Path::new(env!("CARGO_BIN_EXE_notify-harness"));
+    let server = harness.with_file_name(format!("notify-server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        server.exists(),
+        "build the server first: cargo build -p notify-server"
+    );
+    let out = std::env::temp_dir().join(format!("notify-harness-wt-{}", std::process::id()));
+    let args = [
+        "custom",
+        "--quiet",
+        "--clients",
+        "20",
+        "--notifications",
+        "10",
+        "--rate",
+        "20",
+        "--transports",
+        "webtransport",
+        "--server-bin",
+    ];
+    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    args.push(server.as_os_str());
+    let stdout = harness_cli(&args, &out);
+    assert!(stdout.contains("webtransport"), "{stdout}");
+    let json = std::fs::read_to_string(out.join("custom.json")).expect("the JSON report exists");
+    let runs: Vec<RunReport> = serde_json::from_str(&json).expect("the JSON report parses");
+    let wt = figures(&runs[0], Transport::WebTransport);
+    assert_eq!(wt.delivered, 200, "every client got every notification");
+    assert_eq!((wt.missing, wt.duplicated, wt.out_of_order), (0, 0, 0));
+    assert_eq!(wt.requests, 20, "one session per client");
+    assert!(wt.bytes_down > 200 * 40, "QUIC's bytes are counted");
+    std::fs::remove_dir_all(&out).ok();
+}

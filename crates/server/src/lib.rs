@@ -282,6 +282,27 @@ fn serve_webtransport(ctx: &AppContext, config: &TransportConfig) -> Option<WebT
     }
 }
 
+/// Tells whoever started the server where WebTransport listens and which
+/// certificate to trust, on stdout beside the address and token lines
+/// (the harness reads it):
+/// `webtransport listening on https://<addr>/api/webtransport (UDP); certificate SHA-256 <hex>`.
+pub fn print_webtransport_line(wt: &WebTransport) {
+    use std::io::Write;
+    let hash: String = wt
+        .certificate_hash()
+        .map(|hash| hash.iter().map(|b| format!("{b:02x}")).collect())
+        .unwrap_or_else(|| "(signed by an authority)".into());
+    let mut stdout = std::io::stdout().lock();
+    let line = format!(
+        "webtransport listening on https://{}{} (UDP); certificate SHA-256 {hash}",
+        wt.local_addr(),
+        notify_webtransport::PATH
+    );
+    if let Err(err) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        tracing::warn!(%err, "could not print the WebTransport line");
+    }
+}
+
 /// What every request's future shares, behind one `Arc`: the context and
 /// the transports.
 struct Shared {

@@ -23,6 +23,12 @@ struct Args {
     ws: notify_websocket::WsArgs,
     #[command(flatten)]
     sse: notify_sse::SseArgs,
+    /// Serve WebTransport on UDP even when HTTP is plain, with a generated
+    /// certificate the page trusts by its hash (a page on 127.0.0.1 or
+    /// localhost may use WebTransport without HTTPS). Over `--tls-*`
+    /// WebTransport is served anyway, with the server's certificate.
+    #[arg(long)]
+    webtransport_self_signed: bool,
 }
 
 #[tokio::main]
@@ -31,13 +37,20 @@ async fn main() -> anyhow::Result<()> {
     let mut config = TransportConfig::default();
     config.websocket = args.ws.apply(config.websocket);
     config.sse = args.sse.apply(config.sse);
+    if args.webtransport_self_signed {
+        config.webtransport_tls = Some(notify_http::Tls::self_signed()?);
+    }
     notify_http::run("notify-server", args.common, |ctx| {
         // Here, once logging is set up, so that a failure is seen.
         #[cfg(not(target_env = "msvc"))]
         if let Err(err) = tikv_jemalloc_ctl::background_thread::write(true) {
             tracing::warn!(%err, "memory freed by closed connections will be returned late");
         }
-        notify_server::router(ctx, config).1
+        let (transports, route) = notify_server::router(ctx, config);
+        if let Some(wt) = &transports.webtransport {
+            notify_server::print_webtransport_line(wt);
+        }
+        route
     })
     .await?;
     Ok(())

@@ -16,6 +16,7 @@ pub mod short_poll;
 pub mod socketio;
 pub mod sse;
 pub mod websocket;
+pub mod webtransport;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -126,6 +127,9 @@ impl ClientContext {
 #[derive(Debug, Clone)]
 pub struct ClientContext {
     pub addr: SocketAddr,
+    /// Where the server accepts WebTransport sessions, and its
+    /// certificate's SHA-256; `None` where it does not.
+    pub webtransport: Option<(SocketAddr, [u8; 32])>,
     pub stats: Arc<TransportStats>,
     pub run: Arc<RunShared>,
     pub start: Cursor,
