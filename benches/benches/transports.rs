@@ -6,7 +6,7 @@
 //! publish; short-poll subscribers each poll once after it, which is what an
 //! interval elapsing does — the bench measures the work of delivery, not the
 //! waiting for an interval. Socket.IO subscribers use its WebSocket
-//! transport. Run with
+//! transport, WebTransport subscribers a session each. Run with
 //! `cargo bench -p notify-benches --bench transports`.
 
 use std::net::SocketAddr;
@@ -57,16 +57,29 @@ async fn current_cursor(addr: SocketAddr) -> Cursor {
     Cursor::of(&answer)
 }
 
-async fn subscribe(transport: Transport, addr: SocketAddr, n: usize) -> Subscribers {
+/// Where the server accepts WebTransport sessions, and its certificate's hash.
+type WebTransportAt = Option<(SocketAddr, [u8; 32])>;
+
+async fn subscribe(
+    transport: Transport,
+    addr: SocketAddr,
+    webtransport: WebTransportAt,
+    n: usize,
+) -> Subscribers {
     let cursor = current_cursor(addr).await;
     let (report, delivered) = mpsc::channel(n * 4);
     let (poll_now, _) = broadcast::channel(16);
     let (ready_tx, mut ready) = mpsc::channel(n);
     let mut tasks = Vec::with_capacity(n);
+    // QUIC handshakes are opened a few at a time: a thousand at once, each
+    // signing with the server's key on two cores, outlast its handshake
+    // deadline. Set-up is not what this bench measures.
+    let handshakes = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
     for _ in 0..n {
         let subscriber = Subscriber {
             report: report.clone(),
             ready: ready_tx.clone(),
+            handshakes: handshakes.clone(),
         };
         let ticks = poll_now.subscribe();
         let cursor = cursor.clone();
@@ -90,6 +103,10 @@ async fn subscribe(transport: Transport, addr: SocketAddr, n: usize) -> Subscrib
                 | Transport::SocketIoPolling1x => {
                     subscriber.socketio_polling(addr, transport, &cursor).await
                 }
+                Transport::WebTransport => {
+                    let (at, hash) = webtransport.expect("the bench's server serves WebTransport");
+                    subscriber.webtransport(at, hash, &cursor).await
+                }
             }
         }));
     }
@@ -107,6 +124,8 @@ async fn subscribe(transport: Transport, addr: SocketAddr, n: usize) -> Subscrib
 struct Subscriber {
     report: mpsc::Sender<u64>,
     ready: mpsc::Sender<()>,
+    /// Permits to open a QUIC connection.
+    handshakes: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Subscriber {
@@ -125,6 +144,19 @@ impl Subscriber {
             .await
             .expect("handshake");
         while let Some(Received::Push(push)) = websocket::next(&mut ws).await.expect("a message") {
+            self.deliver(push).await;
+        }
+    }
+
+    /// A WebTransport session, its certificate trusted by `hash`.
+    async fn webtransport(&self, addr: SocketAddr, hash: [u8; 32], cursor: &Cursor) {
+        let path = format!("{}?{}", Transport::WebTransport.path(), cursor.query());
+        let permit = self.handshakes.acquire().await.expect("never closed");
+        let mut session = notify_client::webtransport::connect(addr, &path, hash)
+            .await
+            .expect("session");
+        drop(permit);
+        while let Some(push) = session.next().await.expect("a message") {
             self.deliver(push).await;
         }
     }
@@ -215,6 +247,7 @@ fn deliver_one(c: &mut Criterion) {
         .block_on(Server::start(&Target::InProcess { redis: None }, 1024))
         .expect("server");
     let addr = server.addr;
+    let webtransport = server.webtransport;
     let token = server.token.clone();
     let mut group = c.benchmark_group("deliver_one_notification");
     group.sample_size(20);
@@ -237,7 +270,7 @@ fn deliver_one(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new(transport.to_string(), n), &n, |b, &n| {
                 b.iter_custom(|iterations| {
                     rt.block_on(async {
-                        let mut subscribers = subscribe(transport, addr, n).await;
+                        let mut subscribers = subscribe(transport, addr, webtransport, n).await;
                         let mut publisher = HttpConnection::new(addr, None);
                         let start = Instant::now();
                         for _ in 0..iterations {
