@@ -228,7 +228,7 @@ async fn accept(endpoint: Endpoint<endpoint_side::Server>, state: Arc<State>) {
 /// One connection: its handshakes, its session request, then the feed.
 async fn session(incoming: IncomingSession, _slot: ConnectionSlot, state: Arc<State>) {
     let deadline = state.config.handshake_timeout;
-    let Ok(Ok(request)) = tokio::time::timeout(deadline, incoming).await else {
+    let Some(Ok(request)) = in_time(incoming, deadline, &state.shutdown).await else {
         return;
     };
     let uri: http::Uri = match request.path().parse() {
@@ -250,7 +250,7 @@ async fn session(incoming: IncomingSession, _slot: ConnectionSlot, state: Arc<St
     let asked = query
         .cursor()
         .and_then(|c| Ok((c, query.heartbeat()?, query.number_in("lab_freeze", 0..=1)?)));
-    let Ok(Ok(connection)) = tokio::time::timeout(deadline, request.accept()).await else {
+    let Some(Ok(connection)) = in_time(request.accept(), deadline, &state.shutdown).await else {
         return;
     };
     let (cursor, heartbeat, freeze) = match asked {
@@ -263,6 +263,19 @@ async fn session(incoming: IncomingSession, _slot: ConnectionSlot, state: Arc<St
     let subscription = state.hub.subscribe(cursor.as_ref());
     let _open = state.tallies.open.track();
     feed(&connection, subscription, heartbeat, &state).await;
+}
+
+/// `step`'s outcome if it comes within `deadline` and before shutdown
+/// begins, so that a handshake in progress never holds up a drain.
+async fn in_time<F: IntoFuture>(
+    step: F,
+    deadline: Duration,
+    shutdown: &Shutdown,
+) -> Option<F::Output> {
+    tokio::select! {
+        outcome = tokio::time::timeout(deadline, step) => outcome.ok(),
+        () = shutdown.started() => None,
+    }
 }
 
 /// The lab's silenced WebTransport (`lab_freeze=1`, as the Auto pane's
