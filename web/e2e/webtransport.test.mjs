@@ -39,6 +39,7 @@ test("the WebTransport pane receives every notification over HTTP/3, trusting th
   const shown = await page.locator("#pane-webtransport [data-role=received] li[data-id]").evaluateAll((items) => items.map((li) => Number(li.dataset.id)).reverse());
   assert.deepEqual(shown.slice(-5), ids, "each once, in order");
   await page.locator("#pane-webtransport [data-counter=http-version]", { hasText: "HTTP/3" }).waitFor();
+  await page.locator("#pane-webtransport [data-counter=wire-down]", { hasText: "not seen (QUIC)" }).waitFor();
   await screenshot(page, "webtransport-pane.png");
   assert.deepEqual(errors, []);
   await context.close();

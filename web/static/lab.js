@@ -406,8 +406,12 @@ class Pane {
     // Over HTTP/2 every pane of the tab shares one connection: its bytes
     // are no one pane's.
     const shared = this.httpVersion === "HTTP/2";
-    set("wire-down", shared ? "shared (HTTP/2)" : down.toLocaleString("en"));
-    set("wire-up", shared ? "shared (HTTP/2)" : up.toLocaleString("en"));
+    // QUIC's packets are encrypted on one UDP socket for every session:
+    // the server cannot file them under a pane.
+    const quic = this.element.dataset.transport === "webtransport";
+    const onWire = (bytes) => (quic ? "not seen (QUIC)" : shared ? "shared (HTTP/2)" : bytes.toLocaleString("en"));
+    set("wire-down", onWire(down));
+    set("wire-up", onWire(up));
     set("notifications", c.notifications);
     set("caught-up", c.caughtUp);
     set("last-latency", c.lastLatency === null ? "–" : formatMs(c.lastLatency));
