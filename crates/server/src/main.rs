@@ -14,7 +14,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Debug, Parser)]
 #[command(
-    about = "Site-wide notifications over short poll, long poll and WebSocket, on one origin"
+    about = "Site-wide notifications over short and long polling, WebSocket, SSE, Socket.IO and WebTransport, on one origin"
 )]
 struct Args {
     #[command(flatten)]
