@@ -145,7 +145,7 @@ impl Server {
                     limits,
                     serve,
                 );
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let listener = notify_http::bind_listener(([127, 0, 0, 1], 0).into()).await?;
                 let addr = listener.local_addr()?;
                 let mut ctx = ctx;
                 ctx.local_addr = Some(addr);

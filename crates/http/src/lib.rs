@@ -65,7 +65,7 @@ pub use server::{
 };
 pub use shutdown::{Shutdown, ShutdownWatch};
 pub use standalone::{
-    AppContext, CommonArgs, HEALTHZ, Switch, allow, healthz, run, single_transport,
+    AppContext, CommonArgs, HEALTHZ, Switch, allow, bind_listener, healthz, run, single_transport,
 };
 pub use tallies::{DropReason, Tallies};
 pub use tap::{Cut, PaneBytes, Tap};

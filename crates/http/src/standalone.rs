@@ -265,6 +265,25 @@ pub fn allow(req: &Request, method: &Method, allow: &'static str) -> Result<(), 
     }
 }
 
+/// A TCP listener on `addr`. Where the OS chooses the port (`:0`), one whose
+/// number is free on UDP too, so that WebTransport can bind beside it: an
+/// ephemeral port free for TCP may be held by some program's UDP socket.
+pub async fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    const ATTEMPTS: usize = 32;
+    for _ in 0..ATTEMPTS {
+        let listener = TcpListener::bind(addr).await?;
+        if addr.port() != 0 {
+            return Ok(listener);
+        }
+        // Free now; WebTransport binds it a moment later, before anything
+        // else on this machine is likely to ask for that very port.
+        if std::net::UdpSocket::bind(listener.local_addr()?).is_ok() {
+            return Ok(listener);
+        }
+    }
+    TcpListener::bind(addr).await
+}
+
 /// Runs a server until Ctrl-C or SIGTERM, then drains it.
 pub async fn run<B, R, Fut>(name: &str, args: CommonArgs, build: B) -> io::Result<()>
 where
@@ -278,7 +297,7 @@ where
         .await
         .map_err(io::Error::other)?;
     ctx.serve.tls = tls.clone();
-    let listener = TcpListener::bind(args.addr).await?;
+    let listener = bind_listener(args.addr).await?;
     let addr = listener.local_addr()?;
     ctx.local_addr = Some(addr);
     let route = build(&ctx);

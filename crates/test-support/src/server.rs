@@ -90,7 +90,7 @@ impl TestServer {
         let _ = rlimit::increase_nofile_limit(u64::MAX);
         let token = AdminToken::resolve(None, Some(TEST_TOKEN.into()));
         let mut ctx = AppContext::new(hub, token, config.limits, config.serve);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = notify_http::bind_listener(([127, 0, 0, 1], 0).into())
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("bound address");
