@@ -13,15 +13,8 @@ use notify_http::{Origins, Tls};
 use notify_test_support::{PATIENCE, TestConfig, TestServer, assert_exactly_once_in_order};
 use notify_webtransport::{PATH, WebTransport, WtConfig, close};
 
-async fn server_with(
-    config: WtConfig,
-    serve_origins: Option<Origins>,
-) -> (TestServer, WebTransport) {
+async fn server_with(config: WtConfig, test_config: TestConfig) -> (TestServer, WebTransport) {
     let tls = Tls::self_signed().unwrap();
-    let mut test_config = TestConfig::default();
-    if let Some(origins) = serve_origins {
-        test_config.serve.origins = origins;
-    }
     let mut wt = None;
     let server = TestServer::start_with(test_config, |ctx| {
         wt = Some(
@@ -52,7 +45,7 @@ async fn server() -> (TestServer, WebTransport) {
         handshake_timeout: Duration::from_secs(2),
         ..WtConfig::default()
     };
-    server_with(config, None).await
+    server_with(config, TestConfig::default()).await
 }
 
 async fn open(wt: &WebTransport, path_and_query: &str) -> anyhow::Result<WtSession> {
@@ -213,7 +206,7 @@ async fn a_client_that_stops_reading_is_closed_as_too_slow() {
         send_window: 64 * 1024,
         ..WtConfig::default()
     };
-    let (server, wt) = server_with(config, None).await;
+    let (server, wt) = server_with(config, TestConfig::default()).await;
     let mut session = open(&wt, PATH).await.unwrap();
     assert!(matches!(next(&mut session).await, Push::Hello { .. }));
     // The client reads nothing more: its window fills, then the server's
@@ -250,8 +243,9 @@ async fn shutdown_closes_every_session_with_going_away() {
 
 #[tokio::test]
 async fn a_page_from_another_origin_is_refused_unless_allowed() {
-    let allowed = Origins::new(&["https://allowed.example".to_owned()]);
-    let (_server, wt) = server_with(WtConfig::default(), Some(allowed)).await;
+    let mut test_config = TestConfig::default();
+    test_config.serve.origins = Origins::new(&["https://allowed.example".to_owned()]);
+    let (_server, wt) = server_with(WtConfig::default(), test_config).await;
     let hash = wt.certificate_hash().unwrap();
     let from = |origin: &'static str| {
         webtransport::connect_from(wt.local_addr(), PATH, hash, Some(origin))
@@ -264,30 +258,9 @@ async fn a_page_from_another_origin_is_refused_unless_allowed() {
 
 #[tokio::test]
 async fn connections_past_the_per_address_limit_are_refused_until_one_leaves() {
-    let tls = Tls::self_signed().unwrap();
     let mut config = TestConfig::default();
     config.serve.max_connections_per_ip = 2;
-    let mut wt = None;
-    let _server = TestServer::start_with(config, |ctx| {
-        wt = Some(
-            WebTransport::bind(
-                ctx.local_addr.unwrap(),
-                &tls,
-                ctx.hub.clone(),
-                ctx.shutdown.clone(),
-                &ctx.serve,
-                WtConfig::default(),
-            )
-            .unwrap(),
-        );
-        let ctx = ctx.clone();
-        move |req| {
-            let ctx = ctx.clone();
-            async move { ctx.common(req).await }
-        }
-    })
-    .await;
-    let wt = wt.unwrap();
+    let (_server, wt) = server_with(WtConfig::default(), config).await;
     let mut first = open(&wt, PATH).await.unwrap();
     let _second = open(&wt, PATH).await.unwrap();
     assert!(matches!(next(&mut first).await, Push::Hello { .. }));
