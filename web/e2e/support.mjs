@@ -30,7 +30,8 @@ export async function startServer(extraArgs = [], addr = "127.0.0.1:0") {
     const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 20_000);
     child.stdout.on("data", (chunk) => {
       out += chunk;
-      const address = out.match(/listening on (https?:\/\/127\.0\.0\.1:\d+\/)/)?.[1];
+      // The server's own line, not the WebTransport line beside it.
+      const address = out.match(/^\S+ listening on (https?:\/\/127\.0\.0\.1:\d+\/)$/m)?.[1];
       const fingerprint = out.match(/SHA-256 fingerprint ([0-9A-F:]+)\n/)?.[1] ?? null;
       if (address && (address.startsWith("http:") || fingerprint)) {
         clearTimeout(timer);

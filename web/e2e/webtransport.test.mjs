@@ -4,11 +4,13 @@
 // any authority; the WebTransport pane receives every notification over
 // HTTP/3; the Auto pane picks WebTransport first, and falls back to
 // WebSocket without loss when WebTransport is refused; and a pane paused
-// and resumed gets what was published meanwhile from its cursor.
+// and resumed gets what was published meanwhile from its cursor. With
+// `--webtransport-self-signed` the lab stays on plain HTTP, a secure
+// context on 127.0.0.1, and still receives over WebTransport.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { launchBrowser, openLab, publishPinned, screenshot, startServer } from "./support.mjs";
+import { launchBrowser, openLab, publish as publishPlain, publishPinned, screenshot, startServer } from "./support.mjs";
 
 const shared = { server: null, browser: null };
 before(async () => {
@@ -79,4 +81,22 @@ test("a paused WebTransport pane resumes from its cursor with what it missed", a
   }
   assert.deepEqual(errors, []);
   await context.close();
+});
+
+test("a lab on plain HTTP uses WebTransport too, with --webtransport-self-signed", async () => {
+  const server = await startServer(["--webtransport-self-signed"]);
+  try {
+    assert.match(server.base, /^http:/);
+    const { page, errors } = await openLab(shared.browser, server.base);
+    await page.locator("#pane-webtransport [data-role=status][data-state=live]").waitFor();
+    await page.locator('#pane-auto[data-using="webtransport"] [data-role=status][data-state=live]').waitFor();
+    const id = await publishPlain(server.base, "from a plain page, over QUIC");
+    for (const pane of ["webtransport", "auto"]) {
+      await page.locator(`#pane-${pane} [data-role=received] li[data-id="${id}"]`).waitFor();
+    }
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await server.stop();
+  }
 });
