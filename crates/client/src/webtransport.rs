@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use notify_http::messages::Push;
@@ -22,8 +23,8 @@ pub const MAX_LINE: usize = 6 * 4096 + 256;
 
 /// One session and its stream of messages.
 pub struct WtSession {
-    /// Kept for as long as the session: dropping the endpoint ends it.
-    _endpoint: Endpoint<endpoint_side::Client>,
+    /// Kept for as long as the session, and waited on when it closes.
+    endpoint: Endpoint<endpoint_side::Client>,
     connection: Connection,
     stream: Option<RecvStream>,
     reader: LineReader,
@@ -100,7 +101,7 @@ pub async fn connect_from(
         error = connection.closed() => return Err(closed(error)),
     };
     Ok(WtSession {
-        _endpoint: endpoint,
+        endpoint,
         connection,
         stream,
         reader: LineReader::new(MAX_LINE),
@@ -173,8 +174,12 @@ impl WtSession {
         (stats.udp_tx.bytes, stats.udp_rx.bytes)
     }
 
-    /// Ends the session from the client's side.
-    pub fn close(&self) {
+    /// Ends the session from the client's side, and waits (a second at
+    /// most) for the close to leave: a client endpoint dropped at once may
+    /// never send it, and the server would hold the connection until its
+    /// idle timeout.
+    pub async fn close(self) {
         self.connection.close(0u32.into(), b"");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
     }
 }

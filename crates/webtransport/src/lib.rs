@@ -250,7 +250,10 @@ async fn session(incoming: IncomingSession, _slot: ConnectionSlot, state: Arc<St
     let asked = query
         .cursor()
         .and_then(|c| Ok((c, query.heartbeat()?, query.number_in("lab_freeze", 0..=1)?)));
-    let Some(Ok(connection)) = in_time(request.accept(), deadline, &state.shutdown).await else {
+    // Boxed: the answer's state is needed for a moment, and the session's
+    // task would otherwise keep room for it for as long as it lives.
+    let accepting = Box::pin(request.accept());
+    let Some(Ok(connection)) = in_time(accepting, deadline, &state.shutdown).await else {
         return;
     };
     let (cursor, heartbeat, freeze) = match asked {

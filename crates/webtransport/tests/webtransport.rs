@@ -176,7 +176,7 @@ async fn a_bad_query_is_refused_with_the_reason_then_closed() {
     let refused = refusal(&mut session).await;
     assert_eq!(refused.error, "bad_query");
     assert!(refused.message.contains("after"), "{}", refused.message);
-    session.close();
+    session.close().await;
 
     let mut session = open(&wt, &format!("{PATH}?heartbeat=0")).await.unwrap();
     let refused = refusal(&mut session).await;
@@ -266,8 +266,7 @@ async fn connections_past_the_per_address_limit_are_refused_until_one_leaves() {
     assert!(matches!(next(&mut first).await, Push::Hello { .. }));
     let err = open(&wt, PATH).await.unwrap_err();
     assert!(format!("{err:#}").contains("refused"), "{err:#}");
-    first.close();
-    drop(first);
+    first.close().await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         match open(&wt, PATH).await {

@@ -58,7 +58,7 @@ pub async fn run(ctx: ClientContext) -> ClientOutcome {
             }
         };
         count(&ctx, &session);
-        session.close();
+        session.close().await;
         if stopped {
             break;
         }
