@@ -288,13 +288,13 @@ fn serve_webtransport(ctx: &AppContext, config: &TransportConfig) -> Option<WebT
 /// `webtransport listening on https://<addr>/api/webtransport (UDP); certificate SHA-256 <hex>`.
 pub fn print_webtransport_line(wt: &WebTransport) {
     use std::io::Write;
-    let hash: String = wt
-        .certificate_hash()
-        .map(|hash| hash.iter().map(|b| format!("{b:02x}")).collect())
-        .unwrap_or_else(|| "(signed by an authority)".into());
+    let certificate = match wt.certificate_hash_hex() {
+        Some(hash) => format!("certificate SHA-256 {hash}"),
+        None => "certificate signed by an authority".into(),
+    };
     let mut stdout = std::io::stdout().lock();
     let line = format!(
-        "webtransport listening on https://{}{} (UDP); certificate SHA-256 {hash}",
+        "webtransport listening on https://{}{} (UDP); {certificate}",
         wt.local_addr(),
         notify_webtransport::PATH
     );

@@ -203,10 +203,7 @@ pub fn lab(
             .collect(),
         webtransport: webtransport.map(|wt| WtTarget {
             port: wt.local_addr().port(),
-            hash: wt
-                .certificate_hash()
-                .map(|hash| hash.iter().map(|b| format!("{b:02x}")).collect())
-                .unwrap_or_default(),
+            hash: wt.certificate_hash_hex().unwrap_or_default(),
         }),
     };
     html(page.render())

@@ -178,6 +178,13 @@ impl WebTransport {
     pub fn certificate_hash(&self) -> Option<[u8; 32]> {
         self.state.certificate_hash
     }
+
+    /// [`WebTransport::certificate_hash`] in lowercase hex, as the page and
+    /// the printed line carry it.
+    pub fn certificate_hash_hex(&self) -> Option<String> {
+        self.certificate_hash()
+            .map(|hash| hash.iter().map(|b| format!("{b:02x}")).collect())
+    }
 }
 
 fn server_config(addr: SocketAddr, tls: &Tls, config: &WtConfig) -> Result<ServerConfig, WtError> {

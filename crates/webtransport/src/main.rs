@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
     notify_http::run("webtransport server", args.common, |ctx| {
         match notify_webtransport::beside(ctx, WtConfig::default()) {
             Ok(wt) => {
-                let hash = wt.certificate_hash().map(hex).unwrap_or_default();
+                let hash = wt.certificate_hash_hex().unwrap_or_default();
                 tracing::info!(addr = %wt.local_addr(), certificate_hash = %hash, "WebTransport listening on UDP");
             }
             Err(err) => tracing::error!(%err, "WebTransport is not served"),
@@ -37,8 +37,4 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     Ok(())
-}
-
-fn hex(bytes: [u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
