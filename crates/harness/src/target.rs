@@ -139,7 +139,7 @@ impl Server {
                     max_connections_per_ip: 100_000,
                     ..ServeConfig::default()
                 };
-                let ctx = AppContext::new(
+                let mut ctx = AppContext::new(
                     hub,
                     AdminToken::resolve(None, Some(HARNESS_TOKEN.into())),
                     limits,
@@ -147,19 +147,16 @@ impl Server {
                 );
                 let listener = notify_http::bind_listener(([127, 0, 0, 1], 0).into()).await?;
                 let addr = listener.local_addr()?;
-                let mut ctx = ctx;
                 ctx.local_addr = Some(addr);
-                let tls = notify_http::Tls::self_signed()?;
                 let config = notify_server::TransportConfig {
-                    webtransport_tls: Some(tls.clone()),
+                    webtransport_tls: Some(notify_http::Tls::self_signed()?),
                     ..notify_server::TransportConfig::default()
                 };
                 let (transports, route) = notify_server::router(&ctx, config);
                 let webtransport = transports
                     .webtransport
                     .as_ref()
-                    .zip(tls.certificate_hash)
-                    .map(|(wt, hash)| (wt.local_addr(), hash));
+                    .and_then(|wt| Some((wt.local_addr(), wt.certificate_hash()?)));
                 tokio::spawn(notify_http::serve(
                     listener,
                     ctx.serve.clone(),

@@ -68,6 +68,9 @@ const PLAIN_PATHS: [&str; 3] = [
     notify_sse::PLAIN_PATH,
 ];
 
+/// The counts of a transport that is not served: zero, for `/metrics`.
+static NOT_SERVED: std::sync::LazyLock<Tallies> = std::sync::LazyLock::new(Tallies::new);
+
 /// The name the wire view, the request counter and `/metrics` give the
 /// publish endpoint.
 pub const PUBLISH: &str = "publish";
@@ -83,8 +86,6 @@ pub struct Transports {
     /// Served over TLS only, on UDP beside the TCP listener; `None` without
     /// a certificate, or when its port could not be bound (logged).
     pub webtransport: Option<WebTransport>,
-    /// Its counts, kept (at zero) when it is not served.
-    webtransport_tallies: Tallies,
     /// The plain versions of the three tuned transports, each at its
     /// `PLAIN_PATH`: the same wire contract, written to be read first.
     pub plain: Plain,
@@ -132,7 +133,9 @@ impl Transports {
             (
                 notify_webtransport::NAME,
                 notify_webtransport::PATH,
-                &self.webtransport_tallies,
+                self.webtransport
+                    .as_ref()
+                    .map_or(&NOT_SERVED, WebTransport::tallies),
             ),
         ]
     }
@@ -184,9 +187,6 @@ pub fn router(
     };
     let webtransport = serve_webtransport(ctx, &config);
     let transports = Transports {
-        webtransport_tallies: webtransport
-            .as_ref()
-            .map_or_else(Tallies::new, |wt| wt.tallies().clone()),
         webtransport,
         short_poll: ShortPoll::new(ctx.hub.clone()),
         long_poll: LongPoll::new(ctx.hub.clone(), ctx.shutdown.clone(), config.long_poll),
@@ -257,49 +257,14 @@ pub fn router(
 /// a certificate for it. A port that cannot be bound is logged, not fatal:
 /// every other transport still serves.
 fn serve_webtransport(ctx: &AppContext, config: &TransportConfig) -> Option<WebTransport> {
-    let tls = ctx
-        .serve
-        .tls
-        .as_ref()
-        .or(config.webtransport_tls.as_ref())?;
-    let addr = ctx.local_addr?;
-    match WebTransport::bind(
-        addr,
-        tls,
-        ctx.hub.clone(),
-        ctx.shutdown.clone(),
-        &ctx.serve,
-        config.webtransport.clone(),
-    ) {
-        Ok(wt) => {
-            tracing::info!(addr = %wt.local_addr(), "WebTransport listening on UDP");
-            Some(wt)
-        }
+    let fallback = config.webtransport_tls.as_ref();
+    match notify_webtransport::beside(ctx, fallback, config.webtransport.clone()) {
+        Ok(wt) => Some(wt),
+        Err(notify_webtransport::WtError::NoTls) => None,
         Err(err) => {
             tracing::error!(%err, "WebTransport is not served");
             None
         }
-    }
-}
-
-/// Tells whoever started the server where WebTransport listens and which
-/// certificate to trust, on stdout beside the address and token lines
-/// (the harness reads it):
-/// `webtransport listening on https://<addr>/api/webtransport (UDP); certificate SHA-256 <hex>`.
-pub fn print_webtransport_line(wt: &WebTransport) {
-    use std::io::Write;
-    let certificate = match wt.certificate_hash_hex() {
-        Some(hash) => format!("certificate SHA-256 {hash}"),
-        None => "certificate signed by an authority".into(),
-    };
-    let mut stdout = std::io::stdout().lock();
-    let line = format!(
-        "webtransport listening on https://{}{} (UDP); {certificate}",
-        wt.local_addr(),
-        notify_webtransport::PATH
-    );
-    if let Err(err) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
-        tracing::warn!(%err, "could not print the WebTransport line");
     }
 }
 

@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         }
         let (transports, route) = notify_server::router(ctx, config);
         if let Some(wt) = &transports.webtransport {
-            notify_server::print_webtransport_line(wt);
+            wt.announce();
         }
         route
     })

@@ -179,6 +179,27 @@ impl WebTransport {
         self.state.certificate_hash
     }
 
+    /// Tells whoever started the server where WebTransport listens and
+    /// which certificate to trust, on stdout beside the address and token
+    /// lines (the harness reads it):
+    /// `webtransport listening on https://<addr>/api/webtransport (UDP); certificate SHA-256 <hex>`.
+    /// A failed write is only logged, as for the address line.
+    pub fn announce(&self) {
+        use std::io::Write;
+        let certificate = match self.certificate_hash_hex() {
+            Some(hash) => format!("certificate SHA-256 {hash}"),
+            None => "certificate signed by an authority".into(),
+        };
+        let mut stdout = std::io::stdout().lock();
+        let line = format!(
+            "webtransport listening on https://{}{PATH} (UDP); {certificate}",
+            self.local_addr()
+        );
+        if let Err(err) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+            tracing::warn!(%err, "could not print the WebTransport line");
+        }
+    }
+
     /// [`WebTransport::certificate_hash`] in lowercase hex, as the page and
     /// the printed line carry it.
     pub fn certificate_hash_hex(&self) -> Option<String> {
@@ -420,9 +441,15 @@ async fn write(stream: &mut SendStream, bytes: &[u8], timeout: Duration) -> Writ
 }
 
 /// The WebTransport listener beside a server's TCP one: UDP at the same
-/// address and port, with the server's certificate.
-pub fn beside(ctx: &notify_http::AppContext, config: WtConfig) -> Result<WebTransport, WtError> {
-    let tls = ctx.serve.tls.as_ref().ok_or(WtError::NoTls)?;
+/// address and port, with the server's certificate, or `fallback` when
+/// HTTP has none (QUIC needs one whatever TCP speaks). Without either it is
+/// not served: [`WtError::NoTls`].
+pub fn beside(
+    ctx: &notify_http::AppContext,
+    fallback: Option<&Tls>,
+    config: WtConfig,
+) -> Result<WebTransport, WtError> {
+    let tls = ctx.serve.tls.as_ref().or(fallback).ok_or(WtError::NoTls)?;
     let addr = ctx
         .local_addr
         .expect("the TCP listener is bound before the router is built");

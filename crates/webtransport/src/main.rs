@@ -22,11 +22,8 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!(notify_webtransport::WtError::NoTls);
     }
     notify_http::run("webtransport server", args.common, |ctx| {
-        match notify_webtransport::beside(ctx, WtConfig::default()) {
-            Ok(wt) => {
-                let hash = wt.certificate_hash_hex().unwrap_or_default();
-                tracing::info!(addr = %wt.local_addr(), certificate_hash = %hash, "WebTransport listening on UDP");
-            }
+        match notify_webtransport::beside(ctx, None, WtConfig::default()) {
+            Ok(wt) => wt.announce(),
             Err(err) => tracing::error!(%err, "WebTransport is not served"),
         }
         let ctx = ctx.clone();
