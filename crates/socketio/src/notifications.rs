@@ -7,30 +7,53 @@
 //! string (`?after=ID&epoch=E`). A malformed cursor is refused before the
 //! socket joins: the client gets `connect_error` with the reason.
 //!
-//! Each connected socket gets one task that follows a hub [`Subscription`]
-//! taken before the socket joined, exactly as a WebSocket connection does:
-//! `hello` first (its `cursor` is where the replay starts), `reset` where
-//! the cursor cannot be honoured, then every retained and live
-//! notification as event `notification`. Each payload is the hub's JSON,
-//! never re-serialized: it is handed to socketioxide as a raw JSON value.
+//! **One feeder for the namespace; a task of its own only while a socket
+//! has work.** A socket that connects gets a task that sends `hello`, then
+//! its replay (with `reset` where its cursor cannot be honoured) from a hub
+//! [`Subscription`] taken before the socket joined — the WebSocket
+//! transport's rules. Once its subscription has nothing ready, the socket
+//! *rests*: it goes, with its subscription, into the namespace's resting
+//! set, and its task ends. One task for the whole namespace, the *feeder*,
+//! follows the hub and emits each notification to every resting socket in
+//! one loop, the JSON taken as Socket.IO's raw value once for all of them
+//! (never re-serialized). A socket gets a task again only when it has to
+//! wait or catch up:
 //!
-//! A socket whose queue stays full for `send_timeout` is not reading: it is
-//! disconnected and resumes from its cursor when it comes back, rather than
-//! being buffered for or silently skipped.
+//! - its queue is full (the client reads slowly): the task waits for room
+//!   up to `send_timeout`, then disconnects the socket, which resumes from
+//!   its cursor when it comes back, rather than being buffered for or
+//!   silently skipped;
+//! - it is behind the notification (the feeder's own feed had a gap, or
+//!   was reset): the task catches up from the socket's subscription.
+//!
+//! **Exactly once, in order: the subscription's cursor decides, whoever
+//! emits.** The feeder emits to a resting socket only the notification
+//! just after its cursor, and moves the cursor past it
+//! ([`Subscription::skip_to`]). A task rests its socket only under the
+//! set's lock, and only when its subscription has nothing ready under that
+//! same lock: a notification the feeder had already walked past was in the
+//! subscription before the walk began, so the task sends it itself; one the
+//! feeder has not walked yet finds the socket resting.
+//!
+//! A resting socket costs its entry in the set; a task per socket, idle
+//! between notifications, cost some 900 bytes more, and each notification
+//! woke every one of them to emit it (chapter 8 has both, measured).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use notify_http::{DropReason, Query, Shutdown, Tallies, messages};
-use notify_hub::{Cursor, Delivery, Epoch, Hub, Subscription};
+use notify_http::{DropReason, GaugeGuard, Query, Shutdown, Tallies, messages};
+use notify_hub::{Cursor, Delivery, Epoch, Hub, Notification, Subscription};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::Sid;
 use socketioxide::{SendError, SocketError};
 use socketioxide_core::adapter::DefinedAdapter;
-use tokio_util::sync::CancellationToken;
 
 use crate::SocketIoConfig;
 
@@ -94,90 +117,159 @@ impl Notifications {
         A: Adapter + DefinedAdapter,
         A::InitRes: IntoInit,
     {
+        let namespace = Arc::new(Namespace {
+            common: self,
+            resting: Mutex::default(),
+        });
+        namespace.common.shutdown.spawn(namespace.clone().feed());
         let refuse_bad_cursor = |socket: SocketRef<A>, TryData(auth): TryData<ResumeAuth>| async move {
             resume_cursor(&auth, &socket.req_parts().uri).map(|_| ())
         };
         let on_connect = move |socket: SocketRef<A>, TryData(auth): TryData<ResumeAuth>| {
-            let this = self.clone();
+            let namespace = namespace.clone();
             async move {
                 // The middleware let only good cursors through.
                 let cursor = resume_cursor(&auth, &socket.req_parts().uri).unwrap_or(None);
-                this.connected(socket, cursor);
+                namespace.connected(socket, cursor);
             }
         };
         io.ns(NAMESPACE, on_connect.with(refuse_bad_cursor))
             .finish()
             .await
     }
+}
 
-    fn connected<A: Adapter>(&self, socket: SocketRef<A>, cursor: Option<Cursor>) {
-        // Subscribed before anything is emitted: nothing published from
-        // here on can be missed.
-        let subscription = self.hub.subscribe(cursor.as_ref());
-        let gone = CancellationToken::new();
-        let on_gone = gone.clone();
-        socket.on_disconnect(move || {
-            on_gone.cancel();
-            std::future::ready(())
-        });
-        let this = self.clone();
-        self.shutdown.spawn(async move {
-            let _open = this.tallies.open.track();
-            let end = this.push(&socket, subscription, &gone).await;
-            if let Some(reason) = end {
-                this.tallies.dropped(reason).inc();
-                let _ = socket.disconnect();
-            }
-        });
+/// A socket with nothing to wait for: caught up, its task ended.
+struct Resting<A: Adapter> {
+    socket: SocketRef<A>,
+    /// Taken before the socket joined; its cursor is the last id the
+    /// socket was given, whoever gave it.
+    subscription: Subscription,
+    /// Counts the socket in `open` for as long as it is served.
+    _open: GaugeGuard,
+}
+
+/// Namespace `/` once mounted: its settings and its resting sockets.
+struct Namespace<A: Adapter> {
+    common: Notifications,
+    resting: Mutex<HashMap<Sid, Resting<A>>>,
+}
+
+impl<A: Adapter> Namespace<A> {
+    fn resting(&self) -> MutexGuard<'_, HashMap<Sid, Resting<A>>> {
+        // Never held across an await or a call into user code.
+        self.resting.lock().expect("resting sockets lock poisoned")
     }
 
-    /// The life of one socket on `/`; returns why the server ended it, if
-    /// it did.
-    async fn push<A: Adapter>(
-        &self,
-        socket: &SocketRef<A>,
-        mut subscription: Subscription,
-        gone: &CancellationToken,
-    ) -> Option<DropReason> {
-        let hello = messages::hello(subscription.epoch(), subscription.replay_from());
-        if let Err(end) = self.emit(socket, "hello", &hello, gone).await {
-            return end;
+    fn connected(self: &Arc<Self>, socket: SocketRef<A>, cursor: Option<Cursor>) {
+        // Subscribed before anything is emitted: nothing published from
+        // here on can be missed.
+        let subscription = self.common.hub.subscribe(cursor.as_ref());
+        // Weak, as a resting socket's record holds this handler.
+        let namespace = Arc::downgrade(self);
+        let id = socket.id;
+        socket.on_disconnect(move || {
+            if let Some(namespace) = Weak::upgrade(&namespace) {
+                namespace.resting().remove(&id);
+            }
+            std::future::ready(())
+        });
+        let me = Resting {
+            socket,
+            subscription,
+            _open: self.common.tallies.open.track(),
+        };
+        self.common.shutdown.spawn(self.clone().attend(me, true));
+    }
+
+    /// A socket's own task: `hello` first when `greet`, then everything its
+    /// subscription has ready; then it rests, or ends with the socket.
+    async fn attend(self: Arc<Self>, mut me: Resting<A>, greet: bool) {
+        if greet {
+            let hello = messages::hello(me.subscription.epoch(), me.subscription.replay_from());
+            if let Err(end) = self.emit(&me.socket, "hello", &hello).await {
+                return self.ended(me, end).await;
+            }
         }
         loop {
-            let delivery = tokio::select! {
-                _ = gone.cancelled() => return None,
-                _ = self.shutdown.started() => return None,
-                delivery = subscription.next() => delivery?,
-            };
-            let sent = match delivery {
-                Delivery::Notification(n) => {
-                    self.tallies.deliveries.inc();
-                    self.emit(socket, "notification", n.json(), gone).await
+            while let Some(delivery) = me.subscription.next_ready() {
+                if let Err(end) = self.deliver(&me.socket, delivery).await {
+                    return self.ended(me, end).await;
                 }
-                Delivery::Reset { epoch, reason } => {
-                    self.tallies.resets.inc();
-                    self.emit(socket, "reset", &messages::reset(&epoch, reason), gone)
-                        .await
+            }
+            let delivery = {
+                let mut resting = self.resting();
+                match me.subscription.next_ready() {
+                    Some(delivery) => delivery,
+                    None => {
+                        // A socket that left (its handler has run, or runs
+                        // after this lock) or a server that is shutting
+                        // down rests nothing.
+                        if me.socket.connected() && !self.common.shutdown.is_shutting_down() {
+                            resting.insert(me.socket.id, me);
+                        }
+                        return;
+                    }
                 }
             };
-            if let Err(end) = sent {
-                return end;
+            if let Err(end) = self.deliver(&me.socket, delivery).await {
+                return self.ended(me, end).await;
+            }
+        }
+    }
+
+    /// Counts and acts on why a socket's service ended: `Some` when the
+    /// server ends it.
+    async fn ended(&self, me: Resting<A>, end: Option<DropReason>) {
+        let Some(reason) = end else { return };
+        self.common.tallies.dropped(reason).inc();
+        // socketioxide sends the namespace's disconnect packet through the
+        // same queue, and refuses while it is full; Engine.IO closes a
+        // session whose queue is still full at its next ping. Whichever
+        // comes first ends it: the client then hears `disconnect` and
+        // resumes from its cursor, rather than staying connected to a
+        // namespace that no longer feeds it.
+        loop {
+            match me.socket.clone().disconnect() {
+                Err(SocketError::InternalChannelFull) if me.socket.connected() => {}
+                _ => return,
+            }
+            tokio::select! {
+                _ = self.common.shutdown.started() => return,
+                _ = tokio::time::sleep(QUEUE_FULL_RETRY) => {}
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        socket: &SocketRef<A>,
+        delivery: Delivery,
+    ) -> Result<(), Option<DropReason>> {
+        match delivery {
+            Delivery::Notification(n) => {
+                self.common.tallies.deliveries.inc();
+                self.emit(socket, "notification", n.json()).await
+            }
+            Delivery::Reset { epoch, reason } => {
+                self.common.tallies.resets.inc();
+                self.emit(socket, "reset", &messages::reset(&epoch, reason))
+                    .await
             }
         }
     }
 
     /// Emits `json` as `event`, waiting up to `send_timeout` for room in
     /// the socket's queue. `Err(Some(TooSlow))` when it never came,
-    /// `Err(None)` when the socket is gone.
-    async fn emit<A: Adapter>(
+    /// `Err(None)` when the socket is gone or the server is shutting down.
+    async fn emit(
         &self,
         socket: &SocketRef<A>,
         event: &str,
         json: &Bytes,
-        gone: &CancellationToken,
     ) -> Result<(), Option<DropReason>> {
         let raw: &RawValue = serde_json::from_slice(json).expect("the server's JSON");
-        let deadline = tokio::time::Instant::now() + self.config.send_timeout;
+        let deadline = tokio::time::Instant::now() + self.common.config.send_timeout;
         loop {
             match socket.emit(event, raw) {
                 Ok(()) => return Ok(()),
@@ -186,12 +278,74 @@ impl Notifications {
                         return Err(Some(DropReason::TooSlow));
                     }
                     tokio::select! {
-                        _ = gone.cancelled() => return Err(None),
+                        _ = self.common.shutdown.started() => return Err(None),
                         _ = tokio::time::sleep(QUEUE_FULL_RETRY) => {}
                     }
                 }
                 Err(_) => return Err(None),
             }
+        }
+    }
+
+    /// The feeder: follows the hub from now on and walks the resting
+    /// sockets for each notification. At shutdown it lets them all go.
+    async fn feed(self: Arc<Self>) {
+        let hub = &self.common.hub;
+        let now = Cursor::new(hub.newest_id(), Some(hub.epoch().clone()));
+        let mut feed = hub.subscribe(Some(&now));
+        loop {
+            let delivery = tokio::select! {
+                _ = self.common.shutdown.started() => break,
+                delivery = feed.next() => delivery,
+            };
+            match delivery {
+                Some(Delivery::Notification(n)) => self.walk(&n),
+                // The feed itself lost its place: every socket catches up
+                // from its own subscription.
+                Some(Delivery::Reset { .. }) => self.wake(|_| true),
+                None => break,
+            }
+        }
+        self.resting().clear();
+    }
+
+    /// Emits `n` to every resting socket whose cursor is just before it;
+    /// wakes the ones that are behind it or whose queue is full.
+    fn walk(self: &Arc<Self>, n: &Notification) {
+        let raw: &RawValue = serde_json::from_slice(n.json()).expect("the hub's JSON");
+        let id = n.id();
+        let mut delivered = 0;
+        self.wake(|me| {
+            let cursor = me.subscription.cursor();
+            if cursor >= id {
+                return false;
+            }
+            if cursor + 1 < id {
+                return true;
+            }
+            match me.socket.emit("notification", raw) {
+                Ok(()) => {
+                    me.subscription.skip_to(id);
+                    delivered += 1;
+                    false
+                }
+                // Full: its task waits for room. Closed: its task ends.
+                Err(_) => true,
+            }
+        });
+        self.common.tallies.deliveries.inc_by(delivered);
+    }
+
+    /// Takes every resting socket for which `wake` says so out of the set
+    /// and gives it a task again.
+    fn wake(self: &Arc<Self>, mut wake: impl FnMut(&mut Resting<A>) -> bool) {
+        let woken: Vec<Resting<A>> = self
+            .resting()
+            .extract_if(|_, me| wake(me))
+            .map(|(_, me)| me)
+            .collect();
+        for me in woken {
+            self.common.shutdown.spawn(self.clone().attend(me, false));
         }
     }
 }

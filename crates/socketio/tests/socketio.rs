@@ -5,16 +5,31 @@
 //! unknown `sid`, a malformed cursor, an oversized payload. The official
 //! clients themselves are tested in `web/e2e/socketio.test.mjs`.
 
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use notify_http::DropReason;
 use notify_socketio::{SocketIo, SocketIoConfig};
-use notify_test_support::{PATIENCE, TestServer, eventually};
+use notify_test_support::{
+    Feed, PATIENCE, Subscriber, TestConfig, TestServer, WsClient, assert_exactly_once_in_order,
+    eventually,
+};
+use tokio_tungstenite::tungstenite::Message;
 
 async fn server() -> (TestServer, SocketIo) {
     server_with(SocketIoConfig::default()).await
 }
 
 async fn server_with(config: SocketIoConfig) -> (TestServer, SocketIo) {
+    server_configured(TestConfig::default(), config).await
+}
+
+async fn server_configured(
+    test_config: TestConfig,
+    config: SocketIoConfig,
+) -> (TestServer, SocketIo) {
     let mut handle = None;
-    let server = TestServer::start(|ctx| {
+    let server = TestServer::start_with(test_config, |ctx| {
         let (sio, route) = notify_socketio::standalone(ctx, config);
         handle = Some(sio);
         route
@@ -130,6 +145,24 @@ fn event_payload(packet: &str, event: &str) -> serde_json::Value {
         serde_json::from_str(packet.strip_prefix("42").unwrap()).unwrap();
     assert_eq!(array[0], event, "{packet}");
     array[1].clone()
+}
+
+/// The next text frame of a WebSocket session that starts with `prefix`;
+/// pings answered.
+async fn until(ws: &mut WsClient, prefix: &str) -> String {
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("a frame within the test's patience")
+            .expect("the session stays open")
+            .unwrap();
+        let Message::Text(text) = frame else { continue };
+        if text.as_str() == "2" {
+            ws.send(Message::text("3")).await.unwrap();
+        } else if text.starts_with(prefix) {
+            return text.to_string();
+        }
+    }
 }
 
 #[tokio::test]
@@ -271,9 +304,6 @@ async fn the_demo_refuses_oversized_data_and_broadcasts_the_rest() {
 
 #[tokio::test]
 async fn a_websocket_message_larger_than_one_read_arrives_whole() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-
     let data = "z".repeat(3000);
     assert!(
         SocketIoConfig::default().ws_read_buffer_size < data.len(),
@@ -284,22 +314,6 @@ async fn a_websocket_message_larger_than_one_read_arrives_whole() {
         notify_test_support::ws_connect(&server.ws_url("/socket.io/?EIO=4&transport=websocket"))
             .await
             .unwrap();
-    // The next text frame that starts with `prefix`; pings answered.
-    async fn until(ws: &mut notify_test_support::WsClient, prefix: &str) -> String {
-        loop {
-            let frame = tokio::time::timeout(PATIENCE, ws.next())
-                .await
-                .expect("a frame within the test's patience")
-                .expect("the session stays open")
-                .unwrap();
-            let Message::Text(text) = frame else { continue };
-            if text.as_str() == "2" {
-                ws.send(Message::text("3")).await.unwrap();
-            } else if text.starts_with(prefix) {
-                return text.to_string();
-            }
-        }
-    }
     until(&mut ws, "0").await;
     ws.send(Message::text("40/test,")).await.unwrap();
     until(&mut ws, "40/test,").await;
@@ -453,4 +467,100 @@ async fn the_demo_answers_every_form_of_the_example_page() {
     let id = server.publish("still on /").await.unwrap();
     let n = event_payload(&b.until("42[\"notification\"").await, "notification");
     assert_eq!(n["id"], id);
+}
+
+#[tokio::test]
+async fn sockets_that_join_while_notifications_flow_each_get_every_one_once_in_order() {
+    let (server, sio) = server().await;
+    let epoch = server.hub().epoch().as_str().to_owned();
+    let total = 200u64;
+    // Published over some 400 ms while the sockets join one by one, so
+    // that each one's replay, its first rest and the namespace's walks
+    // over the resting sockets interleave.
+    let publishing = {
+        let hub = server.hub().clone();
+        tokio::spawn(async move {
+            for i in 1..=total {
+                hub.publish(&format!("n{i}")).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let mut feeds = Vec::new();
+    for _ in 0..12 {
+        feeds.push(
+            Feed::open(&server, Subscriber::SocketIo, Some((0, &epoch)))
+                .await
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    publishing.await.unwrap();
+    for feed in &mut feeds {
+        let ids = feed.notification_ids(total as usize).await.unwrap();
+        assert_exactly_once_in_order(&ids, 1..=total);
+    }
+    assert_eq!(sio.tallies().deliveries.get(), total * 12);
+    assert_eq!(sio.tallies().resets.get(), 0);
+}
+
+#[tokio::test]
+async fn a_socket_that_stops_reading_is_dropped_as_too_slow_and_resumes_without_loss() {
+    let mut test_config = TestConfig::default();
+    test_config.hub.max_text_bytes = 64 * 1024;
+    let config = SocketIoConfig {
+        send_timeout: Duration::from_millis(300),
+        max_buffer_size: 8,
+        ..SocketIoConfig::default()
+    };
+    let (server, sio) = server_configured(test_config, config).await;
+    let epoch = server.hub().epoch().as_str().to_owned();
+    let mut ws =
+        notify_test_support::ws_connect(&server.ws_url("/socket.io/?EIO=4&transport=websocket"))
+            .await
+            .unwrap();
+    until(&mut ws, "0").await;
+    ws.send(Message::text("40")).await.unwrap();
+    until(&mut ws, "40").await;
+    until(&mut ws, r#"42["hello""#).await;
+    // The client reads nothing more: 300 notifications of 60 KB are far
+    // more than the sockets' buffers and the socket's queue of 8 take.
+    let text = "y".repeat(60_000);
+    let total = 300u64;
+    for _ in 0..total {
+        server.hub().publish(&text).await.unwrap();
+    }
+    eventually("the slow socket is dropped", || {
+        sio.tallies().dropped(DropReason::TooSlow).get() == 1
+    })
+    .await;
+    // What reached the client before the drop, then the rest from its
+    // cursor on a new connection: each once, in order.
+    let mut ids = Vec::new();
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("the session ends within the test's patience");
+        let Some(Ok(Message::Text(packet))) = frame else {
+            break;
+        };
+        if packet.starts_with(r#"42["notification""#) {
+            let notification = event_payload(&packet, "notification");
+            assert_eq!(notification["text"], text.as_str());
+            ids.push(notification["id"].as_u64().unwrap());
+        } else if packet.as_str() == "41" {
+            break;
+        }
+    }
+    assert!((ids.len() as u64) < total, "the drop came before the end");
+    let after = ids.last().copied().unwrap_or(0);
+    let mut feed = Feed::open(&server, Subscriber::SocketIo, Some((after, &epoch)))
+        .await
+        .unwrap();
+    ids.extend(
+        feed.notification_ids((total - after) as usize)
+            .await
+            .unwrap(),
+    );
+    assert_exactly_once_in_order(&ids, 1..=total);
 }

@@ -154,7 +154,11 @@ export class SocketIoClient {
     socket.on("notification", (notification) => this.cursor.onNotification(notification, this.onEvent));
     socket.on("disconnect", (reason) => {
       if (this.socket !== socket) return;
-      this.onEvent({ type: "status", state: "error", text: `disconnected (${reason}); the library reconnects` });
+      // The server ends a socket itself only when it was too slow to keep
+      // up; the library does not reconnect after that on its own, so this
+      // client does, and its `auth` resumes from the cursor.
+      if (reason === "io server disconnect") socket.connect();
+      this.onEvent({ type: "status", state: "error", text: `disconnected (${reason}); reconnecting` });
     });
     socket.on("connect_error", (error) => {
       this.onEvent({ type: "status", state: "error", text: `cannot connect (${error.message}); retrying` });
