@@ -154,7 +154,7 @@ async fn until(ws: &mut WsClient, prefix: &str) -> String {
         let frame = tokio::time::timeout(PATIENCE, ws.next())
             .await
             .expect("a frame within the test's patience")
-            .expect("the session stays open")
+            .unwrap_or_else(|| panic!("the session stays open (waiting for {prefix})"))
             .unwrap();
         let Message::Text(text) = frame else { continue };
         if text.as_str() == "2" {
@@ -563,4 +563,117 @@ async fn a_socket_that_stops_reading_is_dropped_as_too_slow_and_resumes_without_
             .unwrap(),
     );
     assert_exactly_once_in_order(&ids, 1..=total);
+}
+
+#[tokio::test]
+async fn a_websocket_session_is_kept_while_it_answers_the_heartbeat_and_closed_when_it_stops() {
+    let config = SocketIoConfig {
+        ping_interval: Duration::from_millis(500),
+        ping_timeout: Duration::from_millis(500),
+        ..SocketIoConfig::default()
+    };
+    let (server, _) = server_with(config).await;
+    let open = |eio: u8| {
+        let url = server.ws_url(&format!("/socket.io/?EIO={eio}&transport=websocket"));
+        async move { notify_test_support::ws_connect(&url).await.unwrap() }
+    };
+    // Protocol 4: the server pings at once, then every 500 ms.
+    let mut answering = open(4).await;
+    let mut silent = open(4).await;
+    // Protocol 3: the client pings, the server answers.
+    let mut pinging = open(3).await;
+    let mut quiet = open(3).await;
+    for ws in [&mut answering, &mut silent, &mut pinging, &mut quiet] {
+        until(ws, "0").await;
+    }
+    // Over two seconds, several pings answered on one session, none on the
+    // other; the protocol 3 client pings every 200 ms and gets each pong.
+    let mut pings = 0;
+    let mut pongs = 0;
+    let until_then = tokio::time::Instant::now() + Duration::from_millis(2000);
+    let mut every = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until_then) => break,
+            _ = every.tick() => pinging.send(Message::text("2")).await.unwrap(),
+            frame = answering.next() => {
+                if frame.unwrap().unwrap() == Message::text("2") {
+                    pings += 1;
+                    answering.send(Message::text("3")).await.unwrap();
+                }
+            }
+            frame = pinging.next() => {
+                if frame.unwrap().unwrap() == Message::text("3") {
+                    pongs += 1;
+                }
+            }
+        }
+    }
+    assert!(pings >= 3, "pinged every 500 ms: {pings}");
+    assert!(pongs >= 8, "answered every ping: {pongs}");
+    // The answering sessions are still served (joined at once, before
+    // their next heartbeat is due).
+    answering.send(Message::text("40")).await.unwrap();
+    until(&mut answering, "40").await;
+    pinging.send(Message::text("2")).await.unwrap();
+    until(&mut pinging, "3").await;
+    // The silent ones were closed meanwhile: one ping and no more for
+    // protocol 4, nothing for protocol 3.
+    assert_eq!(pings_until_closed(&mut silent).await, 1);
+    assert_eq!(pings_until_closed(&mut quiet).await, 0);
+}
+
+/// The pings a session is sent until the server closes it.
+async fn pings_until_closed(ws: &mut WsClient) -> usize {
+    let mut seen = 0;
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("the session ends within the test's patience");
+        match frame {
+            Some(Ok(Message::Text(text))) if text.as_str() == "2" => seen += 1,
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return seen,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_session_upgraded_from_polling_keeps_its_heartbeat_over_websocket() {
+    let config = SocketIoConfig {
+        ping_interval: Duration::from_millis(500),
+        ping_timeout: Duration::from_millis(500),
+        ..SocketIoConfig::default()
+    };
+    let (server, _) = server_with(config).await;
+    // Opened on polling (whose first ping is answered there), then
+    // upgraded: the probe, then `5`.
+    let upgraded = || async {
+        let (mut polling, _) = Polling::open(&server, 4).await;
+        polling.until("2").await;
+        assert_eq!(polling.send("3").await.0, 200);
+        let url = server.ws_url(&format!(
+            "/socket.io/?EIO=4&transport=websocket&sid={}",
+            polling.sid
+        ));
+        let mut ws = notify_test_support::ws_connect(&url).await.unwrap();
+        ws.send(Message::text("2probe")).await.unwrap();
+        until(&mut ws, "3probe").await;
+        ws.send(Message::text("5")).await.unwrap();
+        ws
+    };
+    let mut answering = upgraded().await;
+    let mut silent = upgraded().await;
+    let mut pings = 0;
+    let until_then = tokio::time::Instant::now() + Duration::from_millis(2000);
+    while let Ok(frame) = tokio::time::timeout_at(until_then, answering.next()).await {
+        if frame.unwrap().unwrap() == Message::text("2") {
+            pings += 1;
+            answering.send(Message::text("3")).await.unwrap();
+        }
+    }
+    assert!(pings >= 3, "pinged over WebSocket every 500 ms: {pings}");
+    answering.send(Message::text("40")).await.unwrap();
+    until(&mut answering, "40").await;
+    assert_eq!(pings_until_closed(&mut silent).await, 1);
 }

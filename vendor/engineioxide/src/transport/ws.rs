@@ -5,14 +5,14 @@
 //! and to handle upgrade from polling to ws
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use futures_util::{
-    SinkExt, StreamExt, TryStreamExt,
-    stream::{SplitSink, SplitStream},
-};
+use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
 use smallvec::smallvec;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -23,7 +23,7 @@ use tokio_tungstenite::{
 };
 use tokio_util::future::FutureExt as _;
 
-use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
+use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
@@ -56,8 +56,11 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
     sid: Option<Sid>,
     req: Request<R>,
 ) -> Result<Response<ResponseBody<B>>, Error> {
-    let (parts, body) = req.into_parts();
-    let req = Request::from_parts(parts.clone(), body);
+    let mut req = req;
+    // The upgrade is taken out of the request, which is then kept whole
+    // (its head goes to the session) rather than copied.
+    let upgrade = hyper::upgrade::on(&mut req);
+    let (parts, _) = req.into_parts();
 
     let ws_key = parts
         .headers
@@ -66,12 +69,10 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         .clone();
 
     tokio::spawn(async move {
-        let conn = hyper::upgrade::on(req)
-            .await
-            .map(hyper_util::rt::TokioIo::new);
+        let conn = upgrade.await.map(hyper_util::rt::TokioIo::new);
 
         let res = match conn {
-            Ok(conn) => on_init(engine.clone(), conn, protocol, sid, parts).await,
+            Ok(conn) => handshake(engine.clone(), conn, protocol, sid, parts).await,
             Err(_e) => {
                 #[cfg(feature = "tracing")]
                 tracing::debug!("ws upgrade error: {}", _e);
@@ -80,9 +81,10 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         };
 
         match res {
-            Ok(_) => {
-                #[cfg(feature = "tracing")]
-                tracing::debug!(?sid, "ws closed")
+            // The session gets a task of its own, sized for the session
+            // alone: this one, which held the upgrade, ends here.
+            Ok(session) => {
+                tokio::spawn(run(engine, session));
             }
             Err(Error::MultipleWebsocketRequests) => {}
             Err(_e) => {
@@ -103,10 +105,6 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
 /// Sends an open packet if it is not an upgrade from a polling request
 ///
 /// Read packets from the websocket and handle them, it will block until the connection is closed
-#[cfg_attr(
-    feature = "tracing",
-    tracing::instrument(level = "trace", name = "init_websocket", skip(engine, conn, req_data))
-)]
 pub async fn on_init<H: EngineIoHandler, S>(
     engine: Arc<EngineIo<H>>,
     conn: S,
@@ -117,16 +115,45 @@ pub async fn on_init<H: EngineIoHandler, S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let session = handshake(engine.clone(), conn, protocol, sid, req_data).await?;
+    run(engine, session).await;
+    Ok(())
+}
+
+/// A WebSocket session whose handshake is done.
+struct Session<D: Default + Send + Sync + 'static, S> {
+    socket: Arc<Socket<D>>,
+    ws: WebSocketStream<S>,
+    /// The heartbeat, which this session's task keeps.
+    heartbeat: Heartbeat,
+}
+
+/// Opens the session, or takes over a polling one: the open packet, or
+/// the upgrade's probe and `5`.
+#[cfg_attr(
+    feature = "tracing",
+    tracing::instrument(level = "trace", name = "init_websocket", skip(engine, conn, req_data))
+)]
+async fn handshake<H: EngineIoHandler, S>(
+    engine: Arc<EngineIo<H>>,
+    conn: S,
+    protocol: ProtocolVersion,
+    sid: Option<Sid>,
+    req_data: Parts,
+) -> Result<Session<H::Data, S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(engine.config.ws_read_buffer_size)
         .max_message_size(Some(engine.config.ws_max_message_size))
         .max_frame_size(Some(engine.config.ws_max_frame_size));
 
     let ws_init = move || WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config));
-    let (socket, ws) = if let Some(sid) = sid {
+    if let Some(sid) = sid {
         match engine.get_socket(sid) {
-            None => return Err(Error::UnknownSessionID(sid)),
-            Some(socket) if socket.is_ws() => return Err(Error::MultipleWebsocketRequests),
+            None => Err(Error::UnknownSessionID(sid)),
+            Some(socket) if socket.is_ws() => Err(Error::MultipleWebsocketRequests),
             Some(socket) => {
                 let mut ws = ws_init().await;
 
@@ -148,7 +175,19 @@ where
                         return Err(Error::Upgrade);
                     }
                 }
-                (socket, ws)
+                // The session's own task keeps the heartbeat from here on,
+                // beginning with a ping.
+                socket.stop_heartbeat();
+                let heartbeat = Heartbeat::new(
+                    socket.protocol,
+                    engine.config.ping_interval,
+                    engine.config.ping_timeout,
+                );
+                Ok(Session {
+                    socket,
+                    ws,
+                    heartbeat,
+                })
             }
         }
     } else {
@@ -159,21 +198,105 @@ where
 
         let mut ws = ws_init().await;
         init_handshake(socket.id, &mut ws, &engine.config).await?;
-        socket
-            .clone()
-            .spawn_heartbeat(engine.config.ping_interval, engine.config.ping_timeout);
-        (socket, ws)
-    };
-    let (tx, rx) = ws.split();
+        let heartbeat = Heartbeat::new(
+            socket.protocol,
+            engine.config.ping_interval,
+            engine.config.ping_timeout,
+        );
+        Ok(Session {
+            socket,
+            ws,
+            heartbeat,
+        })
+    }
+}
 
-    // Pipe between websocket and internal socket channel.
-    tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
+/// What ended a turn of the session's loop.
+enum Turn {
+    /// The session was closed (by the server, or by the close below).
+    Closed,
+    /// The volatile slot changed.
+    Volatile,
+    /// The heartbeat's timer fired.
+    Beat,
+    /// The connection ended: the client closed it, or it failed.
+    Ended(Result<(), Error>),
+}
 
-    // pipe between internal socket channel and websocket
-    match forward_to_handler(&engine, rx, &socket)
+/// The session, in one task: what the client sends goes to the handler,
+/// the session's queue goes to the client, flushed once the queue is
+/// drained, and the heartbeat runs on one timer.
+async fn run<H: EngineIoHandler, S>(engine: Arc<EngineIo<H>>, session: Session<H::Data, S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Session {
+        socket,
+        mut ws,
+        mut heartbeat,
+    } = session;
+    // A polling request that was in progress during the upgrade may still hold the lock.
+    let lock = socket.internal_rx.lock();
+    let Some(mut internal_rx) = lock
         .with_cancellation_token(&socket.cancellation_token)
         .await
-    {
+    else {
+        #[cfg(feature = "tracing")]
+        tracing::debug!(sid = %socket.id, "session closed before starting the ws writer");
+        return;
+    };
+    let InternalRx {
+        buffered_rx,
+        volatile_rx,
+        ..
+    } = &mut *internal_rx;
+
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(heartbeat.deadline));
+    // Whether something was written and not yet flushed.
+    let mut unflushed = false;
+    let ended = loop {
+        let turn = tokio::select! {
+            biased;
+            _ = socket.cancellation_token.cancelled() => Turn::Closed,
+            Ok(()) = volatile_rx.changed() => Turn::Volatile,
+            _ = &mut timer => Turn::Beat,
+            end = std::future::poll_fn(|cx| {
+                poll_connection(cx, &engine, &socket, &mut ws, &mut *buffered_rx, &mut heartbeat, &mut unflushed)
+            }) => Turn::Ended(end),
+        };
+        match turn {
+            Turn::Closed => break None,
+            Turn::Ended(end) => break Some(end),
+            Turn::Volatile => {
+                let packets = volatile_rx.borrow_and_update().clone();
+                if let Some(packets) = packets {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
+                    for packet in packets {
+                        if let Some(msg) = to_message(socket.protocol, packet) {
+                            if let Err(_e) = ws.feed(msg).await {
+                                #[cfg(feature = "tracing")]
+                                tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+                            }
+                        }
+                    }
+                    unflushed = true;
+                }
+            }
+            Turn::Beat => {
+                match heartbeat.on_timer(&socket) {
+                    Ok(()) => timer.as_mut().reset(heartbeat.deadline),
+                    Err(_e) => {
+                        #[cfg(feature = "tracing")]
+                        tracing::debug!(id = ?socket.id, "heartbeat error: {_e}");
+                        socket.close(DisconnectReason::HeartbeatTimeout);
+                    }
+                }
+            }
+        }
+    };
+
+    match ended {
         Some(Err(ref e)) => {
             let reason =
                 Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
@@ -192,163 +315,239 @@ where
             tracing::debug!(sid = %socket.id, "socket is closing");
         }
     }
-    Ok(())
-}
-
-/// Forwards all packets received from a websocket to a EngineIo [`Socket`]
-async fn forward_to_handler<H: EngineIoHandler, S>(
-    engine: &Arc<EngineIo<H>>,
-    mut rx: SplitStream<WebSocketStream<S>>,
-    socket: &Arc<Socket<H::Data>>,
-) -> Result<(), Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    while let Some(msg) = rx.try_next().await? {
-        match msg {
-            Message::Text(msg) => match Packet::parse(socket.protocol, ws_bytes_to_str(msg))? {
-                Packet::Close => {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!("[sid={}] closing session", socket.id);
-                    engine.close_session(socket.id, DisconnectReason::TransportClose);
-                    break;
-                }
-                Packet::Pong | Packet::Ping => {
-                    // A full channel means that the client is already known to be alive.
-                    socket.heartbeat_tx.try_send(()).ok();
-                    Ok::<(), Error>(())
-                }
-                Packet::Message(msg) => {
-                    engine.handler.on_message(msg, socket.clone());
-                    Ok(())
-                }
-                p => return Err(Error::BadPacket(p)),
-            },
-            Message::Binary(mut data) => {
-                if socket.protocol == ProtocolVersion::V3 && !data.is_empty() {
-                    // The first byte is the message type, which we don't need.
-                    data = data.split_off(1);
-                }
-                engine.handler.on_binary(data, socket.clone());
-                Ok(())
-            }
-            Message::Close(_) => {
-                #[cfg(feature = "tracing")]
-                tracing::debug!("websocket closed, closing session");
-                engine.close_session(socket.id, DisconnectReason::TransportClose);
-                break;
-            }
-            _ => {
-                #[cfg(feature = "tracing")]
-                tracing::debug!(sid = ?socket.id, "unexpected ws message");
-                Ok(())
-            }
-        }?
-    }
-    Ok(())
-}
-
-/// Forwards all packets waiting to be sent to the websocket
-///
-/// The websocket stream is flushed only when the internal channel is drained
-async fn forward_to_socket<H: EngineIoHandler, S>(
-    socket: Arc<Socket<H::Data>>,
-    mut tx: SplitSink<WebSocketStream<S>, Message>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    // A polling request that was in progress during the upgrade may still hold the lock.
-    let lock = socket.internal_rx.lock();
-    let Some(mut internal_rx) = lock
-        .with_cancellation_token(&socket.cancellation_token)
-        .await
-    else {
-        #[cfg(feature = "tracing")]
-        tracing::debug!(sid = %socket.id, "session closed before starting the ws writer");
-        return;
-    };
-    let InternalRx {
-        buffered_rx,
-        volatile_rx,
-        ..
-    } = &mut *internal_rx;
-
-    // map a packet to a websocket message
-    // It is declared as a macro rather than a closure to avoid ownership issues
-    macro_rules! map_fn {
-            ($item:ident) => {
-                let res = match $item {
-                    Packet::Binary(bin) | Packet::BinaryV3(bin) => {
-                        if socket.protocol == ProtocolVersion::V3 {
-                            // v3 protocol requires packet type as the first byte.
-                            // This requires a new buffer. This is OK as it is only for the V3 protocol.
-                            let mut buff = Vec::with_capacity(bin.len() + 1);
-                            buff.push(0x04);
-                            buff.extend(bin);
-                            tx.feed(Message::Binary(buff.into())).await
-                        } else {
-                            tx.feed(Message::Binary(bin)).await
-                        }
-                    }
-                    // A Noop Packet maybe sent by the server to upgrade from a polling connection
-                    // In the case that the packet was not poll in time it will remain in the buffer and therefore
-                    // it should be discarded here
-                    Packet::Noop => Ok(()),
-                    _ => {
-                        let packet: String = $item.try_into().unwrap();
-                        tx.feed(Message::Text(packet.into())).await
-                    }
-                };
-                if let Err(_e) = res {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
-                }
-            };
-        }
-
-    // Forward buffered packets until the channel is closed or the session is cancelled.
-    loop {
-        tokio::select! {
-            biased;
-            items = buffered_rx.recv() => {
-                match items {
-                    Some(packets) => {
-                        for item in packets {
-                            map_fn!(item);
-                        }
-                        while let Ok(packets) = buffered_rx.try_recv() {
-                            for item in packets {
-                                map_fn!(item);
-                            }
-                        }
-                    }
-                    None => break
-                }
-            }
-            _ = socket.cancellation_token.cancelled() => break,
-            Ok(()) = volatile_rx.changed() => {
-                let val = volatile_rx.borrow_and_update().clone();
-                if let Some(packets) = val {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                    for item in packets {
-                        map_fn!(item);
-                    }
-                }
-            },
-        }
-
-        #[cfg(feature = "tracing")]
-        tracing::trace!(sid = %socket.id, "ws flush");
-        tx.flush().await.ok();
-    }
 
     #[cfg(feature = "tracing")]
     tracing::trace!(sid = %socket.id, "ws closing flush");
 
-    tx.flush().await.ok();
-    tx.close().await.ok();
+    ws.flush().await.ok();
+    ws.close(None).await.ok();
 }
+
+/// Reads what the client sent and hands it on, then writes what the
+/// session's queue holds while the socket takes it, and flushes. Ready only
+/// when the connection has ended.
+fn poll_connection<H: EngineIoHandler, S>(
+    cx: &mut Context<'_>,
+    engine: &Arc<EngineIo<H>>,
+    socket: &Arc<Socket<H::Data>>,
+    ws: &mut WebSocketStream<S>,
+    buffered_rx: &mut mpsc::Receiver<PacketBuf>,
+    heartbeat: &mut Heartbeat,
+    unflushed: &mut bool,
+) -> Poll<Result<(), Error>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    loop {
+        match ws.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(msg))) => match on_message(engine, socket, msg, heartbeat) {
+                Ok(true) => {}
+                Ok(false) => return Poll::Ready(Ok(())),
+                Err(e) => return Poll::Ready(Err(e)),
+            },
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e.into())),
+            Poll::Ready(None) => return Poll::Ready(Ok(())),
+            Poll::Pending => break,
+        }
+    }
+    loop {
+        match ws.poll_ready_unpin(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+            Poll::Pending => break,
+        }
+        match buffered_rx.poll_recv(cx) {
+            Poll::Ready(Some(packets)) => {
+                for packet in packets {
+                    let Some(msg) = to_message(socket.protocol, packet) else {
+                        continue;
+                    };
+                    if let Err(_e) = ws.start_send_unpin(msg) {
+                        #[cfg(feature = "tracing")]
+                        tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+                    }
+                    *unflushed = true;
+                }
+            }
+            // The session is closing: its close is on the way.
+            Poll::Ready(None) | Poll::Pending => break,
+        }
+    }
+    if *unflushed {
+        #[cfg(feature = "tracing")]
+        tracing::trace!(sid = %socket.id, "ws flush");
+        match ws.poll_flush_unpin(cx) {
+            Poll::Ready(Ok(())) => *unflushed = false,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+            Poll::Pending => {}
+        }
+    }
+    Poll::Pending
+}
+
+/// Hands one message from the client on: `Ok(false)` when it ends the
+/// session.
+fn on_message<H: EngineIoHandler>(
+    engine: &Arc<EngineIo<H>>,
+    socket: &Arc<Socket<H::Data>>,
+    msg: Message,
+    heartbeat: &mut Heartbeat,
+) -> Result<bool, Error> {
+    match msg {
+        Message::Text(msg) => match Packet::parse(socket.protocol, ws_bytes_to_str(msg))? {
+            Packet::Close => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!("[sid={}] closing session", socket.id);
+                engine.close_session(socket.id, DisconnectReason::TransportClose);
+                Ok(false)
+            }
+            Packet::Pong | Packet::Ping => {
+                heartbeat.on_packet(socket)?;
+                Ok(true)
+            }
+            Packet::Message(msg) => {
+                engine.handler.on_message(msg, socket.clone());
+                Ok(true)
+            }
+            p => Err(Error::BadPacket(p)),
+        },
+        Message::Binary(mut data) => {
+            if socket.protocol == ProtocolVersion::V3 && !data.is_empty() {
+                // The first byte is the message type, which we don't need.
+                data = data.split_off(1);
+            }
+            engine.handler.on_binary(data, socket.clone());
+            Ok(true)
+        }
+        Message::Close(_) => {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("websocket closed, closing session");
+            engine.close_session(socket.id, DisconnectReason::TransportClose);
+            Ok(false)
+        }
+        _ => {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(sid = ?socket.id, "unexpected ws message");
+            Ok(true)
+        }
+    }
+}
+
+/// A packet as the WebSocket message that carries it; none for a Noop.
+fn to_message(protocol: ProtocolVersion, packet: Packet) -> Option<Message> {
+    match packet {
+        Packet::Binary(bin) | Packet::BinaryV3(bin) => {
+            if protocol == ProtocolVersion::V3 {
+                // v3 protocol requires packet type as the first byte.
+                // This requires a new buffer. This is OK as it is only for the V3 protocol.
+                let mut buff = Vec::with_capacity(bin.len() + 1);
+                buff.push(0x04);
+                buff.extend(bin);
+                Some(Message::Binary(buff.into()))
+            } else {
+                Some(Message::Binary(bin))
+            }
+        }
+        // A Noop Packet maybe sent by the server to upgrade from a polling connection
+        // In the case that the packet was not poll in time it will remain in the buffer and therefore
+        // it should be discarded here
+        Packet::Noop => None,
+        packet => {
+            let packet: String = packet.into();
+            Some(Message::Text(packet.into()))
+        }
+    }
+}
+
+/// The heartbeat of a WebSocket session, kept by the session's own task on
+/// one timer: the rules of [`Socket`]'s heartbeat task, which a session on
+/// polling has, and hands over when it upgrades.
+///
+/// Protocol 4: the server pings at once and then every `interval`, and the
+/// client must answer each ping within `timeout`. Protocol 3: the client
+/// pings, the server answers, and a client silent for `interval +
+/// timeout` is gone.
+struct Heartbeat {
+    protocol: ProtocolVersion,
+    interval: Duration,
+    timeout: Duration,
+    /// When the timer should fire next.
+    deadline: tokio::time::Instant,
+    /// Protocol 4: when the last ping was due, while its pong is awaited.
+    awaiting: Option<tokio::time::Instant>,
+}
+
+impl Heartbeat {
+    fn new(protocol: ProtocolVersion, interval: Duration, timeout: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        let deadline = match protocol {
+            ProtocolVersion::V4 => now,
+            ProtocolVersion::V3 => now + interval + timeout,
+        };
+        Heartbeat {
+            protocol,
+            interval,
+            timeout,
+            deadline,
+            awaiting: None,
+        }
+    }
+
+    /// The timer fired: ping (protocol 4), or the client was too quiet.
+    fn on_timer<D: Default + Send + Sync + 'static>(
+        &mut self,
+        socket: &Socket<D>,
+    ) -> Result<(), Error> {
+        let now = tokio::time::Instant::now();
+        if now < self.deadline {
+            // The deadline moved later since the timer was set.
+            return Ok(());
+        }
+        match (self.protocol, self.awaiting) {
+            (ProtocolVersion::V4, None) => {
+                #[cfg(feature = "tracing")]
+                tracing::trace!(sid = ?socket.id, "emitting ping");
+                socket
+                    .internal_tx
+                    .try_send(smallvec![Packet::Ping])
+                    .map_err(|_| Error::HeartbeatTimeout)?;
+                self.awaiting = Some(self.deadline);
+                self.deadline = now + self.timeout;
+                Ok(())
+            }
+            _ => Err(Error::HeartbeatTimeout),
+        }
+    }
+
+    /// A ping or pong came from the client.
+    fn on_packet<D: Default + Send + Sync + 'static>(
+        &mut self,
+        socket: &Socket<D>,
+    ) -> Result<(), Error> {
+        match self.protocol {
+            ProtocolVersion::V4 => {
+                // A pong before any ping was asked for changes nothing.
+                if let Some(due) = self.awaiting.take() {
+                    #[cfg(feature = "tracing")]
+                    tracing::trace!(sid = ?socket.id, "pong received");
+                    self.deadline = due + self.interval;
+                }
+                Ok(())
+            }
+            ProtocolVersion::V3 => {
+                #[cfg(feature = "tracing")]
+                tracing::trace!(sid = ?socket.id, "ping received, sending pong");
+                socket
+                    .internal_tx
+                    .try_send(smallvec![Packet::Pong])
+                    .map_err(|_| Error::HeartbeatTimeout)?;
+                self.deadline = tokio::time::Instant::now() + self.interval + self.timeout;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Send a Engine.IO [`OpenPacket`] to initiate a websocket connection
 async fn init_handshake<S>(
     sid: Sid,
@@ -465,86 +664,4 @@ where
 fn ws_bytes_to_str(bytes: tungstenite::Utf8Bytes) -> Str {
     // SAFETY: the bytes are guaranteed to be valid UTF-8 by the tungstenite parser
     unsafe { Str::from_bytes_unchecked(bytes.into()) }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use bytes::Bytes;
-    use futures_util::StreamExt;
-    use http::Request;
-    use tokio::io::DuplexStream;
-
-    use super::*;
-
-    const TIMEOUT: Duration = Duration::from_secs(1);
-
-    #[derive(Debug)]
-    struct StubHandler;
-    impl EngineIoHandler for StubHandler {
-        type Data = ();
-        fn on_connect(self: Arc<Self>, _: Arc<Socket<()>>) {}
-        fn on_disconnect(&self, _: Arc<Socket<()>>, _: DisconnectReason) {}
-        fn on_message(self: &Arc<Self>, _: Str, _: Arc<Socket<()>>) {}
-        fn on_binary(self: &Arc<Self>, _: Bytes, _: Arc<Socket<()>>) {}
-    }
-
-    fn socket() -> Arc<Socket<()>> {
-        Arc::new(Socket::new(
-            ProtocolVersion::V4,
-            TransportType::Websocket,
-            &EngineIoConfig::default(),
-            Request::<()>::default().into_parts().0,
-            Box::new(|_, _| ()),
-            false,
-        ))
-    }
-
-    async fn ws_pair() -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
-        let (server, client) = tokio::io::duplex(1024);
-        (
-            WebSocketStream::from_raw_socket(server, Role::Server, None).await,
-            WebSocketStream::from_raw_socket(client, Role::Client, None).await,
-        )
-    }
-
-    /// A polling request can still hold the lock at the end of an upgrade.
-    #[tokio::test]
-    async fn writer_waits_for_the_lock_of_a_polling_request() {
-        let socket = socket();
-        let (server, mut client) = ws_pair().await;
-        let (tx, _rx) = server.split();
-
-        let polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket::<StubHandler, _>(socket.clone(), tx));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!writer.is_finished(), "the writer should wait for the lock");
-
-        drop(polling);
-        socket.emit(Str::from("hello")).unwrap();
-        let msg = tokio::time::timeout(TIMEOUT, client.next())
-            .await
-            .expect("the writer should send the packet")
-            .unwrap()
-            .unwrap();
-        assert_eq!(msg, Message::text("4hello"));
-    }
-
-    #[tokio::test]
-    async fn writer_waiting_for_the_lock_stops_with_the_session() {
-        let socket = socket();
-        let (server, _client) = ws_pair().await;
-        let (tx, _rx) = server.split();
-
-        let _polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket::<StubHandler, _>(socket.clone(), tx));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-
-        socket.cancellation_token.cancel();
-        tokio::time::timeout(TIMEOUT, writer)
-            .await
-            .expect("the writer should stop")
-            .unwrap();
-    }
 }
