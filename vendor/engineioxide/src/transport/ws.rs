@@ -215,7 +215,7 @@ where
 enum Turn {
     /// The session was closed (by the server, or by the close below).
     Closed,
-    /// The volatile slot changed.
+    /// Volatile packets are waiting.
     Volatile,
     /// The heartbeat's timer fired.
     Beat,
@@ -245,11 +245,7 @@ where
         tracing::debug!(sid = %socket.id, "session closed before starting the ws writer");
         return;
     };
-    let InternalRx {
-        buffered_rx,
-        volatile_rx,
-        ..
-    } = &mut *internal_rx;
+    let InternalRx { buffered_rx, .. } = &mut *internal_rx;
 
     let mut timer = std::pin::pin!(tokio::time::sleep_until(heartbeat.deadline));
     // Whether something was written and not yet flushed.
@@ -258,7 +254,7 @@ where
         let turn = tokio::select! {
             biased;
             _ = socket.cancellation_token.cancelled() => Turn::Closed,
-            Ok(()) = volatile_rx.changed() => Turn::Volatile,
+            _ = socket.volatile.ready.notified() => Turn::Volatile,
             _ = &mut timer => Turn::Beat,
             end = std::future::poll_fn(|cx| {
                 poll_connection(cx, &engine, &socket, &mut ws, &mut *buffered_rx, &mut heartbeat, &mut unflushed)
@@ -268,8 +264,7 @@ where
             Turn::Closed => break None,
             Turn::Ended(end) => break Some(end),
             Turn::Volatile => {
-                let packets = volatile_rx.borrow_and_update().clone();
-                if let Some(packets) = packets {
+                if let Some(packets) = socket.volatile.take() {
                     #[cfg(feature = "tracing")]
                     tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
                     for packet in packets {
