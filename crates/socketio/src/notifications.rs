@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use engineioxide::{DisconnectReason as EngineReason, SessionHandle};
 use notify_http::{DropReason, GaugeGuard, Query, Shutdown, Tallies, messages};
 use notify_hub::{Cursor, Delivery, Epoch, Hub, Notification, Subscription};
 use serde::Deserialize;
@@ -142,6 +143,9 @@ impl Notifications {
 /// A socket with nothing to wait for: caught up, its task ended.
 struct Resting<A: Adapter> {
     socket: SocketRef<A>,
+    /// Its Engine.IO session, to close when the socket is too slow; `None`
+    /// only if Engine.IO gave none.
+    session: Option<SessionHandle>,
     /// Taken before the socket joined; its cursor is the last id the
     /// socket was given, whoever gave it.
     subscription: Subscription,
@@ -174,8 +178,14 @@ impl<A: Adapter> Namespace<A> {
             }
             std::future::ready(())
         });
+        let session = socket
+            .req_parts()
+            .extensions
+            .get::<SessionHandle>()
+            .cloned();
         let me = Resting {
             socket,
+            session,
             subscription,
             _open: self.common.tallies.open.track(),
         };
@@ -219,24 +229,19 @@ impl<A: Adapter> Namespace<A> {
     }
 
     /// Counts and acts on why a socket's service ended: `Some` when the
-    /// server ends it.
+    /// server ends it. A socket too slow to take its notifications has its
+    /// Engine.IO session closed: the client sees its transport close,
+    /// reconnects as it always does, and resumes from its cursor. (A
+    /// namespace disconnect would have to queue its packet behind the ones
+    /// the client is not reading, and the official client does not
+    /// reconnect after one on its own.)
     async fn ended(&self, me: Resting<A>, end: Option<DropReason>) {
         let Some(reason) = end else { return };
         self.common.tallies.dropped(reason).inc();
-        // socketioxide sends the namespace's disconnect packet through the
-        // same queue, and refuses while it is full; Engine.IO closes a
-        // session whose queue is still full at its next ping. Whichever
-        // comes first ends it: the client then hears `disconnect` and
-        // resumes from its cursor, rather than staying connected to a
-        // namespace that no longer feeds it.
-        loop {
-            match me.socket.clone().disconnect() {
-                Err(SocketError::InternalChannelFull) if me.socket.connected() => {}
-                _ => return,
-            }
-            tokio::select! {
-                _ = self.common.shutdown.started() => return,
-                _ = tokio::time::sleep(QUEUE_FULL_RETRY) => {}
+        match &me.session {
+            Some(session) => session.close(EngineReason::TransportError),
+            None => {
+                let _ = me.socket.disconnect();
             }
         }
     }
@@ -288,50 +293,78 @@ impl<A: Adapter> Namespace<A> {
     }
 
     /// The feeder: follows the hub from now on and walks the resting
-    /// sockets for each notification. At shutdown it lets them all go.
+    /// sockets with what it brings: everything that is ready at once, up
+    /// to [`GATHER`] notifications, so that in a burst a socket's task is
+    /// woken once for several and writes them in one go. At shutdown it
+    /// lets every socket go.
     async fn feed(self: Arc<Self>) {
         let hub = &self.common.hub;
         let now = Cursor::new(hub.newest_id(), Some(hub.epoch().clone()));
         let mut feed = hub.subscribe(Some(&now));
+        let mut gathered = Vec::with_capacity(GATHER);
         loop {
-            let delivery = tokio::select! {
+            let first = tokio::select! {
                 _ = self.common.shutdown.started() => break,
                 delivery = feed.next() => delivery,
             };
-            match delivery {
-                Some(Delivery::Notification(n)) => self.walk(&n),
-                // The feed itself lost its place: every socket catches up
-                // from its own subscription.
-                Some(Delivery::Reset { .. }) => self.wake(|_| true),
-                None => break,
+            // `None`: the hub is gone.
+            let Some(first) = first else { break };
+            let mut next = Some(first);
+            while let Some(delivery) = next {
+                match delivery {
+                    Delivery::Notification(n) => gathered.push(n),
+                    // The feed itself lost its place: every socket catches
+                    // up from its own subscription.
+                    Delivery::Reset { .. } => {
+                        self.walk(&gathered);
+                        gathered.clear();
+                        self.wake(|_| true);
+                    }
+                }
+                next = if gathered.len() < GATHER {
+                    feed.next_ready()
+                } else {
+                    None
+                };
             }
+            self.walk(&gathered);
+            gathered.clear();
         }
         self.resting().clear();
     }
 
-    /// Emits `n` to every resting socket whose cursor is just before it;
-    /// wakes the ones that are behind it or whose queue is full.
-    fn walk(self: &Arc<Self>, n: &Notification) {
-        let raw: &RawValue = serde_json::from_slice(n.json()).expect("the hub's JSON");
-        let id = n.id();
+    /// Emits `notifications` (in order) to every resting socket, each from
+    /// the one just after its cursor; wakes the sockets that are behind
+    /// the first one it is owed or whose queue is full.
+    fn walk(self: &Arc<Self>, notifications: &[Arc<Notification>]) {
+        if notifications.is_empty() {
+            return;
+        }
+        let raws: Vec<(u64, &RawValue)> = notifications
+            .iter()
+            .map(|n| {
+                let raw = serde_json::from_slice(n.json()).expect("the hub's JSON");
+                (n.id(), raw)
+            })
+            .collect();
         let mut delivered = 0;
         self.wake(|me| {
-            let cursor = me.subscription.cursor();
-            if cursor >= id {
-                return false;
-            }
-            if cursor + 1 < id {
-                return true;
-            }
-            match me.socket.emit("notification", raw) {
-                Ok(()) => {
-                    me.subscription.skip_to(id);
-                    delivered += 1;
-                    false
+            for &(id, raw) in &raws {
+                let cursor = me.subscription.cursor();
+                if cursor >= id {
+                    continue;
                 }
-                // Full: its task waits for room. Closed: its task ends.
-                Err(_) => true,
+                if cursor + 1 < id {
+                    return true;
+                }
+                if me.socket.emit("notification", raw).is_err() {
+                    // Full: its task waits for room. Closed: its task ends.
+                    return true;
+                }
+                me.subscription.skip_to(id);
+                delivered += 1;
             }
+            false
         });
         self.common.tallies.deliveries.inc_by(delivered);
     }
@@ -349,6 +382,9 @@ impl<A: Adapter> Namespace<A> {
         }
     }
 }
+
+/// Most notifications one walk over the resting sockets carries.
+const GATHER: usize = 32;
 
 /// How often a full queue is looked at again.
 const QUEUE_FULL_RETRY: Duration = Duration::from_millis(20);

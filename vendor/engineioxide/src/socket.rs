@@ -190,6 +190,46 @@ impl Volatile {
     }
 }
 
+/// A handle on an Engine.IO session, in the extensions of the request head
+/// the session keeps ([`Socket::req_parts`]): it lets the code above
+/// Engine.IO (a socket.io namespace, which sees its sockets and not their
+/// sessions) close the session, as [`Socket::close`] does.
+#[derive(Clone)]
+pub struct SessionHandle(std::sync::Weak<dyn SessionOps>);
+
+trait SessionOps: Send + Sync {
+    fn close(&self, reason: DisconnectReason);
+}
+
+impl<D: Default + Send + Sync + 'static> SessionOps for Socket<D> {
+    fn close(&self, reason: DisconnectReason) {
+        Socket::close(self, reason)
+    }
+}
+
+impl SessionHandle {
+    pub(crate) fn new<D: Default + Send + Sync + 'static>(
+        socket: &std::sync::Weak<Socket<D>>,
+    ) -> Self {
+        let socket: std::sync::Weak<dyn SessionOps> = socket.clone();
+        SessionHandle(socket)
+    }
+
+    /// Closes the session, as [`Socket::close`] does; nothing if it is
+    /// already gone.
+    pub fn close(&self, reason: DisconnectReason) {
+        if let Some(socket) = self.0.upgrade() {
+            socket.close(reason);
+        }
+    }
+}
+
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHandle").finish_non_exhaustive()
+    }
+}
+
 /// A [`Socket`] represents a client connection to the server.
 /// It is agnostic to the [`TransportType`].
 ///

@@ -314,8 +314,15 @@ where
     #[cfg(feature = "tracing")]
     tracing::trace!(sid = %socket.id, "ws closing flush");
 
-    ws.flush().await.ok();
-    ws.close(None).await.ok();
+    // A client that stopped reading would hold the close forever: it gets
+    // as long to take it as to answer a ping.
+    let closing = async {
+        ws.flush().await.ok();
+        ws.close(None).await.ok();
+    };
+    tokio::time::timeout(engine.config.ping_timeout, closing)
+        .await
+        .ok();
 }
 
 /// Reads what the client sent and hands it on, then writes what the
