@@ -293,77 +293,47 @@ impl<A: Adapter> Namespace<A> {
     }
 
     /// The feeder: follows the hub from now on and walks the resting
-    /// sockets with what it brings: everything that is ready at once, up
-    /// to [`GATHER`] notifications, so that in a burst a socket's task is
-    /// woken once for several and writes them in one go. At shutdown it
-    /// lets every socket go.
+    /// sockets for each notification. At shutdown it lets them all go.
     async fn feed(self: Arc<Self>) {
         let hub = &self.common.hub;
         let now = Cursor::new(hub.newest_id(), Some(hub.epoch().clone()));
         let mut feed = hub.subscribe(Some(&now));
-        let mut gathered = Vec::with_capacity(GATHER);
         loop {
-            let first = tokio::select! {
+            let delivery = tokio::select! {
                 _ = self.common.shutdown.started() => break,
                 delivery = feed.next() => delivery,
             };
-            // `None`: the hub is gone.
-            let Some(first) = first else { break };
-            let mut next = Some(first);
-            while let Some(delivery) = next {
-                match delivery {
-                    Delivery::Notification(n) => gathered.push(n),
-                    // The feed itself lost its place: every socket catches
-                    // up from its own subscription.
-                    Delivery::Reset { .. } => {
-                        self.walk(&gathered);
-                        gathered.clear();
-                        self.wake(|_| true);
-                    }
-                }
-                next = if gathered.len() < GATHER {
-                    feed.next_ready()
-                } else {
-                    None
-                };
+            match delivery {
+                Some(Delivery::Notification(n)) => self.walk(&n),
+                // The feed itself lost its place: every socket catches up
+                // from its own subscription.
+                Some(Delivery::Reset { .. }) => self.wake(|_| true),
+                None => break,
             }
-            self.walk(&gathered);
-            gathered.clear();
         }
         self.resting().clear();
     }
 
-    /// Emits `notifications` (in order) to every resting socket, each from
-    /// the one just after its cursor; wakes the sockets that are behind
-    /// the first one it is owed or whose queue is full.
-    fn walk(self: &Arc<Self>, notifications: &[Arc<Notification>]) {
-        if notifications.is_empty() {
-            return;
-        }
-        let raws: Vec<(u64, &RawValue)> = notifications
-            .iter()
-            .map(|n| {
-                let raw = serde_json::from_slice(n.json()).expect("the hub's JSON");
-                (n.id(), raw)
-            })
-            .collect();
+    /// Emits `n` to every resting socket whose cursor is just before it;
+    /// wakes the ones that are behind it or whose queue is full.
+    fn walk(self: &Arc<Self>, n: &Notification) {
+        let raw: &RawValue = serde_json::from_slice(n.json()).expect("the hub's JSON");
+        let id = n.id();
         let mut delivered = 0;
         self.wake(|me| {
-            for &(id, raw) in &raws {
-                let cursor = me.subscription.cursor();
-                if cursor >= id {
-                    continue;
-                }
-                if cursor + 1 < id {
-                    return true;
-                }
-                if me.socket.emit("notification", raw).is_err() {
-                    // Full: its task waits for room. Closed: its task ends.
-                    return true;
-                }
-                me.subscription.skip_to(id);
-                delivered += 1;
+            let cursor = me.subscription.cursor();
+            if cursor >= id {
+                return false;
             }
+            if cursor + 1 < id {
+                return true;
+            }
+            if me.socket.emit("notification", raw).is_err() {
+                // Full: its task waits for room. Closed: its task ends.
+                return true;
+            }
+            me.subscription.skip_to(id);
+            delivered += 1;
             false
         });
         self.common.tallies.deliveries.inc_by(delivered);
@@ -382,9 +352,6 @@ impl<A: Adapter> Namespace<A> {
         }
     }
 }
-
-/// Most notifications one walk over the resting sockets carries.
-const GATHER: usize = 32;
 
 /// How often a full queue is looked at again.
 const QUEUE_FULL_RETRY: Duration = Duration::from_millis(20);
