@@ -16,8 +16,8 @@
 //! set, and its task ends. One task for the whole namespace, the *feeder*,
 //! follows the hub and emits each notification to every resting socket in
 //! one loop, the JSON taken as Socket.IO's raw value once for all of them
-//! (never re-serialized). A socket gets a task again only when it has to
-//! wait or catch up:
+//! (never re-serialized); it runs while any socket rests. A socket gets a
+//! task again only when it has to wait or catch up:
 //!
 //! - its queue is full (the client reads slowly): the task waits for room
 //!   up to `send_timeout`, then disconnects the socket, which resumes from
@@ -55,6 +55,7 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::Sid;
 use socketioxide::{SendError, SocketError};
 use socketioxide_core::adapter::DefinedAdapter;
+use tokio::sync::Notify;
 
 use crate::SocketIoConfig;
 
@@ -121,8 +122,8 @@ impl Notifications {
         let namespace = Arc::new(Namespace {
             common: self,
             resting: Mutex::default(),
+            emptied: Notify::new(),
         });
-        namespace.common.shutdown.spawn(namespace.clone().feed());
         let refuse_bad_cursor = |socket: SocketRef<A>, TryData(auth): TryData<ResumeAuth>| async move {
             resume_cursor(&auth, &socket.req_parts().uri).map(|_| ())
         };
@@ -153,14 +154,32 @@ struct Resting<A: Adapter> {
     _open: GaugeGuard,
 }
 
+/// The resting sockets, and whether the feeder runs: it runs while any
+/// socket rests, so a server with no Socket.IO client has no task for it.
+struct Rests<A: Adapter> {
+    sockets: HashMap<Sid, Resting<A>>,
+    feeding: bool,
+}
+
+impl<A: Adapter> Default for Rests<A> {
+    fn default() -> Self {
+        Rests {
+            sockets: HashMap::new(),
+            feeding: false,
+        }
+    }
+}
+
 /// Namespace `/` once mounted: its settings and its resting sockets.
 struct Namespace<A: Adapter> {
     common: Notifications,
-    resting: Mutex<HashMap<Sid, Resting<A>>>,
+    resting: Mutex<Rests<A>>,
+    /// Told when the last resting socket leaves, so the feeder ends.
+    emptied: Notify,
 }
 
 impl<A: Adapter> Namespace<A> {
-    fn resting(&self) -> MutexGuard<'_, HashMap<Sid, Resting<A>>> {
+    fn resting(&self) -> MutexGuard<'_, Rests<A>> {
         // Never held across an await or a call into user code.
         self.resting.lock().expect("resting sockets lock poisoned")
     }
@@ -174,7 +193,10 @@ impl<A: Adapter> Namespace<A> {
         let id = socket.id;
         socket.on_disconnect(move || {
             if let Some(namespace) = Weak::upgrade(&namespace) {
-                namespace.resting().remove(&id);
+                let mut rests = namespace.resting();
+                if rests.sockets.remove(&id).is_some() && rests.sockets.is_empty() {
+                    namespace.emptied.notify_one();
+                }
             }
             std::future::ready(())
         });
@@ -208,7 +230,7 @@ impl<A: Adapter> Namespace<A> {
                 }
             }
             let delivery = {
-                let mut resting = self.resting();
+                let mut rests = self.resting();
                 match me.subscription.next_ready() {
                     Some(delivery) => delivery,
                     None => {
@@ -216,7 +238,19 @@ impl<A: Adapter> Namespace<A> {
                         // after this lock) or a server that is shutting
                         // down rests nothing.
                         if me.socket.connected() && !self.common.shutdown.is_shutting_down() {
-                            resting.insert(me.socket.id, me);
+                            if !rests.feeding {
+                                // The feeder's feed starts from this
+                                // socket's cursor: whatever was published
+                                // since it looked is walked.
+                                rests.feeding = true;
+                                let from = Cursor::new(
+                                    me.subscription.cursor(),
+                                    Some(me.subscription.epoch().clone()),
+                                );
+                                let feed = self.common.hub.subscribe(Some(&from));
+                                self.common.shutdown.spawn(self.clone().feed(feed));
+                            }
+                            rests.sockets.insert(me.socket.id, me);
                         }
                         return;
                     }
@@ -292,26 +326,36 @@ impl<A: Adapter> Namespace<A> {
         }
     }
 
-    /// The feeder: follows the hub from now on and walks the resting
-    /// sockets for each notification. At shutdown it lets them all go.
-    async fn feed(self: Arc<Self>) {
-        let hub = &self.common.hub;
-        let now = Cursor::new(hub.newest_id(), Some(hub.epoch().clone()));
-        let mut feed = hub.subscribe(Some(&now));
+    /// The feeder: follows `feed` and walks the resting sockets for each
+    /// notification, for as long as any socket rests; the next socket to
+    /// rest starts another. At shutdown it lets them all go.
+    async fn feed(self: Arc<Self>, mut feed: Subscription) {
         loop {
             let delivery = tokio::select! {
                 _ = self.common.shutdown.started() => break,
-                delivery = feed.next() => delivery,
+                _ = self.emptied.notified() => None,
+                delivery = feed.next() => match delivery {
+                    Some(delivery) => Some(delivery),
+                    // The hub is gone.
+                    None => break,
+                },
             };
             match delivery {
                 Some(Delivery::Notification(n)) => self.walk(&n),
                 // The feed itself lost its place: every socket catches up
                 // from its own subscription.
                 Some(Delivery::Reset { .. }) => self.wake(|_| true),
-                None => break,
+                None => {}
+            }
+            let mut rests = self.resting();
+            if rests.sockets.is_empty() {
+                rests.feeding = false;
+                return;
             }
         }
-        self.resting().clear();
+        let mut rests = self.resting();
+        rests.sockets.clear();
+        rests.feeding = false;
     }
 
     /// Emits `n` to every resting socket whose cursor is just before it;
@@ -344,6 +388,7 @@ impl<A: Adapter> Namespace<A> {
     fn wake(self: &Arc<Self>, mut wake: impl FnMut(&mut Resting<A>) -> bool) {
         let woken: Vec<Resting<A>> = self
             .resting()
+            .sockets
             .extract_if(|_, me| wake(me))
             .map(|(_, me)| me)
             .collect();

@@ -472,6 +472,7 @@ async fn the_demo_answers_every_form_of_the_example_page() {
 #[tokio::test]
 async fn sockets_that_join_while_notifications_flow_each_get_every_one_once_in_order() {
     let (server, sio) = server().await;
+    let idle_tasks = server.ctx.shutdown.running_tasks();
     let epoch = server.hub().epoch().as_str().to_owned();
     let total = 200u64;
     // Published over some 400 ms while the sockets join one by one, so
@@ -502,6 +503,12 @@ async fn sockets_that_join_while_notifications_flow_each_get_every_one_once_in_o
     }
     assert_eq!(sio.tallies().deliveries.get(), total * 12);
     assert_eq!(sio.tallies().resets.get(), 0);
+    // Once they leave, no task is left for them, the namespace's included.
+    drop(feeds);
+    eventually("no task is left for the sockets", || {
+        server.ctx.shutdown.running_tasks() == idle_tasks
+    })
+    .await;
 }
 
 #[tokio::test]
