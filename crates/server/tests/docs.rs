@@ -328,3 +328,124 @@ fn the_comment_check_sees_what_it_must() {
         ["docs/protocol.md", "README.md", "PROTOCOL.md"]
     );
 }
+
+/// Whether `line` says where a measured table comes from: `Measured
+/// YYYY-MM-DD at `COMMIT` with `COMMAND`` (more may follow).
+fn is_provenance(line: &str) -> bool {
+    let Some(rest) = line.trim_start_matches('*').strip_prefix("Measured ") else {
+        return false;
+    };
+    let date = rest.get(..10).unwrap_or("");
+    let date_ok = date.len() == 10
+        && date.char_indices().all(|(i, c)| match i {
+            4 | 7 => c == '-',
+            _ => c.is_ascii_digit(),
+        });
+    let Some(rest) = rest.get(10..).and_then(|r| r.strip_prefix(" at `")) else {
+        return false;
+    };
+    let Some((commit, rest)) = rest.split_once('`') else {
+        return false;
+    };
+    date_ok
+        && commit.len() >= 7
+        && commit.chars().all(|c| c.is_ascii_hexdigit())
+        && rest.starts_with(" with `")
+}
+
+/// The measured tables of `text` that no provenance line follows: their
+/// first lines. A table is measured when it sits under a heading marked
+/// *measured* (until the next heading of that level or above) or between
+/// `scripts/figures`' `<!-- harness:… -->` markers; its provenance line
+/// comes after it, before the next table or heading (in such a block, one
+/// line before the block's end tells for all its tables).
+fn tables_without_provenance(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut missing = Vec::new();
+    let mut measured_level: Option<usize> = None;
+    let mut in_harness_block = false;
+    let mut fenced = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if line.starts_with("```") {
+            fenced = !fenced;
+        }
+        if fenced {
+            i += 1;
+            continue;
+        }
+        if line.starts_with("<!-- harness:") {
+            in_harness_block = true;
+        } else if line.starts_with("<!-- /harness:") {
+            in_harness_block = false;
+        }
+        if line.starts_with('#') {
+            let level = line.chars().take_while(|&c| c == '#').count();
+            if measured_level.is_some_and(|m| level <= m) {
+                measured_level = None;
+            }
+            if line.contains("*measured*") {
+                measured_level = Some(level);
+            }
+        }
+        if line.starts_with('|') {
+            let first = line.to_owned();
+            while i < lines.len() && lines[i].starts_with('|') {
+                i += 1;
+            }
+            if measured_level.is_some() || in_harness_block {
+                // In a block `scripts/figures` writes, one line at its end
+                // tells for every table in it.
+                let told = if in_harness_block {
+                    lines[i..]
+                        .iter()
+                        .take_while(|l| !l.starts_with("<!-- /harness:"))
+                        .any(|l| is_provenance(l))
+                } else {
+                    lines[i..]
+                        .iter()
+                        .take_while(|l| !l.starts_with('|') && !l.starts_with('#'))
+                        .any(|l| is_provenance(l))
+                };
+                if !told {
+                    missing.push(first);
+                }
+            }
+            continue;
+        }
+        i += 1;
+    }
+    missing
+}
+
+#[test]
+fn every_measured_table_says_when_at_which_commit_and_with_what() {
+    let mut missing = Vec::new();
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        for table in tables_without_provenance(&text) {
+            missing.push(format!("{}: {table}", doc.display()));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "measured tables with no `Measured DATE at `COMMIT` with `COMMAND`` line after them:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn the_provenance_check_sees_what_it_must() {
+    assert!(is_provenance(
+        "Measured 2026-12-05 at `f66f3a1` with `notify-harness busy`, two rounds."
+    ));
+    assert!(!is_provenance("Measured on a 2-core machine."));
+    assert!(!is_provenance("Measured 2026-12-05 at `main` with `x`."));
+    let doc = "## Speed (*measured*)\n\n| a | b |\n| - | - |\n\nprose\n\n| c |\n\nMeasured 2026-12-05 at `abcdef1` with `cmd`.\n\n## Other\n\n| d |\n";
+    assert_eq!(tables_without_provenance(doc), vec!["| a | b |".to_owned()]);
+    let block = "<!-- harness:busy -->\n| x |\n<!-- /harness:busy -->\n";
+    assert_eq!(tables_without_provenance(block), vec!["| x |".to_owned()]);
+    let told = "<!-- harness:sweep -->\n| x |\n\n| y |\n\nMeasured 2026-12-05 at `abcdef1` with `h`.\n<!-- /harness:sweep -->\n";
+    assert!(tables_without_provenance(told).is_empty());
+}
