@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
+use crate::browser;
 use crate::counting::{Counters, CountingStream};
 
 #[derive(Debug)]
@@ -67,6 +68,12 @@ impl HttpConnection {
         mut request: Request<Full<Bytes>>,
     ) -> anyhow::Result<hyper::Response<Incoming>> {
         Counters::request(self.counters.as_ref());
+        let api = match request.headers().get(header::ACCEPT) {
+            Some(accept) if accept == "text/event-stream" => browser::Api::EventSource,
+            _ => browser::Api::Fetch,
+        };
+        let method = request.method().clone();
+        browser::add(request.headers_mut(), self.addr, &method, api);
         if self.compressed {
             request.headers_mut().insert(
                 header::ACCEPT_ENCODING,

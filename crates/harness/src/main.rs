@@ -80,6 +80,12 @@ struct Args {
     /// clients offer permessage-deflate).
     #[arg(long)]
     compress: bool,
+    /// Every client request carries the headers Chromium sends (its
+    /// User-Agent, client hints, Sec-Fetch-*, Referer or Origin,
+    /// Accept-Language: some 400 bytes), where by default a client sends
+    /// little more than `Host`; `Accept-Encoding` stays with --compress.
+    #[arg(long)]
+    browser_headers: bool,
     /// custom: what the notifications say, to see what compression makes
     /// of it.
     #[arg(long, value_enum, default_value = "id-only")]
@@ -110,6 +116,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn harness(args: Args) -> anyhow::Result<()> {
+    if args.browser_headers {
+        notify_client::browser::send_browser_headers(true);
+        println!("clients send a browser's request headers (--browser-headers)");
+    }
     if args.scenario == "scale" {
         return run_scale(&args).await;
     }

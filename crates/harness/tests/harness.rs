@@ -233,6 +233,57 @@ fn the_cli_writes_a_table_json_and_html_report() {
 }
 
 #[test]
+fn browser_headers_weigh_on_every_request_as_a_browser_s_do() {
+    // Without and with --browser-headers, the same small run: each request
+    // a client makes carries what Chromium adds, some 400 bytes on a poll
+    // or a stream and some 220 on a WebSocket handshake (no client hints,
+    // no Sec-Fetch-*, no Referer there).
+    let up_per_request = |browser: bool| {
+        let out = std::env::temp_dir().join(format!(
+            "notify-harness-headers-{}-{browser}",
+            std::process::id()
+        ));
+        let mut args: Vec<&std::ffi::OsStr> = [
+            "custom",
+            "--quiet",
+            "--transports",
+            "long-poll,sse,websocket,socketio",
+            "--clients",
+            "3",
+            "--notifications",
+            "4",
+            "--rate",
+            "10",
+        ]
+        .iter()
+        .map(|a| a.as_ref())
+        .collect();
+        if browser {
+            args.push("--browser-headers".as_ref());
+        }
+        harness_cli(&args, &out);
+        let json = std::fs::read_to_string(out.join("custom.json")).expect("the JSON report");
+        let runs: Vec<RunReport> = serde_json::from_str(&json).expect("the JSON report parses");
+        runs[0].verify().unwrap();
+        std::fs::remove_dir_all(&out).ok();
+        runs[0]
+            .transports
+            .iter()
+            .map(|t| (t.transport, t.bytes_up as f64 / t.requests as f64))
+            .collect::<Vec<_>>()
+    };
+    let plain = up_per_request(false);
+    let browser = up_per_request(true);
+    for ((transport, plain), (_, browser)) in plain.iter().zip(&browser) {
+        let more = browser - plain;
+        assert!(
+            (150.0..600.0).contains(&more),
+            "{transport}: {plain:.0} B up per request plain, {browser:.0} B with a browser's headers"
+        );
+    }
+}
+
+#[test]
 fn the_scale_scenario_puts_each_transport_next_to_the_floors() {
     // `cargo test --workspace` builds the combined server beside the harness.
     let harness = std::path::Path::new(env!("CARGO_BIN_EXE_notify-harness"));

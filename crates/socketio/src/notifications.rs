@@ -20,9 +20,9 @@
 //! task again only when it has to wait or catch up:
 //!
 //! - its queue is full (the client reads slowly): the task waits for room
-//!   up to `send_timeout`, then disconnects the socket, which resumes from
-//!   its cursor when it comes back, rather than being buffered for or
-//!   silently skipped;
+//!   up to `send_timeout`, then closes the socket's Engine.IO session; the
+//!   client reconnects and resumes from its cursor, rather than being
+//!   buffered for or silently skipped;
 //! - it is behind the notification (the feeder's own feed had a gap, or
 //!   was reset): the task catches up from the socket's subscription.
 //!

@@ -127,10 +127,18 @@ async fn open_websocket(
     query: &str,
     counters: Option<Arc<Counters>>,
 ) -> anyhow::Result<SocketIo> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     Counters::request(counters.as_ref());
     let stream = CountingStream::connect(addr, counters).await?;
-    let url = format!("ws://{addr}{PATH}?EIO=4&transport=websocket{query}");
-    let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+    let mut request =
+        format!("ws://{addr}{PATH}?EIO=4&transport=websocket{query}").into_client_request()?;
+    crate::browser::add(
+        request.headers_mut(),
+        addr,
+        &http::Method::GET,
+        crate::browser::Api::WebSocket,
+    );
+    let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;
     Ok(SocketIo {
         ws,
         early: VecDeque::new(),

@@ -11,6 +11,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use crate::browser;
 use crate::counting::{Counters, CountingStream};
 
 mod inflating;
@@ -28,14 +29,22 @@ pub async fn connect(
     path_and_query: &str,
     counters: Option<Arc<Counters>>,
 ) -> anyhow::Result<Socket> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     Counters::request(counters.as_ref());
     let stream = CountingStream::connect(addr, counters).await?;
-    let url = format!("ws://{addr}{path_and_query}");
+    let mut request = format!("ws://{addr}{path_and_query}").into_client_request()?;
+    browser::add(
+        request.headers_mut(),
+        addr,
+        &http::Method::GET,
+        browser::Api::WebSocket,
+    );
     // tungstenite zero-fills its read buffer's spare room before each read:
     // with the default 128 KiB, that memset, not the server, would set the
     // pace of thousands of clients on one core. Notifications are small.
     let config = WebSocketConfig::default().read_buffer_size(4096);
-    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     Ok(ws)
 }
 
@@ -55,6 +64,12 @@ pub async fn connect_deflate(
     request.headers_mut().insert(
         http::header::SEC_WEBSOCKET_EXTENSIONS,
         http::HeaderValue::from_static("permessage-deflate; client_max_window_bits"),
+    );
+    browser::add(
+        request.headers_mut(),
+        addr,
+        &http::Method::GET,
+        browser::Api::WebSocket,
     );
     let config = WebSocketConfig::default().read_buffer_size(4096);
     let (ws, response) =
