@@ -325,15 +325,20 @@ pub struct ClientError {
 /// session's life (`Socket::req_parts`): so every session would keep its
 /// connection's whole read buffer. The URI and values are copied out,
 /// a few hundred bytes, and the body moves as it is. Of the extensions,
-/// only hyper's upgrade is kept (Engine.IO takes it to open a WebSocket):
-/// the connection loop's own entries, which nothing under `/socket.io/`
-/// reads, would be kept with every session, some 300 bytes.
+/// only hyper's are kept: the upgrade (Engine.IO takes it to open a
+/// WebSocket) and an extended CONNECT's protocol (`h2.rs` reads it). The
+/// connection loop's own entries, which nothing under `/socket.io/` reads,
+/// would be kept with every session, some 300 bytes.
 fn owned_head<B>(req: http::Request<B>) -> http::Request<B> {
     let (mut parts, body) = req.into_parts();
     let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    let protocol = parts.extensions.remove::<hyper::ext::Protocol>();
     parts.extensions = http::Extensions::new();
     if let Some(upgrade) = upgrade {
         parts.extensions.insert(upgrade);
+    }
+    if let Some(protocol) = protocol {
+        parts.extensions.insert(protocol);
     }
     if let Ok(uri) = http::Uri::from_maybe_shared(bytes::Bytes::from(parts.uri.to_string())) {
         parts.uri = uri;
