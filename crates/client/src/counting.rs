@@ -13,8 +13,8 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,7 +31,24 @@ pub struct Counters {
     pub up: AtomicU64,
     pub down: AtomicU64,
     pub one_way_delay: Duration,
+    /// Every chunk the delaying relay carried, when it is asked to keep
+    /// them ([`Counters::logging`]): the harness's timelines.
+    pub crossings: Option<Mutex<Vec<Crossing>>>,
 }
+
+/// One chunk across a delayed connection: which way, when it left one end
+/// and reached the other, its size, and its first bytes.
+#[derive(Debug, Clone)]
+pub struct Crossing {
+    pub up: bool,
+    pub left: Instant,
+    pub arrived: Instant,
+    pub bytes: usize,
+    pub head: Vec<u8>,
+}
+
+/// How much of each chunk a log keeps.
+const HEAD_BYTES: usize = 96;
 
 impl Counters {
     /// Counters for connections with `rtt` of round-trip delay.
@@ -39,6 +56,15 @@ impl Counters {
         Counters {
             one_way_delay: rtt / 2,
             ..Self::default()
+        }
+    }
+
+    /// The same, keeping every chunk the relay carries (`rtt` must not be
+    /// zero: a direct connection has no relay to watch).
+    pub fn logging(rtt: Duration) -> Self {
+        Counters {
+            crossings: Some(Mutex::new(Vec::new())),
+            ..Self::with_rtt(rtt)
         }
     }
 
@@ -84,7 +110,7 @@ impl CountingStream {
         let inner = if delay.is_zero() {
             Link::Direct(socket)
         } else {
-            Link::Delayed(delayed(socket, delay))
+            Link::Delayed(delayed(socket, delay, counters.clone()))
         };
         Ok(CountingStream { inner, counters })
     }
@@ -93,18 +119,30 @@ impl CountingStream {
 /// A relay between a duplex pipe (the client's end is returned) and
 /// `socket`, holding each chunk `delay` in each direction. It ends when
 /// either side closes, so nothing outlives the client's connection.
-fn delayed(socket: TcpStream, delay: Duration) -> DuplexStream {
+fn delayed(socket: TcpStream, delay: Duration, counters: Option<Arc<Counters>>) -> DuplexStream {
     let (client_end, relay_end) = tokio::io::duplex(RELAY_CHUNK_BYTES * 4);
     let (from_client, to_client) = tokio::io::split(relay_end);
     let (from_server, to_server) = socket.into_split();
-    tokio::spawn(carry(from_client, to_server, delay));
-    tokio::spawn(carry(from_server, to_client, delay));
+    let log = counters.filter(|c| c.crossings.is_some());
+    tokio::spawn(carry(
+        from_client,
+        to_server,
+        delay,
+        log.clone().map(|c| (c, true)),
+    ));
+    tokio::spawn(carry(
+        from_server,
+        to_client,
+        delay,
+        log.map(|c| (c, false)),
+    ));
     client_end
 }
 
 /// Reads chunks from `from`, and writes each to `to` once `delay` has passed
-/// since it was read; in order, with a bounded number in flight.
-async fn carry<R, W>(mut from: R, mut to: W, delay: Duration)
+/// since it was read; in order, with a bounded number in flight. Each chunk
+/// is logged into `log`'s counters, going up or not, if asked.
+async fn carry<R, W>(mut from: R, mut to: W, delay: Duration, log: Option<(Arc<Counters>, bool)>)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -116,7 +154,20 @@ where
             match from.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
-                    let due = Instant::now() + delay;
+                    let left = Instant::now();
+                    let due = left + delay;
+                    if let Some((counters, up)) = &log
+                        && let Some(crossings) = &counters.crossings
+                    {
+                        let crossing = Crossing {
+                            up: *up,
+                            left,
+                            arrived: due,
+                            bytes: n,
+                            head: buf[..n.min(HEAD_BYTES)].to_vec(),
+                        };
+                        crossings.lock().expect("crossings lock").push(crossing);
+                    }
                     if tx.send((due, buf[..n].to_vec())).await.is_err() {
                         return;
                     }

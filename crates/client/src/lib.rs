@@ -28,7 +28,7 @@ pub mod sse;
 pub mod websocket;
 pub mod webtransport;
 
-pub use counting::{Counters, CountingStream};
+pub use counting::{Counters, CountingStream, Crossing};
 pub use http::{HttpConnection, get_request};
 
 use notify_http::messages::PollAnswer;

@@ -22,6 +22,7 @@ pub mod scale;
 pub mod scenarios;
 pub mod target;
 pub mod theory;
+pub mod timeline;
 
 use std::fmt;
 

@@ -14,6 +14,7 @@ use notify_harness::{Publish, RunConfig, Target, Transport, html, scale};
 #[command(about = "Compare the transports: requests, bytes and latency, measured against theory")]
 struct Args {
     /// A named scenario: quiet, busy, burst, interval-sweep, smoke, chaos,
+    /// timeline (a timing diagram per technique, as SVG),
     /// rtt, burst-at-scale, paced-at-scale, or scale (which needs
     /// --server-bin); or
     /// `custom` with the flags below.
@@ -123,6 +124,9 @@ async fn harness(args: Args) -> anyhow::Result<()> {
     if args.scenario == "scale" {
         return run_scale(&args).await;
     }
+    if args.scenario == "timeline" {
+        return run_timeline(&args).await;
+    }
     let scenario = match scenarios::named(&args.scenario) {
         Some(scenario) => scenario.with_transports(&args.transports),
         None if args.scenario == "custom" => custom(&args)?,
@@ -226,6 +230,43 @@ async fn run_scale(args: &Args) -> anyhow::Result<()> {
     std::fs::write(args.out.join("scale.md"), report.markdown())?;
     println!("wrote {} and scale.md", json.display());
     report.verify()
+}
+
+/// One client per technique on a link of `--rtt` (200 ms unless given),
+/// every chunk timed: a timing diagram each, as SVG.
+async fn run_timeline(args: &Args) -> anyhow::Result<()> {
+    use notify_harness::timeline;
+    let target = match &args.server_bin {
+        Some(binary) => Target::Process {
+            binary: binary.clone(),
+            pin: None,
+        },
+        None => Target::InProcess { redis: None },
+    };
+    let rtt = args.rtt.unwrap_or(Duration::from_millis(200));
+    anyhow::ensure!(
+        rtt >= Duration::from_millis(20) && rtt <= Duration::from_secs(1),
+        "a timeline's --rtt must be between 20ms and 1s, to be seen and to fit"
+    );
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    for technique in timeline::TECHNIQUES {
+        let server = notify_harness::target::Server::start(&target, 1024).await?;
+        let captured = timeline::capture(&server, technique, rtt).await;
+        server.stop().await;
+        let captured = captured?;
+        let file = args.out.join(format!("timeline-{}.svg", technique.name()));
+        std::fs::write(&file, timeline::svg(&captured))?;
+        println!(
+            "{}: {} chunks across the link, {} of {} notifications delivered, in {}",
+            technique.name(),
+            captured.arrows.len(),
+            captured.delivered_ms.len(),
+            captured.published_ms.len(),
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 fn custom(args: &Args) -> anyhow::Result<Scenario> {

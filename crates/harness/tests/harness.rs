@@ -284,6 +284,46 @@ fn browser_headers_weigh_on_every_request_as_a_browser_s_do() {
 }
 
 #[test]
+fn the_timeline_draws_each_technique_from_a_real_run() {
+    let out = std::env::temp_dir().join(format!("notify-harness-timeline-{}", std::process::id()));
+    let stdout = harness_cli(
+        &["timeline".as_ref(), "--rtt".as_ref(), "100ms".as_ref()],
+        &out,
+    );
+    for name in ["short-poll", "long-poll", "websocket", "sse", "socketio"] {
+        assert!(
+            stdout.contains(&format!("{name}: "))
+                && stdout.contains("3 of 3 notifications delivered"),
+            "{stdout}"
+        );
+        let svg = std::fs::read_to_string(out.join(format!("timeline-{name}.svg")))
+            .expect("a picture per technique");
+        assert!(svg.starts_with("<svg"), "{name}");
+        for id in 1..=3 {
+            assert!(svg.contains("published</text>"), "{name}");
+            assert!(svg.contains(&format!(">#{}", id)), "{name}: #{id} marked");
+        }
+        assert!(svg.contains("arrives</text>"), "{name}: arrivals marked");
+    }
+    // What each technique sends is what the picture shows: polls ask again
+    // and again, a push connection asks once.
+    let requests = |name: &str| {
+        std::fs::read_to_string(out.join(format!("timeline-{name}.svg")))
+            .unwrap()
+            .matches(">GET /api/")
+            .count()
+    };
+    assert!(
+        requests("long-poll") >= 4,
+        "one poll to start, one after each answer"
+    );
+    assert!(requests("short-poll") >= 3, "one a second");
+    assert_eq!(requests("websocket"), 1, "the handshake only");
+    assert_eq!(requests("sse"), 1, "the stream's request only");
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
 fn the_scale_scenario_puts_each_transport_next_to_the_floors() {
     // `cargo test --workspace` builds the combined server beside the harness.
     let harness = std::path::Path::new(env!("CARGO_BIN_EXE_notify-harness"));
