@@ -12,26 +12,15 @@
 //! and what compression saves can be measured apart. A site's cookies, which
 //! a browser would add, are not invented here.
 //!
-//! It is a setting of the process (the harness runs one configuration per
-//! process): [`send_browser_headers`] turns it on for every client.
+//! A client population asks for them in its [`Counters`]
+//! (`browser_headers`), which every connection of it is given.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
-static ON: AtomicBool = AtomicBool::new(false);
-
-/// From now on, every request this crate's clients send in this process
-/// carries a browser's headers (the harness's `--browser-headers`).
-pub fn send_browser_headers(on: bool) {
-    ON.store(on, Ordering::Relaxed);
-}
-
-/// Whether requests carry a browser's headers.
-pub fn sends_browser_headers() -> bool {
-    ON.load(Ordering::Relaxed)
-}
+use crate::Counters;
 
 /// Which browser API a request is made by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,9 +33,16 @@ pub(crate) enum Api {
 const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
 const ACCEPT_LANGUAGE: &str = "en-US,en;q=0.9";
 
-/// Adds a browser's headers to a request when the setting is on.
-pub(crate) fn add(headers: &mut HeaderMap, addr: SocketAddr, method: &Method, api: Api) {
-    if sends_browser_headers() {
+/// Adds a browser's headers to a request of a connection counting into
+/// `counters`, when they ask for them.
+pub(crate) fn add(
+    headers: &mut HeaderMap,
+    addr: SocketAddr,
+    method: &Method,
+    api: Api,
+    counters: Option<&Arc<Counters>>,
+) {
+    if counters.is_some_and(|c| c.browser_headers) {
         add_always(headers, addr, method, api);
     }
 }

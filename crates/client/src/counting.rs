@@ -24,7 +24,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Requests sent, bytes up (client to server) and down (server to
-/// client), and the one-way delay of the connections that count into them.
+/// client), and what the connections that count into them are like: their
+/// one-way delay, and whether their requests look like a browser's.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub requests: AtomicU64,
@@ -34,6 +35,9 @@ pub struct Counters {
     /// Every chunk the delaying relay carried, when it is asked to keep
     /// them ([`Counters::logging`]): the harness's timelines.
     pub crossings: Option<Mutex<Vec<Crossing>>>,
+    /// The requests of these connections carry a browser's headers
+    /// (`crate::browser`).
+    pub browser_headers: bool,
 }
 
 /// One chunk across a delayed connection: which way, when it left one end

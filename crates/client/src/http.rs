@@ -73,7 +73,13 @@ impl HttpConnection {
             _ => browser::Api::Fetch,
         };
         let method = request.method().clone();
-        browser::add(request.headers_mut(), self.addr, &method, api);
+        browser::add(
+            request.headers_mut(),
+            self.addr,
+            &method,
+            api,
+            self.counters.as_ref(),
+        );
         if self.compressed {
             request.headers_mut().insert(
                 header::ACCEPT_ENCODING,

@@ -103,6 +103,9 @@ pub struct RunConfig {
     /// Clients ask for compression as browsers do: WebSocket clients offer
     /// permessage-deflate.
     pub compress: bool,
+    /// Every client request carries a browser's headers
+    /// (`notify_client::browser`).
+    pub browser_headers: bool,
     /// What the notifications say.
     pub texts: Texts,
 }

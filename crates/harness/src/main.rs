@@ -118,7 +118,6 @@ fn main() -> anyhow::Result<()> {
 
 async fn harness(args: Args) -> anyhow::Result<()> {
     if args.browser_headers {
-        notify_client::browser::send_browser_headers(true);
         println!("clients send a browser's request headers (--browser-headers)");
     }
     if args.scenario == "scale" {
@@ -128,7 +127,9 @@ async fn harness(args: Args) -> anyhow::Result<()> {
         return run_timeline(&args).await;
     }
     let scenario = match scenarios::named(&args.scenario) {
-        Some(scenario) => scenario.with_transports(&args.transports),
+        Some(scenario) => scenario
+            .with_transports(&args.transports)
+            .with_browser_headers(args.browser_headers),
         None if args.scenario == "custom" => custom(&args)?,
         None => bail!(
             "no scenario {:?}; try one of {:?} or custom",
@@ -310,6 +311,7 @@ fn custom(args: &Args) -> anyhow::Result<Scenario> {
             rtt: args.rtt.unwrap_or_default(),
             settle_memory: false,
             compress: args.compress,
+            browser_headers: args.browser_headers,
             texts: args.texts,
         }],
     })

@@ -141,7 +141,10 @@ async fn measure(
         .iter()
         .map(|t| {
             let stats = TransportStats {
-                counters: Arc::new(Counters::with_rtt(config.rtt)),
+                counters: Arc::new(Counters {
+                    browser_headers: config.browser_headers,
+                    ..Counters::with_rtt(config.rtt)
+                }),
                 ..TransportStats::default()
             };
             (*t, Arc::new(stats))

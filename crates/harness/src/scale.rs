@@ -172,6 +172,7 @@ pub async fn run(config: &ScaleConfig, progress: bool) -> anyhow::Result<ScaleRe
             rtt: Duration::ZERO,
             settle_memory: true,
             compress: false,
+            browser_headers: false,
             texts: crate::Texts::IdOnly,
         };
         let report = crate::run(&run_config, &target, progress)

@@ -15,6 +15,15 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The same scenario with every client request carrying a browser's
+    /// headers (`--browser-headers`).
+    pub fn with_browser_headers(mut self, on: bool) -> Self {
+        for run in &mut self.runs {
+            run.browser_headers |= on;
+        }
+        self
+    }
+
     /// The same scenario over other transports (`--transports`): where each
     /// run holds one transport alone on its server (the at-scale ones),
     /// one such run per transport given; elsewhere every run holds them all.
@@ -74,6 +83,7 @@ fn base(name: &str, clients: usize, notifications: u64, publish: Publish) -> Run
         rtt: Duration::ZERO,
         settle_memory: false,
         compress: false,
+        browser_headers: false,
         texts: crate::Texts::IdOnly,
     }
 }

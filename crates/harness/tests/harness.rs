@@ -24,6 +24,7 @@ fn small(name: &str) -> RunConfig {
         rtt: Duration::ZERO,
         settle_memory: false,
         compress: false,
+        browser_headers: false,
         texts: Texts::IdOnly,
     }
 }

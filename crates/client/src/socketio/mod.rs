@@ -129,7 +129,6 @@ async fn open_websocket(
 ) -> anyhow::Result<SocketIo> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     Counters::request(counters.as_ref());
-    let stream = CountingStream::connect(addr, counters).await?;
     let mut request =
         format!("ws://{addr}{PATH}?EIO=4&transport=websocket{query}").into_client_request()?;
     crate::browser::add(
@@ -137,7 +136,9 @@ async fn open_websocket(
         addr,
         &http::Method::GET,
         crate::browser::Api::WebSocket,
+        counters.as_ref(),
     );
+    let stream = CountingStream::connect(addr, counters).await?;
     let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;
     Ok(SocketIo {
         ws,

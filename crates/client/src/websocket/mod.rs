@@ -31,14 +31,15 @@ pub async fn connect(
 ) -> anyhow::Result<Socket> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     Counters::request(counters.as_ref());
-    let stream = CountingStream::connect(addr, counters).await?;
     let mut request = format!("ws://{addr}{path_and_query}").into_client_request()?;
     browser::add(
         request.headers_mut(),
         addr,
         &http::Method::GET,
         browser::Api::WebSocket,
+        counters.as_ref(),
     );
+    let stream = CountingStream::connect(addr, counters).await?;
     // tungstenite zero-fills its read buffer's spare room before each read:
     // with the default 128 KiB, that memset, not the server, would set the
     // pace of thousands of clients on one core. Notifications are small.
@@ -59,7 +60,6 @@ pub async fn connect_deflate(
 ) -> anyhow::Result<(DeflateSocket, bool)> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     Counters::request(counters.as_ref());
-    let stream = Inflating::new(CountingStream::connect(addr, counters).await?);
     let mut request = format!("ws://{addr}{path_and_query}").into_client_request()?;
     request.headers_mut().insert(
         http::header::SEC_WEBSOCKET_EXTENSIONS,
@@ -70,7 +70,9 @@ pub async fn connect_deflate(
         addr,
         &http::Method::GET,
         browser::Api::WebSocket,
+        counters.as_ref(),
     );
+    let stream = Inflating::new(CountingStream::connect(addr, counters).await?);
     let config = WebSocketConfig::default().read_buffer_size(4096);
     let (ws, response) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
