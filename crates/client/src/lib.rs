@@ -20,7 +20,7 @@
 //! what happened. Every connection can count its bytes at the socket
 //! ([`Counters`], [`CountingStream`]); pass `None` to count nothing.
 
-pub mod browser;
+mod browser;
 mod counting;
 mod http;
 pub mod socketio;

@@ -103,8 +103,8 @@ pub struct RunConfig {
     /// Clients ask for compression as browsers do: WebSocket clients offer
     /// permessage-deflate.
     pub compress: bool,
-    /// Every client request carries a browser's headers
-    /// (`notify_client::browser`).
+    /// Every client request carries a browser's headers (the client
+    /// crate's `browser.rs`).
     pub browser_headers: bool,
     /// What the notifications say.
     pub texts: Texts,
