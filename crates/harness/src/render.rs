@@ -4,6 +4,7 @@
 
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 
+use crate::Transport;
 use crate::config::Publish;
 use crate::report::RunReport;
 
@@ -158,13 +159,22 @@ impl RunReport {
         } else {
             String::new()
         };
+        // The short poll's interval and the long poll's timeout, only
+        // where a run has those transports.
+        let has = |of: &[Transport]| self.transports.iter().any(|t| of.contains(&t.transport));
+        let interval = if has(&[Transport::ShortPoll]) {
+            format!(", I = {} s", self.poll_interval_s)
+        } else {
+            String::new()
+        };
+        let timeout = if has(&[Transport::LongPoll, Transport::LongPollPlain]) {
+            format!(", T = {} s", self.long_poll_timeout_s)
+        } else {
+            String::new()
+        };
         let mut out = format!(
-            "N = {} clients per transport, M = {} notifications at {publish}, I = {} s, T = {} s{rtt}, D = {:.1} s.\n\n",
-            self.clients_per_transport,
-            self.notifications,
-            self.poll_interval_s,
-            self.long_poll_timeout_s,
-            self.duration_s
+            "N = {} clients per transport, M = {} notifications at {publish}{interval}{timeout}{rtt}, D = {:.1} s.\n\n",
+            self.clients_per_transport, self.notifications, self.duration_s
         );
         out.push_str("| transport | requests (expected) | req/client/min | empty | bytes/delivered | p50 ms | p99 ms | mean ms (expected) | lost/dup/order |\n");
         out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |\n");
