@@ -48,9 +48,15 @@ export class Cursor {
     this.after = null;
   }
 
-  /** A push connection's `hello`: the epoch this client reads, if it had none. */
+  /**
+   * A push connection's `hello`: the epoch this client reads, if it had
+   * none, and for a client that has seen nothing yet in it, where the
+   * replay starts — the cursor to come back with should the connection drop
+   * before any notification arrives (docs/protocol.md).
+   */
   onHello(hello) {
     this.epoch ??= hello.epoch;
+    if (this.after === null && this.epoch === hello.epoch) this.after = hello.cursor;
   }
 
   /** A `reset` message: start over in its epoch, and tell the page. */
