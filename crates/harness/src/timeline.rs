@@ -104,17 +104,17 @@ pub async fn capture(
     anyhow::ensure!(!rtt.is_zero(), "a timeline needs a round trip to draw");
     let counters = Arc::new(Counters::logging(rtt));
     let start = Instant::now();
-    let epoch = {
+    // Where the hub is now: the client starts there.
+    let cursor = {
         let mut http = HttpConnection::new(server.addr, None);
         let (_, body) = http
             .get(&format!("{}?after=0", Transport::ShortPoll.path()))
             .await?;
-        serde_json::from_slice::<PollAnswer>(&body)?.epoch
-    };
-    let newest = newest_id(server).await?;
-    let cursor = Cursor {
-        epoch,
-        after: newest,
+        let now: PollAnswer = serde_json::from_slice(&body)?;
+        Cursor {
+            epoch: now.epoch,
+            after: now.cursor,
+        }
     };
 
     let publisher = {
@@ -178,15 +178,6 @@ pub async fn capture(
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-async fn newest_id(server: &Server) -> anyhow::Result<u64> {
-    let mut http = HttpConnection::new(server.addr, None);
-    let (_, body) = http
-        .get(&format!("{}?after=0", Transport::ShortPoll.path()))
-        .await?;
-    let answer: PollAnswer = serde_json::from_slice(&body)?;
-    Ok(answer.cursor)
 }
 
 /// The client of `technique`, noting when each notification reaches it,
@@ -385,28 +376,39 @@ pub fn svg(t: &Timeline) -> String {
         );
         tick += 500.0;
     }
-    // Marks close in time have their words one under the other.
-    let mut last_y = f64::MIN;
-    for (id, at) in &t.published_ms {
-        let text_y = (y(*at) + 4.0).max(last_y + 12.0);
-        last_y = text_y;
-        let _ = writeln!(
-            out,
-            r##"<circle cx="{SERVER_X}" cy="{:.1}" r="5" fill="#c0392b"/><text x="{}" y="{text_y:.1}" fill="#c0392b">#{id} published</text>"##,
-            y(*at),
-            SERVER_X + 10.0,
-        );
-    }
-    let mut last_y = f64::MIN;
-    for (id, at) in &t.delivered_ms {
-        let text_y = (y(*at) + 4.0).max(last_y + 12.0);
-        last_y = text_y;
-        let _ = writeln!(
-            out,
-            r##"<circle cx="{CLIENT_X}" cy="{:.1}" r="5" fill="#27ae60"/><text x="{}" y="{text_y:.1}" fill="#27ae60" text-anchor="end">#{id} arrives</text>"##,
-            y(*at),
-            CLIENT_X - 10.0,
-        );
+    // Each publish on the server's lane, words to its right; each arrival
+    // on the client's, words to its left. Marks close in time have their
+    // words one under the other.
+    let lanes = [
+        (
+            &t.published_ms,
+            SERVER_X,
+            10.0,
+            "start",
+            "#c0392b",
+            "published",
+        ),
+        (
+            &t.delivered_ms,
+            CLIENT_X,
+            -10.0,
+            "end",
+            "#27ae60",
+            "arrives",
+        ),
+    ];
+    for (events, x, offset, anchor, colour, words) in lanes {
+        let mut last_y = f64::MIN;
+        for (id, at) in events {
+            let text_y = (y(*at) + 4.0).max(last_y + 12.0);
+            last_y = text_y;
+            let _ = writeln!(
+                out,
+                r#"<circle cx="{x}" cy="{:.1}" r="5" fill="{colour}"/><text x="{}" y="{text_y:.1}" fill="{colour}" text-anchor="{anchor}">#{id} {words}</text>"#,
+                y(*at),
+                x + offset,
+            );
+        }
     }
     // Labels of arrows close in time go one under the other.
     let mut last_label_y = f64::MIN;

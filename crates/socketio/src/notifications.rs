@@ -220,13 +220,13 @@ impl<A: Adapter> Namespace<A> {
         if greet {
             let hello = messages::hello(me.subscription.epoch(), me.subscription.replay_from());
             if let Err(end) = self.emit(&me.socket, "hello", &hello).await {
-                return self.ended(me, end).await;
+                return self.ended(me, end);
             }
         }
         loop {
             while let Some(delivery) = me.subscription.next_ready() {
                 if let Err(end) = self.deliver(&me.socket, delivery).await {
-                    return self.ended(me, end).await;
+                    return self.ended(me, end);
                 }
             }
             let delivery = {
@@ -257,7 +257,7 @@ impl<A: Adapter> Namespace<A> {
                 }
             };
             if let Err(end) = self.deliver(&me.socket, delivery).await {
-                return self.ended(me, end).await;
+                return self.ended(me, end);
             }
         }
     }
@@ -269,7 +269,7 @@ impl<A: Adapter> Namespace<A> {
     /// namespace disconnect would have to queue its packet behind the ones
     /// the client is not reading, and the official client does not
     /// reconnect after one on its own.)
-    async fn ended(&self, me: Resting<A>, end: Option<DropReason>) {
+    fn ended(&self, me: Resting<A>, end: Option<DropReason>) {
         let Some(reason) = end else { return };
         self.common.tallies.dropped(reason).inc();
         match &me.session {

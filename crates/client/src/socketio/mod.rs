@@ -127,17 +127,11 @@ async fn open_websocket(
     query: &str,
     counters: Option<Arc<Counters>>,
 ) -> anyhow::Result<SocketIo> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    Counters::request(counters.as_ref());
-    let mut request =
-        format!("ws://{addr}{PATH}?EIO=4&transport=websocket{query}").into_client_request()?;
-    crate::browser::add(
-        request.headers_mut(),
+    let request = crate::websocket::opening_request(
         addr,
-        &http::Method::GET,
-        crate::browser::Api::WebSocket,
+        &format!("{PATH}?EIO=4&transport=websocket{query}"),
         counters.as_ref(),
-    );
+    )?;
     let stream = CountingStream::connect(addr, counters).await?;
     let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;
     Ok(SocketIo {

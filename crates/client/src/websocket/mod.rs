@@ -23,22 +23,33 @@ pub type Socket = WebSocketStream<CountingStream>;
 /// The same with permessage-deflate negotiated.
 pub type DeflateSocket = WebSocketStream<Inflating<CountingStream>>;
 
-/// Opens `ws://addr{path_and_query}`.
-pub async fn connect(
+/// The opening handshake's request for `ws://addr{path_and_query}`,
+/// counted as a request, with a browser's headers where `counters` ask.
+pub(crate) fn opening_request(
     addr: SocketAddr,
     path_and_query: &str,
-    counters: Option<Arc<Counters>>,
-) -> anyhow::Result<Socket> {
+    counters: Option<&Arc<Counters>>,
+) -> anyhow::Result<http::Request<()>> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    Counters::request(counters.as_ref());
+    Counters::request(counters);
     let mut request = format!("ws://{addr}{path_and_query}").into_client_request()?;
     browser::add(
         request.headers_mut(),
         addr,
         &http::Method::GET,
         browser::Api::WebSocket,
-        counters.as_ref(),
+        counters,
     );
+    Ok(request)
+}
+
+/// Opens `ws://addr{path_and_query}`.
+pub async fn connect(
+    addr: SocketAddr,
+    path_and_query: &str,
+    counters: Option<Arc<Counters>>,
+) -> anyhow::Result<Socket> {
+    let request = opening_request(addr, path_and_query, counters.as_ref())?;
     let stream = CountingStream::connect(addr, counters).await?;
     // tungstenite zero-fills its read buffer's spare room before each read:
     // with the default 128 KiB, that memset, not the server, would set the
@@ -58,19 +69,10 @@ pub async fn connect_deflate(
     path_and_query: &str,
     counters: Option<Arc<Counters>>,
 ) -> anyhow::Result<(DeflateSocket, bool)> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    Counters::request(counters.as_ref());
-    let mut request = format!("ws://{addr}{path_and_query}").into_client_request()?;
+    let mut request = opening_request(addr, path_and_query, counters.as_ref())?;
     request.headers_mut().insert(
         http::header::SEC_WEBSOCKET_EXTENSIONS,
         http::HeaderValue::from_static("permessage-deflate; client_max_window_bits"),
-    );
-    browser::add(
-        request.headers_mut(),
-        addr,
-        &http::Method::GET,
-        browser::Api::WebSocket,
-        counters.as_ref(),
     );
     let stream = Inflating::new(CountingStream::connect(addr, counters).await?);
     let config = WebSocketConfig::default().read_buffer_size(4096);

@@ -124,8 +124,6 @@ where
 struct Session<D: Default + Send + Sync + 'static, S> {
     socket: Arc<Socket<D>>,
     ws: WebSocketStream<S>,
-    /// The heartbeat, which this session's task keeps.
-    heartbeat: Heartbeat,
 }
 
 /// Opens the session, or takes over a polling one: the open packet, or
@@ -175,19 +173,10 @@ where
                         return Err(Error::Upgrade);
                     }
                 }
-                // The session's own task keeps the heartbeat from here on,
-                // beginning with a ping.
+                // The session's own task keeps the heartbeat from here on
+                // (`run`), beginning with a ping.
                 socket.stop_heartbeat();
-                let heartbeat = Heartbeat::new(
-                    socket.protocol,
-                    engine.config.ping_interval,
-                    engine.config.ping_timeout,
-                );
-                Ok(Session {
-                    socket,
-                    ws,
-                    heartbeat,
-                })
+                Ok(Session { socket, ws })
             }
         }
     } else {
@@ -198,16 +187,7 @@ where
 
         let mut ws = ws_init().await;
         init_handshake(socket.id, &mut ws, &engine.config).await?;
-        let heartbeat = Heartbeat::new(
-            socket.protocol,
-            engine.config.ping_interval,
-            engine.config.ping_timeout,
-        );
-        Ok(Session {
-            socket,
-            ws,
-            heartbeat,
-        })
+        Ok(Session { socket, ws })
     }
 }
 
@@ -230,11 +210,12 @@ async fn run<H: EngineIoHandler, S>(engine: Arc<EngineIo<H>>, session: Session<H
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Session {
-        socket,
-        mut ws,
-        mut heartbeat,
-    } = session;
+    let Session { socket, mut ws } = session;
+    let mut heartbeat = Heartbeat::new(
+        socket.protocol,
+        engine.config.ping_interval,
+        engine.config.ping_timeout,
+    );
     // A polling request that was in progress during the upgrade may still hold the lock.
     let lock = socket.internal_rx.lock();
     let Some(mut internal_rx) = lock
