@@ -133,7 +133,13 @@ async fn open_websocket(
         counters.as_ref(),
     )?;
     let stream = CountingStream::connect(addr, counters).await?;
-    let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;
+    // The WebSocket client's read buffer, for the reason given there
+    // (`websocket::connect`): tungstenite's default zero-fills 128 KiB
+    // before every read.
+    let config =
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     Ok(SocketIo {
         ws,
         early: VecDeque::new(),

@@ -39,8 +39,11 @@ pub enum Packet {
 impl Packet {
     pub fn parse(packet: &str) -> Result<Packet, MessageError> {
         if let Some(event) = packet.strip_prefix("42") {
-            let (name, payload): (String, serde_json::Value) = serde_json::from_str(event)?;
-            let push = Push::parse(&payload.to_string())?;
+            // The payload is read once, as a client reads it, not parsed
+            // and written out again.
+            let (name, payload): (String, &serde_json::value::RawValue) =
+                serde_json::from_str(event)?;
+            let push = Push::parse(payload.get())?;
             return Ok(Packet::Event { name, push });
         }
         Ok(match packet {
