@@ -28,6 +28,7 @@
 
 pub mod demo;
 mod h2;
+mod lane;
 pub mod notifications;
 mod v1;
 
@@ -119,6 +120,9 @@ pub struct SocketIo {
     config: Arc<SocketIoConfig>,
     tallies: Tallies,
     built: Arc<OnceCell<Built>>,
+    /// Notifications the feeder wrote straight to a session's socket
+    /// (`lane.rs`), rather than through socketioxide's queue.
+    written_straight: notify_http::Counter,
     /// The 1.x sessions that asked for text answers (`b64=1`).
     base64_sessions: Arc<v1::Base64Sessions>,
 }
@@ -144,6 +148,7 @@ impl SocketIo {
             config: Arc::new(config),
             tallies: Tallies::new(),
             built: Arc::new(OnceCell::new()),
+            written_straight: notify_http::Counter::default(),
             base64_sessions: Arc::default(),
         };
         let this = sio.clone();
@@ -166,10 +171,21 @@ impl SocketIo {
         &self.tallies
     }
 
+    /// Notifications so far that went straight to a WebSocket session's
+    /// socket (`lane.rs`); the others went through socketioxide's queue.
+    pub fn written_straight(&self) -> u64 {
+        self.written_straight.get()
+    }
+
     /// Answers a request under [`PATH`]: Engine.IO polling, a WebSocket
     /// upgrade, or the protocol's error for a bad one.
     pub async fn handle(&self, req: Request) -> Response {
-        let req = owned_head(req);
+        let mut req = owned_head(req);
+        if is_websocket_upgrade(&req) {
+            // How Engine.IO may share the connection with the feeder
+            // (`lane.rs`); it takes this out again before keeping the head.
+            req.extensions_mut().insert(lane::UNWRAP);
+        }
         let built = match self.built().await {
             Ok(built) => built,
             Err(err) => return ApiError::BackendUnavailable(err.to_string()).into_response(),
@@ -232,6 +248,7 @@ impl SocketIo {
             shutdown: self.shutdown.clone(),
             config: self.config.clone(),
             tallies: self.tallies.clone(),
+            written_straight: self.written_straight.clone(),
         };
         let demo = demo::Demo {
             config: self.config.clone(),
@@ -279,6 +296,13 @@ where
             }
         }) as Pin<Box<dyn Future<Output = Response> + Send>>
     })
+}
+
+/// Whether `req` asks to become a WebSocket over HTTP/1.1.
+fn is_websocket_upgrade<B>(req: &http::Request<B>) -> bool {
+    req.headers()
+        .get(http::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
 /// Whether `path` is Socket.IO's.

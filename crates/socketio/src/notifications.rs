@@ -44,9 +44,10 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use engineioxide::lane::MAX_FRAMES;
 use engineioxide::{DisconnectReason as EngineReason, SessionHandle};
 use notify_http::{DropReason, GaugeGuard, Query, Shutdown, Tallies, messages};
-use notify_hub::{Cursor, Delivery, Epoch, Hub, Notification, Subscription};
+use notify_hub::{Cursor, Delivery, Epoch, Hub, Notification, NotificationId, Subscription};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use socketioxide::adapter::Adapter;
@@ -57,7 +58,7 @@ use socketioxide::{SendError, SocketError};
 use socketioxide_core::adapter::DefinedAdapter;
 use tokio::sync::Notify;
 
-use crate::SocketIoConfig;
+use crate::{SocketIoConfig, lane};
 
 /// The namespace's path.
 pub const NAMESPACE: &str = "/";
@@ -111,6 +112,7 @@ pub(crate) struct Notifications {
     pub shutdown: Shutdown,
     pub config: std::sync::Arc<SocketIoConfig>,
     pub tallies: Tallies,
+    pub written_straight: notify_http::Counter,
 }
 
 impl Notifications {
@@ -157,16 +159,47 @@ struct Resting<A: Adapter> {
 /// The resting sockets, and whether the feeder runs: it runs while any
 /// socket rests, so a server with no Socket.IO client has no task for it.
 struct Rests<A: Adapter> {
-    sockets: HashMap<Sid, Resting<A>>,
+    /// In a list, so that the feeder can walk it a few at a time.
+    list: Vec<Resting<A>>,
+    /// Where each socket is in `list`.
+    places: HashMap<Sid, usize>,
     feeding: bool,
 }
 
 impl<A: Adapter> Default for Rests<A> {
     fn default() -> Self {
         Rests {
-            sockets: HashMap::new(),
+            list: Vec::new(),
+            places: HashMap::new(),
             feeding: false,
         }
+    }
+}
+
+impl<A: Adapter> Rests<A> {
+    fn insert(&mut self, me: Resting<A>) {
+        self.places.insert(me.socket.id, self.list.len());
+        self.list.push(me);
+    }
+
+    /// Takes out the socket at `index`; the last one takes its place.
+    fn remove_at(&mut self, index: usize) -> Resting<A> {
+        let me = self.list.swap_remove(index);
+        self.places.remove(&me.socket.id);
+        if let Some(moved) = self.list.get(index) {
+            self.places.insert(moved.socket.id, index);
+        }
+        me
+    }
+
+    fn remove(&mut self, id: Sid) -> Option<Resting<A>> {
+        let index = *self.places.get(&id)?;
+        Some(self.remove_at(index))
+    }
+
+    fn clear(&mut self) {
+        self.list.clear();
+        self.places.clear();
     }
 }
 
@@ -194,7 +227,7 @@ impl<A: Adapter> Namespace<A> {
         socket.on_disconnect(move || {
             if let Some(namespace) = Weak::upgrade(&namespace) {
                 let mut rests = namespace.resting();
-                if rests.sockets.remove(&id).is_some() && rests.sockets.is_empty() {
+                if rests.remove(id).is_some() && rests.list.is_empty() {
                     namespace.emptied.notify_one();
                 }
             }
@@ -250,7 +283,7 @@ impl<A: Adapter> Namespace<A> {
                                 let feed = self.common.hub.subscribe(Some(&from));
                                 self.common.shutdown.spawn(self.clone().feed(feed));
                             }
-                            rests.sockets.insert(me.socket.id, me);
+                            rests.insert(me);
                         }
                         return;
                     }
@@ -326,75 +359,251 @@ impl<A: Adapter> Namespace<A> {
         }
     }
 
-    /// The feeder: follows `feed` and walks the resting sockets for each
-    /// notification, for as long as any socket rests; the next socket to
-    /// rest starts another. At shutdown it lets them all go.
+    /// The feeder: follows `feed` and walks the resting sockets with what
+    /// it has, for as long as any socket rests; the next socket to rest
+    /// starts another. At shutdown it lets them all go.
+    ///
+    /// It walks [`CHUNK`] sockets at a time and lets other tasks run in
+    /// between (the publisher among them), taking what they published: in
+    /// a burst, a socket further on gets several frames in one write.
     async fn feed(self: Arc<Self>, mut feed: Subscription) {
+        let mut window = Window::default();
         loop {
-            let delivery = tokio::select! {
-                _ = self.common.shutdown.started() => break,
-                _ = self.emptied.notified() => None,
-                delivery = feed.next() => match delivery {
-                    Some(delivery) => Some(delivery),
-                    // The hub is gone.
-                    None => break,
-                },
-            };
-            match delivery {
-                Some(Delivery::Notification(n)) => self.walk(&n),
+            if window.notes.is_empty() && !window.reset {
+                let first = tokio::select! {
+                    _ = self.common.shutdown.started() => break,
+                    _ = self.emptied.notified() => None,
+                    delivery = feed.next() => match delivery {
+                        Some(delivery) => Some(delivery),
+                        // The hub is gone.
+                        None => break,
+                    },
+                };
+                match first {
+                    Some(delivery) => window.take(delivery),
+                    None => {
+                        if self.stop_feeding_if_empty() {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            window.take_ready(&mut feed);
+            // Every resting socket is offered at least this far.
+            let given_to_all = window.notes.last().map_or(0, |n| n.id());
+            let mut at = 0;
+            let (mut delivered, mut straight) = (0, 0);
+            while !window.notes.is_empty() {
+                let woken;
+                (at, woken) = self.walk(at, &window, &mut delivered, &mut straight);
+                self.attend_again(woken);
+                if at == usize::MAX {
+                    break;
+                }
+                tokio::task::yield_now().await;
+                window.take_ready(&mut feed);
+            }
+            self.common.tallies.deliveries.inc_by(delivered);
+            self.common.written_straight.inc_by(straight);
+            if window.reset {
                 // The feed itself lost its place: every socket catches up
                 // from its own subscription.
-                Some(Delivery::Reset { .. }) => self.wake(|_| true),
-                None => {}
+                self.wake(|_| true);
+                window = Window::default();
+            } else {
+                // What arrived during the walk reached only the sockets
+                // after that point: the next walk gives it to the rest.
+                window.drop_through(given_to_all);
             }
-            let mut rests = self.resting();
-            if rests.sockets.is_empty() {
-                rests.feeding = false;
+            if self.stop_feeding_if_empty() {
                 return;
             }
         }
         let mut rests = self.resting();
-        rests.sockets.clear();
+        rests.clear();
         rests.feeding = false;
     }
 
-    /// Emits `n` to every resting socket whose cursor is just before it;
-    /// wakes the ones that are behind it or whose queue is full.
-    fn walk(self: &Arc<Self>, n: &Notification) {
-        let raw: &RawValue = serde_json::from_slice(n.json()).expect("the hub's JSON");
-        let id = n.id();
-        let mut delivered = 0;
-        self.wake(|me| {
-            let cursor = me.subscription.cursor();
-            if cursor >= id {
-                return false;
+    /// Ends the feeder's run if no socket rests.
+    fn stop_feeding_if_empty(&self) -> bool {
+        let mut rests = self.resting();
+        if rests.list.is_empty() {
+            rests.feeding = false;
+        }
+        !rests.feeding
+    }
+
+    /// Offers `window` to the resting sockets from `at`, [`CHUNK`] of
+    /// them; returns where the next chunk starts (`usize::MAX` at the end
+    /// of the list) and the sockets that need their own task.
+    fn walk(
+        &self,
+        at: usize,
+        window: &Window,
+        delivered: &mut u64,
+        straight: &mut u64,
+    ) -> (usize, Vec<Resting<A>>) {
+        let mut woken = Vec::new();
+        let mut rests = self.resting();
+        let mut end = (at + CHUNK).min(rests.list.len());
+        let mut i = at;
+        while i < end {
+            match window.offer(&mut rests.list[i]) {
+                Ok(Given {
+                    queued,
+                    straight: n,
+                }) => {
+                    *delivered += queued + n;
+                    *straight += n;
+                    i += 1;
+                }
+                Err(queued) => {
+                    *delivered += queued;
+                    // The last socket moves here, and is offered next.
+                    woken.push(rests.remove_at(i));
+                    end = end.min(rests.list.len());
+                }
             }
-            if cursor + 1 < id {
-                return true;
-            }
-            if me.socket.emit("notification", raw).is_err() {
-                // Full: its task waits for room. Closed: its task ends.
-                return true;
-            }
-            me.subscription.skip_to(id);
-            delivered += 1;
-            false
-        });
-        self.common.tallies.deliveries.inc_by(delivered);
+        }
+        let next = if end >= rests.list.len() {
+            usize::MAX
+        } else {
+            end
+        };
+        (next, woken)
     }
 
     /// Takes every resting socket for which `wake` says so out of the set
     /// and gives it a task again.
     fn wake(self: &Arc<Self>, mut wake: impl FnMut(&mut Resting<A>) -> bool) {
-        let woken: Vec<Resting<A>> = self
-            .resting()
-            .sockets
-            .extract_if(|_, me| wake(me))
-            .map(|(_, me)| me)
-            .collect();
+        let mut woken = Vec::new();
+        {
+            let mut rests = self.resting();
+            let mut i = 0;
+            while i < rests.list.len() {
+                if wake(&mut rests.list[i]) {
+                    woken.push(rests.remove_at(i));
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        self.attend_again(woken);
+    }
+
+    /// Gives each of `woken` a task again.
+    fn attend_again(self: &Arc<Self>, woken: Vec<Resting<A>>) {
         for me in woken {
             self.common.shutdown.spawn(self.clone().attend(me, false));
         }
+    }
+}
+
+/// How a resting socket was given what it lacked.
+#[derive(Debug, Default)]
+struct Given {
+    /// Through socketioxide's queue.
+    queued: u64,
+    /// Straight to its socket, through its session's lane.
+    straight: u64,
+}
+
+/// Resting sockets the feeder offers notifications to between two looks at
+/// what else has arrived.
+const CHUNK: usize = 32;
+
+/// The notifications one walk gives out, oldest first, each as Socket.IO's
+/// raw value for socketioxide's queue and as the frame a lane takes, both
+/// built once for every socket.
+#[derive(Default)]
+struct Window {
+    notes: Vec<Arc<Notification>>,
+    values: Vec<Box<RawValue>>,
+    frames: Vec<Bytes>,
+    /// The feed was reset.
+    reset: bool,
+}
+
+impl Window {
+    fn take(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::Notification(n) => {
+                let json = std::str::from_utf8(n.json()).expect("the hub's JSON is UTF-8");
+                let value = RawValue::from_string(json.to_owned()).expect("the hub's JSON");
+                self.values.push(value);
+                self.frames.push(lane::frame(&n));
+                self.notes.push(n);
+            }
+            Delivery::Reset { .. } => self.reset = true,
+        }
+    }
+
+    /// Takes what has arrived, as many as a lane takes at once.
+    fn take_ready(&mut self, feed: &mut Subscription) {
+        while !self.reset && self.notes.len() < MAX_FRAMES {
+            match feed.next_ready() {
+                Some(delivery) => self.take(delivery),
+                None => break,
+            }
+        }
+    }
+
+    /// Forgets the notifications up to `id`, which every socket has been
+    /// offered.
+    fn drop_through(&mut self, id: NotificationId) {
+        let n = self.notes.iter().take_while(|n| n.id() <= id).count();
+        self.notes.drain(..n);
+        self.values.drain(..n);
+        self.frames.drain(..n);
+    }
+
+    /// Gives a resting socket the notifications its cursor lacks: straight
+    /// to its socket through its session's lane if it will take them,
+    /// else through its queue. `Err` (with how many were queued) when it
+    /// needs its own task: it is behind the window, or its queue is full
+    /// (or closed, which its task finds out).
+    fn offer<A: Adapter>(&self, me: &mut Resting<A>) -> Result<Given, u64> {
+        let (Some(first), Some(last)) = (self.notes.first(), self.notes.last()) else {
+            return Ok(Given::default());
+        };
+        let (first, last) = (first.id(), last.id());
+        let cursor = me.subscription.cursor();
+        if cursor >= last {
+            return Ok(Given::default());
+        }
+        if cursor + 1 < first {
+            return Err(0);
+        }
+        if !me.socket.connected() {
+            // Its disconnect handler takes it out of the set.
+            return Ok(Given::default());
+        }
+        let from = (cursor + 1 - first) as usize;
+        let frames = &self.frames[from..];
+        if me
+            .session
+            .as_ref()
+            .is_some_and(|s| s.offer(frames) == frames.len())
+        {
+            me.subscription.skip_to(last);
+            return Ok(Given {
+                queued: 0,
+                straight: frames.len() as u64,
+            });
+        }
+        let mut queued = 0;
+        for (n, value) in self.notes[from..].iter().zip(&self.values[from..]) {
+            if me.socket.emit("notification", value).is_err() {
+                return Err(queued);
+            }
+            me.subscription.skip_to(n.id());
+            queued += 1;
+        }
+        Ok(Given {
+            queued,
+            straight: 0,
+        })
     }
 }
 

@@ -8,7 +8,10 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use notify_client::socketio;
 use notify_http::DropReason;
+use notify_http::messages::Push;
+use notify_http::messages::socketio::Packet;
 use notify_socketio::{SocketIo, SocketIoConfig};
 use notify_test_support::{
     Feed, PATIENCE, Subscriber, TestConfig, TestServer, WsClient, assert_exactly_once_in_order,
@@ -503,12 +506,102 @@ async fn sockets_that_join_while_notifications_flow_each_get_every_one_once_in_o
     }
     assert_eq!(sio.tallies().deliveries.get(), total * 12);
     assert_eq!(sio.tallies().resets.get(), 0);
+    assert!(
+        sio.written_straight() > 0,
+        "the feeder wrote to the resting sockets' own sockets"
+    );
     // Once they leave, no task is left for them, the namespace's included.
     drop(feeds);
     eventually("no task is left for the sockets", || {
         server.ctx.shutdown.running_tasks() == idle_tasks
     })
     .await;
+}
+
+/// A notification's id, if `packet` carries one.
+fn notification_id(packet: Packet) -> Option<u64> {
+    match packet {
+        Packet::Event {
+            push: Push::Notification(n),
+            ..
+        } => Some(n.id),
+        _ => None,
+    }
+}
+
+/// The notification ids a WebSocket session reads until it has `count`.
+async fn websocket_ids(mut io: socketio::SocketIo, count: usize) -> Vec<u64> {
+    let mut ids = Vec::with_capacity(count);
+    while ids.len() < count {
+        let packet = tokio::time::timeout(PATIENCE, io.next())
+            .await
+            .expect("the notifications come within the test's patience")
+            .unwrap()
+            .expect("the session goes on");
+        ids.extend(notification_id(packet));
+    }
+    ids
+}
+
+/// The same for a session polling.
+async fn polling_ids(mut io: socketio::Polling, count: usize) -> Vec<u64> {
+    let mut ids = Vec::with_capacity(count);
+    while ids.len() < count {
+        let packet = tokio::time::timeout(PATIENCE, io.next())
+            .await
+            .expect("the notifications come within the test's patience")
+            .unwrap();
+        ids.extend(notification_id(packet));
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_burst_reaches_every_kind_of_session_once_in_order_straight_where_it_can() {
+    let (server, sio) = server().await;
+    // On a WebSocket from the start, and upgraded from polling: sessions
+    // on a lane, which the feeder writes to straight. Polling alone: the
+    // feeder queues for them, and their polls take it.
+    let mut websockets = Vec::new();
+    let mut upgraded = Vec::new();
+    let mut polling = Vec::new();
+    for _ in 0..3 {
+        websockets.push(socketio::connect(server.addr, None, None).await.unwrap());
+        upgraded.push(
+            socketio::connect_with_upgrade(server.addr, None, None)
+                .await
+                .unwrap(),
+        );
+        polling.push(
+            socketio::Polling::connect(server.addr, socketio::Generation::V4, None, None)
+                .await
+                .unwrap(),
+        );
+    }
+    eventually("every socket has joined", || sio.tallies().open.get() == 9).await;
+    // Back to back, while the sockets read: walks carry several at once,
+    // and a socket may still be writing one when the next comes.
+    let total = 300u64;
+    for i in 1..=total {
+        server.hub().publish(&format!("n{i}")).await.unwrap();
+    }
+    let mut readers = Vec::new();
+    for io in websockets.into_iter().chain(upgraded) {
+        readers.push(tokio::spawn(websocket_ids(io, total as usize)));
+    }
+    for io in polling {
+        readers.push(tokio::spawn(polling_ids(io, total as usize)));
+    }
+    for reader in readers {
+        assert_exactly_once_in_order(&reader.await.unwrap(), 1..=total);
+    }
+    assert_eq!(sio.tallies().deliveries.get(), total * 9);
+    let straight = sio.written_straight();
+    assert!(straight > 0, "the feeder wrote to sockets on a lane");
+    assert!(
+        straight <= total * 6,
+        "only WebSocket sessions have a lane: {straight}"
+    );
 }
 
 #[tokio::test]

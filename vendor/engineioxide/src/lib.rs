@@ -11,6 +11,7 @@ pub use engineioxide_core::{OpenPacket, Packet, PacketParseError};
 
 pub mod config;
 pub mod handler;
+pub mod lane;
 pub mod layer;
 pub mod service;
 pub mod socket;

@@ -199,11 +199,20 @@ pub struct SessionHandle(std::sync::Weak<dyn SessionOps>);
 
 trait SessionOps: Send + Sync {
     fn close(&self, reason: DisconnectReason);
+    fn offer(&self, frames: &[bytes::Bytes]) -> usize;
 }
 
 impl<D: Default + Send + Sync + 'static> SessionOps for Socket<D> {
     fn close(&self, reason: DisconnectReason) {
         Socket::close(self, reason)
+    }
+
+    fn offer(&self, frames: &[bytes::Bytes]) -> usize {
+        let Some(lane) = self.lane.get().and_then(std::sync::Weak::upgrade) else {
+            return 0;
+        };
+        let tx = &self.internal_tx;
+        lane.offer(frames, || tx.capacity() == tx.max_capacity())
     }
 }
 
@@ -220,6 +229,19 @@ impl SessionHandle {
     pub fn close(&self, reason: DisconnectReason) {
         if let Some(socket) = self.0.upgrade() {
             socket.close(reason);
+        }
+    }
+
+    /// Writes `frames`, whole WebSocket frames (at most
+    /// [`lane::MAX_FRAMES`](crate::lane::MAX_FRAMES)), straight to the
+    /// session's socket if the session runs on a [`lane`](crate::lane)
+    /// and its task has nothing queued or unwritten. Returns how many it
+    /// took: all of them, or none, and then the caller sends them through
+    /// the session's queue instead.
+    pub fn offer(&self, frames: &[bytes::Bytes]) -> usize {
+        match self.0.upgrade() {
+            Some(socket) => socket.offer(frames),
+            None => 0,
         }
     }
 }
@@ -290,6 +312,10 @@ where
     /// A cancellation token that will be triggered when the socket is being closed.
     pub(crate) cancellation_token: CancellationToken,
 
+    /// The session's WebSocket, when it runs on a lane another task may
+    /// write to (`lane.rs`); its task holds the lane.
+    pub(crate) lane: std::sync::OnceLock<std::sync::Weak<crate::lane::Lane>>,
+
     /// Function to call when the socket is closed
     close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
     /// User data bound to the socket
@@ -330,6 +356,7 @@ where
             heartbeat: tokio::sync::Notify::new(),
             heartbeat_task: std::sync::Mutex::new(None),
             cancellation_token: CancellationToken::new(),
+            lane: std::sync::OnceLock::new(),
 
             close_fn,
 
@@ -676,6 +703,7 @@ where
             heartbeat: tokio::sync::Notify::new(),
             heartbeat_task: std::sync::Mutex::new(None),
             cancellation_token: CancellationToken::new(),
+            lane: std::sync::OnceLock::new(),
             close_fn,
 
             data: D::default(),

@@ -4,6 +4,7 @@
 //! Other functions are used internally to handle the websocket connection through tasks and channels
 //! and to handle upgrade from polling to ws
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
 use smallvec::smallvec;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio_tungstenite::{
     WebSocketStream,
@@ -27,7 +28,11 @@ use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Sid, Str, TransportT
 
 use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
-    errors::Error, handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
+    errors::Error,
+    handler::EngineIoHandler,
+    lane::{Lane, LaneStream, UnwrapSocket},
+    socket::InternalRx,
+    transport::make_open_packet,
 };
 
 /// Create a response for websocket upgrade
@@ -60,7 +65,10 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
     // The upgrade is taken out of the request, which is then kept whole
     // (its head goes to the session) rather than copied.
     let upgrade = hyper::upgrade::on(&mut req);
-    let (parts, _) = req.into_parts();
+    let (mut parts, _) = req.into_parts();
+    // How the server shares its sockets, if it does (`lane.rs`): not kept
+    // with the session.
+    let unwrap = parts.extensions.remove::<UnwrapSocket>();
 
     let ws_key = parts
         .headers
@@ -69,7 +77,15 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         .clone();
 
     tokio::spawn(async move {
-        let conn = upgrade.await.map(hyper_util::rt::TokioIo::new);
+        let conn = upgrade.await.map(|upgraded| match unwrap {
+            Some(UnwrapSocket(unwrap)) => match unwrap(upgraded) {
+                Ok((socket, read_buf)) => {
+                    Io::Lane(LaneStream::new(Arc::new(Lane::new(socket)), read_buf))
+                }
+                Err(upgraded) => Io::Own(hyper_util::rt::TokioIo::new(upgraded)),
+            },
+            None => Io::Own(hyper_util::rt::TokioIo::new(upgraded)),
+        });
 
         let res = match conn {
             Ok(conn) => handshake(engine.clone(), conn, protocol, sid, parts).await,
@@ -115,7 +131,7 @@ pub async fn on_init<H: EngineIoHandler, S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let session = handshake(engine.clone(), conn, protocol, sid, req_data).await?;
+    let session = handshake(engine.clone(), Io::Own(conn), protocol, sid, req_data).await?;
     run(engine, session).await;
     Ok(())
 }
@@ -123,7 +139,91 @@ where
 /// A WebSocket session whose handshake is done.
 struct Session<D: Default + Send + Sync + 'static, S> {
     socket: Arc<Socket<D>>,
-    ws: WebSocketStream<S>,
+    ws: WebSocketStream<Io<S>>,
+}
+
+/// What a session's WebSocket runs on: the connection as it came, which
+/// its task alone writes to, or a [lane](crate::lane) that another task
+/// may write to while the session's task has nothing to write.
+enum Io<S> {
+    Own(S),
+    Lane(LaneStream),
+}
+
+impl<S> Io<S> {
+    /// The task is about to read or write: `true` if a lane's offer left
+    /// something to write first, which a flush writes.
+    fn unpark(&mut self) -> bool {
+        match self {
+            Io::Own(_) => false,
+            Io::Lane(lane) => lane.unpark(),
+        }
+    }
+
+    /// The task has nothing queued and nothing unflushed.
+    fn park(&mut self, cx: &Context<'_>) {
+        if let Io::Lane(lane) = self {
+            lane.park(cx);
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Io<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Own(io) => Pin::new(io).poll_read(cx, buf),
+            Io::Lane(lane) => Pin::new(lane).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Io<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Own(io) => Pin::new(io).poll_write(cx, buf),
+            Io::Lane(lane) => Pin::new(lane).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Own(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Io::Lane(lane) => Pin::new(lane).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Own(io) => io.is_write_vectored(),
+            Io::Lane(lane) => lane.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Own(io) => Pin::new(io).poll_flush(cx),
+            Io::Lane(lane) => Pin::new(lane).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Own(io) => Pin::new(io).poll_shutdown(cx),
+            Io::Lane(lane) => Pin::new(lane).poll_shutdown(cx),
+        }
+    }
 }
 
 /// Opens the session, or takes over a polling one: the open packet, or
@@ -134,7 +234,7 @@ struct Session<D: Default + Send + Sync + 'static, S> {
 )]
 async fn handshake<H: EngineIoHandler, S>(
     engine: Arc<EngineIo<H>>,
-    conn: S,
+    conn: Io<S>,
     protocol: ProtocolVersion,
     sid: Option<Sid>,
     req_data: Parts,
@@ -155,7 +255,7 @@ where
             Some(socket) => {
                 let mut ws = ws_init().await;
 
-                let upgrade_fut = upgrade_handshake::<H, S>(&socket, &mut ws);
+                let upgrade_fut = upgrade_handshake::<H, Io<S>>(&socket, &mut ws);
                 match tokio::time::timeout(engine.config.upgrade_timeout, upgrade_fut)
                     .with_cancellation_token(&socket.cancellation_token)
                     .await
@@ -211,6 +311,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Session { socket, mut ws } = session;
+    if let Io::Lane(lane) = ws.get_ref() {
+        lane.register(&socket.lane);
+    }
     let mut heartbeat = Heartbeat::new(
         socket.protocol,
         engine.config.ping_interval,
@@ -245,6 +348,9 @@ where
             Turn::Closed => break None,
             Turn::Ended(end) => break Some(end),
             Turn::Volatile => {
+                if ws.get_mut().unpark() {
+                    unflushed = true;
+                }
                 if let Some(packets) = socket.volatile.take() {
                     #[cfg(feature = "tracing")]
                     tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
@@ -271,6 +377,9 @@ where
             }
         }
     };
+
+    // No offer writes from here on.
+    ws.get_mut().unpark();
 
     match ended {
         Some(Err(ref e)) => {
@@ -313,7 +422,7 @@ fn poll_connection<H: EngineIoHandler, S>(
     cx: &mut Context<'_>,
     engine: &Arc<EngineIo<H>>,
     socket: &Arc<Socket<H::Data>>,
-    ws: &mut WebSocketStream<S>,
+    ws: &mut WebSocketStream<Io<S>>,
     buffered_rx: &mut mpsc::Receiver<PacketBuf>,
     heartbeat: &mut Heartbeat,
     unflushed: &mut bool,
@@ -321,6 +430,10 @@ fn poll_connection<H: EngineIoHandler, S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Reading may write too (tungstenite answers a ping or a close).
+    if ws.get_mut().unpark() {
+        *unflushed = true;
+    }
     loop {
         match ws.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(msg))) => match on_message(engine, socket, msg, heartbeat) {
@@ -333,6 +446,8 @@ where
             Poll::Pending => break,
         }
     }
+    // Whether the queue was found empty.
+    let mut drained = false;
     loop {
         match ws.poll_ready_unpin(cx) {
             Poll::Ready(Ok(())) => {}
@@ -352,8 +467,12 @@ where
                     *unflushed = true;
                 }
             }
+            Poll::Pending => {
+                drained = true;
+                break;
+            }
             // The session is closing: its close is on the way.
-            Poll::Ready(None) | Poll::Pending => break,
+            Poll::Ready(None) => break,
         }
     }
     if *unflushed {
@@ -364,6 +483,9 @@ where
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
             Poll::Pending => {}
         }
+    }
+    if drained && !*unflushed {
+        ws.get_mut().park(cx);
     }
     Poll::Pending
 }
