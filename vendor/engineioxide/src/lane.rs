@@ -75,8 +75,9 @@ pub(crate) struct Lane {
 struct LaneState {
     /// The task has nothing to write: an offer may.
     parked: bool,
-    /// What an offer could not write; the task writes it first.
-    rest: Option<Rest>,
+    /// What an offer could not write; the task writes it first. Boxed:
+    /// nearly always none.
+    rest: Option<Box<Rest>>,
     /// The task's, woken when an offer hands the lane back.
     waker: Option<Waker>,
 }
@@ -114,7 +115,7 @@ impl Lane {
         match self.socket.try_write(&slices[..frames.len()]) {
             Ok(written) => {
                 if written < total {
-                    state.rest = Some(Rest::of(frames, written));
+                    state.rest = Some(Box::new(Rest::of(frames, written)));
                     state.hand_back();
                 }
                 frames.len()
@@ -153,21 +154,22 @@ impl Rest {
     }
 }
 
-/// The task's side of a lane: the stream its WebSocket runs on.
+/// The task's side of a lane: the stream its WebSocket runs on. Every
+/// session keeps one, so what it nearly never has is boxed.
 pub(crate) struct LaneStream {
     lane: std::sync::Arc<Lane>,
-    /// Read from the connection before the upgrade.
-    read_buf: Bytes,
+    /// Read from the connection before the upgrade, if anything was.
+    early: Option<Box<Bytes>>,
     /// An offer's unwritten end, taken when the task unparked.
-    rest: Vec<Bytes>,
+    rest: Option<Box<Rest>>,
 }
 
 impl LaneStream {
-    pub(crate) fn new(lane: std::sync::Arc<Lane>, read_buf: Bytes) -> Self {
+    pub(crate) fn new(lane: std::sync::Arc<Lane>, early: Bytes) -> Self {
         LaneStream {
             lane,
-            read_buf,
-            rest: Vec::new(),
+            early: (!early.is_empty()).then(|| Box::new(early)),
+            rest: None,
         }
     }
 
@@ -181,16 +183,18 @@ impl LaneStream {
     pub(crate) fn unpark(&mut self) -> bool {
         let mut state = self.lane.lock();
         state.parked = false;
-        if let Some(Rest(rest)) = state.rest.take() {
-            self.rest.extend(rest);
+        if let Some(rest) = state.rest.take() {
+            // The task wrote the last one before it parked.
+            debug_assert!(self.rest.is_none());
+            self.rest = Some(rest);
         }
-        !self.rest.is_empty()
+        self.rest.is_some()
     }
 
     /// Lets offers write: the task has nothing to. Woken through `cx` when
     /// an offer hands the lane back.
     pub(crate) fn park(&mut self, cx: &Context<'_>) {
-        debug_assert!(self.rest.is_empty());
+        debug_assert!(self.rest.is_none());
         let mut state = self.lane.lock();
         state.parked = true;
         if !state.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -200,25 +204,29 @@ impl LaneStream {
 
     /// Writes the rest an offer left, before anything else.
     fn poll_rest(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.rest.is_empty() {
+        while let Some(rest) = &mut self.rest {
+            let Rest(frames) = &mut **rest;
             let mut slices = [IoSlice::new(&[]); MAX_FRAMES];
-            for (slice, frame) in slices.iter_mut().zip(&self.rest) {
+            for (slice, frame) in slices.iter_mut().zip(frames.iter()) {
                 *slice = IoSlice::new(frame);
             }
-            let n = self.rest.len().min(MAX_FRAMES);
+            let n = frames.len().min(MAX_FRAMES);
             let mut written = ready!(self.lane.socket.poll_write(cx, &slices[..n]))?;
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             while written > 0 {
-                let first = &mut self.rest[0];
+                let first = &mut frames[0];
                 if written >= first.len() {
                     written -= first.len();
-                    self.rest.remove(0);
+                    frames.remove(0);
                 } else {
                     first.advance(written);
                     written = 0;
                 }
+            }
+            if frames.is_empty() {
+                self.rest = None;
             }
         }
         Poll::Ready(Ok(()))
@@ -232,9 +240,12 @@ impl AsyncRead for LaneStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.read_buf.is_empty() {
-            let n = this.read_buf.len().min(buf.remaining());
-            buf.put_slice(&this.read_buf.split_to(n));
+        if let Some(early) = &mut this.early {
+            let n = early.len().min(buf.remaining());
+            buf.put_slice(&early.split_to(n));
+            if early.is_empty() {
+                this.early = None;
+            }
             return Poll::Ready(Ok(()));
         }
         this.lane.socket.poll_read(cx, buf)
