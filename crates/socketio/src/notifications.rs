@@ -513,6 +513,9 @@ struct Given {
 /// what else has arrived.
 const CHUNK: usize = 32;
 
+/// The bytes of frames a walk takes on, as the WebSocket's walkers do.
+const MAX_BYTES: usize = 64 * 1024;
+
 /// The notifications one walk gives out, oldest first, each as Socket.IO's
 /// raw value for socketioxide's queue and as the frame a lane takes, both
 /// built once for every socket.
@@ -521,6 +524,8 @@ struct Window {
     notes: Vec<Arc<Notification>>,
     values: Vec<Box<RawValue>>,
     frames: Vec<Bytes>,
+    /// The frames' bytes.
+    bytes: usize,
     /// The feed was reset.
     reset: bool,
 }
@@ -532,16 +537,19 @@ impl Window {
                 let json = std::str::from_utf8(n.json()).expect("the hub's JSON is UTF-8");
                 let value = RawValue::from_string(json.to_owned()).expect("the hub's JSON");
                 self.values.push(value);
-                self.frames.push(lane::frame(&n));
+                let frame = lane::frame(&n);
+                self.bytes += frame.len();
+                self.frames.push(frame);
                 self.notes.push(n);
             }
             Delivery::Reset { .. } => self.reset = true,
         }
     }
 
-    /// Takes what has arrived, as many as a lane takes at once.
+    /// Takes what has arrived, as many as a lane takes at once, up to
+    /// [`MAX_BYTES`] (a socket's write, and what one walk keeps).
     fn take_ready(&mut self, feed: &mut Subscription) {
-        while !self.reset && self.notes.len() < MAX_FRAMES {
+        while !self.reset && self.notes.len() < MAX_FRAMES && self.bytes < MAX_BYTES {
             match feed.next_ready() {
                 Some(delivery) => self.take(delivery),
                 None => break,
@@ -556,6 +564,7 @@ impl Window {
         self.notes.drain(..n);
         self.values.drain(..n);
         self.frames.drain(..n);
+        self.bytes = self.frames.iter().map(Bytes::len).sum();
     }
 
     /// Gives a resting socket the notifications its cursor lacks: straight
