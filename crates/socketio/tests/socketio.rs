@@ -529,31 +529,35 @@ fn notification_id(packet: Packet) -> Option<u64> {
     }
 }
 
-/// The notification ids a WebSocket session reads until it has `count`.
-async fn websocket_ids(mut io: socketio::SocketIo, count: usize) -> Vec<u64> {
-    let mut ids = Vec::with_capacity(count);
-    while ids.len() < count {
-        let packet = tokio::time::timeout(PATIENCE, io.next())
+/// A Socket.IO session of either kind: on a WebSocket, or polling.
+enum Session {
+    WebSocket(socketio::SocketIo),
+    Polling(socketio::Polling),
+}
+
+impl Session {
+    /// The next packet, within the test's patience.
+    async fn next(&mut self) -> Packet {
+        let next = async {
+            match self {
+                Session::WebSocket(io) => io.next().await.map(|p| p.expect("the session goes on")),
+                Session::Polling(io) => io.next().await,
+            }
+        };
+        tokio::time::timeout(PATIENCE, next)
             .await
             .expect("the notifications come within the test's patience")
             .unwrap()
-            .expect("the session goes on");
-        ids.extend(notification_id(packet));
     }
-    ids
-}
 
-/// The same for a session polling.
-async fn polling_ids(mut io: socketio::Polling, count: usize) -> Vec<u64> {
-    let mut ids = Vec::with_capacity(count);
-    while ids.len() < count {
-        let packet = tokio::time::timeout(PATIENCE, io.next())
-            .await
-            .expect("the notifications come within the test's patience")
-            .unwrap();
-        ids.extend(notification_id(packet));
+    /// The notification ids it reads until it has `count`.
+    async fn notification_ids(mut self, count: usize) -> Vec<u64> {
+        let mut ids = Vec::with_capacity(count);
+        while ids.len() < count {
+            ids.extend(notification_id(self.next().await));
+        }
+        ids
     }
-    ids
 }
 
 #[tokio::test]
@@ -566,17 +570,19 @@ async fn a_burst_reaches_every_kind_of_session_once_in_order_straight_where_it_c
     let mut upgraded = Vec::new();
     let mut polling = Vec::new();
     for _ in 0..3 {
-        websockets.push(socketio::connect(server.addr, None, None).await.unwrap());
-        upgraded.push(
+        websockets.push(Session::WebSocket(
+            socketio::connect(server.addr, None, None).await.unwrap(),
+        ));
+        upgraded.push(Session::WebSocket(
             socketio::connect_with_upgrade(server.addr, None, None)
                 .await
                 .unwrap(),
-        );
-        polling.push(
+        ));
+        polling.push(Session::Polling(
             socketio::Polling::connect(server.addr, socketio::Generation::V4, None, None)
                 .await
                 .unwrap(),
-        );
+        ));
     }
     eventually("every socket has joined", || sio.tallies().open.get() == 9).await;
     // Back to back, while the sockets read: walks carry several at once,
@@ -586,11 +592,8 @@ async fn a_burst_reaches_every_kind_of_session_once_in_order_straight_where_it_c
         server.hub().publish(&format!("n{i}")).await.unwrap();
     }
     let mut readers = Vec::new();
-    for io in websockets.into_iter().chain(upgraded) {
-        readers.push(tokio::spawn(websocket_ids(io, total as usize)));
-    }
-    for io in polling {
-        readers.push(tokio::spawn(polling_ids(io, total as usize)));
+    for session in websockets.into_iter().chain(upgraded).chain(polling) {
+        readers.push(tokio::spawn(session.notification_ids(total as usize)));
     }
     for reader in readers {
         assert_exactly_once_in_order(&reader.await.unwrap(), 1..=total);
