@@ -14,10 +14,16 @@
 //! transport's rules. Once its subscription has nothing ready, the socket
 //! *rests*: it goes, with its subscription, into the namespace's resting
 //! set, and its task ends. One task for the whole namespace, the *feeder*,
-//! follows the hub and emits each notification to every resting socket in
-//! one loop, the JSON taken as Socket.IO's raw value once for all of them
-//! (never re-serialized); it runs while any socket rests. A socket gets a
-//! task again only when it has to wait or catch up:
+//! follows the hub and gives each notification to every resting socket in
+//! one loop, and runs while any socket rests. To a WebSocket session whose
+//! task has nothing to write, it writes the notification's frame, built
+//! once for every socket, straight to the socket through the session's
+//! lane (`lane.rs`): one non-blocking write, as the WebSocket transport's
+//! walkers do. Any other socket gets it through socketioxide's queue, the
+//! JSON taken as Socket.IO's raw value once for all of them (never
+//! re-serialized). In a burst, a walk carries every notification that has
+//! arrived, so a socket gets them all in one write. A socket gets a task
+//! again only when it has to wait or catch up:
 //!
 //! - its queue is full (the client reads slowly): the task waits for room
 //!   up to `send_timeout`, then closes the socket's Engine.IO session; the
@@ -27,9 +33,10 @@
 //!   was reset): the task catches up from the socket's subscription.
 //!
 //! **Exactly once, in order: the subscription's cursor decides, whoever
-//! emits.** The feeder emits to a resting socket only the notification
-//! just after its cursor, and moves the cursor past it
-//! ([`Subscription::skip_to`]). A task rests its socket only under the
+//! emits.** The feeder gives a resting socket only the notifications after
+//! its cursor, and moves the cursor past them
+//! ([`Subscription::skip_to`]); a lane takes them only while the session
+//! has nothing queued, so they follow whatever was queued before. A task rests its socket only under the
 //! set's lock, and only when its subscription has nothing ready under that
 //! same lock: a notification the feeder had already walked past was in the
 //! subscription before the walk began, so the task sends it itself; one the
@@ -37,7 +44,9 @@
 //!
 //! A resting socket costs its entry in the set; a task per socket, idle
 //! between notifications, cost some 900 bytes more, and each notification
-//! woke every one of them to emit it (chapter 8 has both, measured).
+//! woke every one of them to emit it; a delivery through the queue woke
+//! the session's task too, which the lane does not (chapter 8 has each,
+//! measured).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
