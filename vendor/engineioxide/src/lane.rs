@@ -106,16 +106,14 @@ impl Lane {
         if !state.parked || !idle() {
             return 0;
         }
-        let mut slices = [IoSlice::new(&[]); MAX_FRAMES];
         let frames = &frames[..frames.len().min(MAX_FRAMES)];
-        for (slice, frame) in slices.iter_mut().zip(frames) {
-            *slice = IoSlice::new(frame);
-        }
-        let total: usize = frames.iter().map(Bytes::len).sum();
-        match self.socket.try_write(&slices[..frames.len()]) {
+        let mut slices = [IoSlice::new(&[]); MAX_FRAMES];
+        match self.socket.try_write(io_slices(frames, &mut slices)) {
             Ok(written) => {
-                if written < total {
-                    state.rest = Some(Box::new(Rest::of(frames, written)));
+                if written < frames.iter().map(Bytes::len).sum() {
+                    let mut rest = frames.to_vec();
+                    consume(&mut rest, written);
+                    state.rest = Some(Box::new(Rest(rest)));
                     state.hand_back();
                 }
                 frames.len()
@@ -139,18 +137,32 @@ impl LaneState {
     }
 }
 
-impl Rest {
-    fn of(frames: &[Bytes], mut written: usize) -> Self {
-        let mut rest = Vec::with_capacity(frames.len());
-        for frame in frames {
-            if written >= frame.len() {
+/// The first [`MAX_FRAMES`] of `frames` as the slices of one `writev`.
+fn io_slices<'a>(
+    frames: &'a [Bytes],
+    slices: &'a mut [IoSlice<'a>; MAX_FRAMES],
+) -> &'a [IoSlice<'a>] {
+    for (slice, frame) in slices.iter_mut().zip(frames) {
+        *slice = IoSlice::new(frame);
+    }
+    &slices[..frames.len().min(MAX_FRAMES)]
+}
+
+/// Drops the `written` bytes from the front of `frames`.
+fn consume(frames: &mut Vec<Bytes>, mut written: usize) {
+    let whole = frames
+        .iter()
+        .take_while(|frame| {
+            let taken = written >= frame.len();
+            if taken {
                 written -= frame.len();
-            } else {
-                rest.push(frame.slice(written..));
-                written = 0;
             }
-        }
-        Rest(rest)
+            taken
+        })
+        .count();
+    frames.drain(..whole);
+    if let Some(first) = frames.first_mut() {
+        first.advance(written);
     }
 }
 
@@ -197,7 +209,11 @@ impl LaneStream {
         debug_assert!(self.rest.is_none());
         let mut state = self.lane.lock();
         state.parked = true;
-        if !state.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        if !state
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
             state.waker = Some(cx.waker().clone());
         }
     }
@@ -207,24 +223,15 @@ impl LaneStream {
         while let Some(rest) = &mut self.rest {
             let Rest(frames) = &mut **rest;
             let mut slices = [IoSlice::new(&[]); MAX_FRAMES];
-            for (slice, frame) in slices.iter_mut().zip(frames.iter()) {
-                *slice = IoSlice::new(frame);
-            }
-            let n = frames.len().min(MAX_FRAMES);
-            let mut written = ready!(self.lane.socket.poll_write(cx, &slices[..n]))?;
+            let written = ready!(
+                self.lane
+                    .socket
+                    .poll_write(cx, io_slices(frames, &mut slices))
+            )?;
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            while written > 0 {
-                let first = &mut frames[0];
-                if written >= first.len() {
-                    written -= first.len();
-                    frames.remove(0);
-                } else {
-                    first.advance(written);
-                    written = 0;
-                }
-            }
+            consume(frames, written);
             if frames.is_empty() {
                 self.rest = None;
             }

@@ -4,7 +4,6 @@
 //! Other functions are used internally to handle the websocket connection through tasks and channels
 //! and to handle upgrade from polling to ws
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -12,7 +11,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
 use smallvec::smallvec;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::{
     WebSocketStream,
@@ -22,12 +21,16 @@ use tokio_tungstenite::{
         protocol::{Role, WebSocketConfig},
     },
 };
+use tokio_util::either::Either;
 use tokio_util::future::FutureExt as _;
 
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
-    DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
+    DisconnectReason, Socket,
+    body::ResponseBody,
+    config::EngineIoConfig,
+    engine::EngineIo,
     errors::Error,
     handler::EngineIoHandler,
     lane::{Lane, LaneStream, UnwrapSocket},
@@ -80,11 +83,11 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         let conn = upgrade.await.map(|upgraded| match unwrap {
             Some(UnwrapSocket(unwrap)) => match unwrap(upgraded) {
                 Ok((socket, read_buf)) => {
-                    Io::Lane(LaneStream::new(Arc::new(Lane::new(socket)), read_buf))
+                    Either::Right(LaneStream::new(Arc::new(Lane::new(socket)), read_buf))
                 }
-                Err(upgraded) => Io::Own(hyper_util::rt::TokioIo::new(upgraded)),
+                Err(upgraded) => Either::Left(hyper_util::rt::TokioIo::new(upgraded)),
             },
-            None => Io::Own(hyper_util::rt::TokioIo::new(upgraded)),
+            None => Either::Left(hyper_util::rt::TokioIo::new(upgraded)),
         });
 
         let res = match conn {
@@ -131,7 +134,7 @@ pub async fn on_init<H: EngineIoHandler, S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let session = handshake(engine.clone(), Io::Own(conn), protocol, sid, req_data).await?;
+    let session = handshake(engine.clone(), Either::Left(conn), protocol, sid, req_data).await?;
     run(engine, session).await;
     Ok(())
 }
@@ -142,87 +145,25 @@ struct Session<D: Default + Send + Sync + 'static, S> {
     ws: WebSocketStream<Io<S>>,
 }
 
-/// What a session's WebSocket runs on: the connection as it came, which
-/// its task alone writes to, or a [lane](crate::lane) that another task
-/// may write to while the session's task has nothing to write.
-enum Io<S> {
-    Own(S),
-    Lane(LaneStream),
-}
+/// What a session's WebSocket runs on: the connection as it came
+/// (`Left`), which its task alone writes to, or a [lane](crate::lane)
+/// (`Right`) that another task may write to while the session's task has
+/// nothing to write.
+type Io<S> = Either<S, LaneStream>;
 
-impl<S> Io<S> {
-    /// The task is about to read or write: `true` if a lane's offer left
-    /// something to write first, which a flush writes.
-    fn unpark(&mut self) -> bool {
-        match self {
-            Io::Own(_) => false,
-            Io::Lane(lane) => lane.unpark(),
-        }
-    }
-
-    /// The task has nothing queued and nothing unflushed.
-    fn park(&mut self, cx: &Context<'_>) {
-        if let Io::Lane(lane) = self {
-            lane.park(cx);
-        }
+/// The task is about to read or write: `true` if a lane's offer left
+/// something to write first, which a flush writes.
+fn unpark<S>(io: &mut Io<S>) -> bool {
+    match io {
+        Either::Left(_) => false,
+        Either::Right(lane) => lane.unpark(),
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Io<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Own(io) => Pin::new(io).poll_read(cx, buf),
-            Io::Lane(lane) => Pin::new(lane).poll_read(cx, buf),
-        }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Io<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Io::Own(io) => Pin::new(io).poll_write(cx, buf),
-            Io::Lane(lane) => Pin::new(lane).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Io::Own(io) => Pin::new(io).poll_write_vectored(cx, bufs),
-            Io::Lane(lane) => Pin::new(lane).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Io::Own(io) => io.is_write_vectored(),
-            Io::Lane(lane) => lane.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Own(io) => Pin::new(io).poll_flush(cx),
-            Io::Lane(lane) => Pin::new(lane).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Own(io) => Pin::new(io).poll_shutdown(cx),
-            Io::Lane(lane) => Pin::new(lane).poll_shutdown(cx),
-        }
+/// The task has nothing queued and nothing unflushed.
+fn park<S>(io: &mut Io<S>, cx: &Context<'_>) {
+    if let Either::Right(lane) = io {
+        lane.park(cx);
     }
 }
 
@@ -311,7 +252,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Session { socket, mut ws } = session;
-    if let Io::Lane(lane) = ws.get_ref() {
+    if let Either::Right(lane) = ws.get_ref() {
         lane.register(&socket.lane);
     }
     let mut heartbeat = Heartbeat::new(
@@ -348,7 +289,7 @@ where
             Turn::Closed => break None,
             Turn::Ended(end) => break Some(end),
             Turn::Volatile => {
-                if ws.get_mut().unpark() {
+                if unpark(ws.get_mut()) {
                     unflushed = true;
                 }
                 if let Some(packets) = socket.volatile.take() {
@@ -365,21 +306,19 @@ where
                     unflushed = true;
                 }
             }
-            Turn::Beat => {
-                match heartbeat.on_timer(&socket) {
-                    Ok(()) => timer.as_mut().reset(heartbeat.deadline),
-                    Err(_e) => {
-                        #[cfg(feature = "tracing")]
-                        tracing::debug!(id = ?socket.id, "heartbeat error: {_e}");
-                        socket.close(DisconnectReason::HeartbeatTimeout);
-                    }
+            Turn::Beat => match heartbeat.on_timer(&socket) {
+                Ok(()) => timer.as_mut().reset(heartbeat.deadline),
+                Err(_e) => {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!(id = ?socket.id, "heartbeat error: {_e}");
+                    socket.close(DisconnectReason::HeartbeatTimeout);
                 }
-            }
+            },
         }
     };
 
     // No offer writes from here on.
-    ws.get_mut().unpark();
+    unpark(ws.get_mut());
 
     match ended {
         Some(Err(ref e)) => {
@@ -431,7 +370,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Reading may write too (tungstenite answers a ping or a close).
-    if ws.get_mut().unpark() {
+    if unpark(ws.get_mut()) {
         *unflushed = true;
     }
     loop {
@@ -485,7 +424,7 @@ where
         }
     }
     if drained && !*unflushed {
-        ws.get_mut().park(cx);
+        park(ws.get_mut(), cx);
     }
     Poll::Pending
 }
