@@ -666,14 +666,19 @@ async fn a_socket_that_stops_reading_is_dropped_as_too_slow_and_resumes_without_
     assert_exactly_once_in_order(&ids, 1..=total);
 }
 
-#[tokio::test]
-async fn a_websocket_session_is_kept_while_it_answers_the_heartbeat_and_closed_when_it_stops() {
-    let config = SocketIoConfig {
+/// A heartbeat quick enough to watch: a ping every 500 ms, 500 ms to
+/// answer it.
+fn quick_heartbeat() -> SocketIoConfig {
+    SocketIoConfig {
         ping_interval: Duration::from_millis(500),
         ping_timeout: Duration::from_millis(500),
         ..SocketIoConfig::default()
-    };
-    let (server, _) = server_with(config).await;
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_session_is_kept_while_it_answers_the_heartbeat_and_closed_when_it_stops() {
+    let (server, _) = server_with(quick_heartbeat()).await;
     let open = |eio: u8| {
         let url = server.ws_url(&format!("/socket.io/?EIO={eio}&transport=websocket"));
         async move { notify_test_support::ws_connect(&url).await.unwrap() }
@@ -741,12 +746,7 @@ async fn pings_until_closed(ws: &mut WsClient) -> usize {
 
 #[tokio::test]
 async fn a_session_upgraded_from_polling_keeps_its_heartbeat_over_websocket() {
-    let config = SocketIoConfig {
-        ping_interval: Duration::from_millis(500),
-        ping_timeout: Duration::from_millis(500),
-        ..SocketIoConfig::default()
-    };
-    let (server, _) = server_with(config).await;
+    let (server, _) = server_with(quick_heartbeat()).await;
     // Opened on polling (whose first ping is answered there), then
     // upgraded: the probe, then `5`.
     let upgraded = || async {
