@@ -124,6 +124,14 @@ impl<'a> Polling<'a> {
     }
 }
 
+/// An Engine.IO 4 session on a WebSocket alone, its open packet read.
+async fn websocket_session(server: &TestServer) -> WsClient {
+    let url = server.ws_url("/socket.io/?EIO=4&transport=websocket");
+    let mut ws = notify_test_support::ws_connect(&url).await.unwrap();
+    until(&mut ws, "0").await;
+    ws
+}
+
 /// The packets of a polling payload: Engine.IO 4 separates them with the
 /// record separator 0x1e; Engine.IO 3 prefixes each with its length and `:`.
 fn decode_payload(eio: u8, body: &str) -> Vec<String> {
@@ -313,11 +321,7 @@ async fn a_websocket_message_larger_than_one_read_arrives_whole() {
         "the message takes several reads"
     );
     let (server, _) = server().await;
-    let mut ws =
-        notify_test_support::ws_connect(&server.ws_url("/socket.io/?EIO=4&transport=websocket"))
-            .await
-            .unwrap();
-    until(&mut ws, "0").await;
+    let mut ws = websocket_session(&server).await;
     ws.send(Message::text("40/test,")).await.unwrap();
     until(&mut ws, "40/test,").await;
     ws.send(Message::text(format!(
@@ -618,11 +622,7 @@ async fn a_socket_that_stops_reading_is_dropped_as_too_slow_and_resumes_without_
     };
     let (server, sio) = server_configured(test_config, config).await;
     let epoch = server.hub().epoch().as_str().to_owned();
-    let mut ws =
-        notify_test_support::ws_connect(&server.ws_url("/socket.io/?EIO=4&transport=websocket"))
-            .await
-            .unwrap();
-    until(&mut ws, "0").await;
+    let mut ws = websocket_session(&server).await;
     ws.send(Message::text("40")).await.unwrap();
     until(&mut ws, "40").await;
     until(&mut ws, r#"42["hello""#).await;
